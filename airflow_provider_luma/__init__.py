@@ -1,0 +1,59 @@
+"""Apache Airflow provider for Luma ray-3.2 video generation through GMI Cloud's request queue.
+
+This module imports nothing heavy: Airflow calls :func:`get_provider_info` during provider discovery.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "get_provider_info"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    return {
+        "package-name": "airflow-provider-luma",
+        "name": "Luma AI",
+        "description": "Render videos with Luma ray-3.2 (luma-ray-3-2-generate on GMI Cloud) from Airflow DAGs.",
+        "integrations": [
+            {
+                "integration-name": "Luma AI",
+                "external-doc-url": "https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-generate",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.operators"]},
+        ],
+        "hooks": [
+            {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.hooks"]},
+        ],
+        "triggers": [
+            {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.triggers"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "luma",
+                "hook-class-name": "airflow_provider_luma.hooks.LumaHook",
+                "hook-name": "Luma AI (GMI Cloud)",
+                "conn-fields": {
+                    "organization_id": {
+                        "label": "Organization ID",
+                        "description": "Sent as X-Organization-ID for multi-organization accounts (optional).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "extra"],
+                    "relabeling": {"host": "Base URL", "password": "API Key"},
+                    "placeholders": {
+                        "host": "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey",
+                        "password": "GMI Cloud API key",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,224 @@
+"""The one exception tree of ``airflow_provider_luma``.
+
+::
+
+    LumaError                               base of everything below; never carries the API key
+    ├── LumaValidationError (ValueError)    the request breaks a model-page rule; raised before any HTTP
+    ├── LumaConfigurationError              the Airflow Connection is unusable (no API key, bad base URL)
+    ├── LumaAPIError                        the service answered with an HTTP error status
+    │   ├── LumaBadRequestError             400 / 413 / 422: invalid payload or parameter combination
+    │   ├── LumaAuthError                   401 / 403: missing, invalid, revoked key or suspended client
+    │   ├── LumaInsufficientCreditsError    402: add credits; the job was not queued
+    │   ├── LumaNotFoundError               404: unknown request id, model, or no access to the model
+    │   ├── LumaRateLimitError              429: RPM or concurrency limit; ``retry_after`` seconds, ``kind``
+    │   └── LumaServerError                 5xx and anything else unexpected
+    ├── LumaConnectionError                 no HTTP response (refused, reset, DNS)
+    │   └── LumaTimeoutError                the response did not arrive in time
+    ├── LumaSubmissionOutcomeUnknown        a POST was sent but we cannot tell whether it was accepted
+    ├── LumaResponseError                   the body was not the JSON we can read (HTML page, truncated, ...)
+    └── LumaGenerationError                 the render itself ended badly
+        ├── LumaGenerationFailed            status ``failed`` (``reason``, ``failure_code``)
+        └── LumaGenerationCancelled         status ``cancelled``
+
+Every class has :attr:`LumaError.retryable`: whether running the same thing again can help. The operators turn
+non-retryable errors into ``AirflowFailException`` so Airflow does not burn retries on them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+# Luma failure codes (Luma Agents error-handling guide) that a rerun of the same request cannot fix.
+PERMANENT_FAILURE_CODES = frozenset(
+    {
+        "content_moderated",
+        "budget_exhausted",
+        "image_too_large",
+        "unsupported_format",
+        "corrupt_input",
+        "invalid_request",
+    }
+)
+# Message fragments that mean the same when the code is not passed through (GMI does not document it).
+_PERMANENT_REASON_HINTS = ("moderat", "content policy", "safety", "insufficient credit", "budget")
+
+
+class LumaError(Exception):
+    """Base class of every error this provider raises."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class LumaValidationError(LumaError, ValueError):
+    """The request breaks one or more rules of the model page. Raised before any HTTP request."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid luma-ray-3-2-generate request: " + "; ".join(problems))
+
+    @classmethod
+    def from_pydantic(cls, exc: ValidationError) -> LumaValidationError:
+        """Turn a pydantic error into one line per broken rule, each naming its field."""
+        problems: list[str] = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err.get("loc", ()))
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "is not a parameter of luma-ray-3-2-generate"
+            elif err.get("type") == "literal_error":
+                msg = f"got {err.get('input')!r}; " + msg.lower()
+            problems.append(f"{field}: {msg}" if field else msg)
+        return cls(problems)
+
+
+class LumaConfigurationError(LumaError):
+    """The Airflow Connection cannot be used as it is (for example it has no API key)."""
+
+
+class LumaAPIError(LumaError):
+    """The service answered with an HTTP error status.
+
+    :param status_code: the HTTP status.
+    :param message: the server's message (``error``/``detail``), or a short description of the body.
+    :param request_id: the queue request id concerned, when known.
+    """
+
+    def __init__(self, message: str, *, status_code: int, request_id: str | None = None) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.message = message
+
+
+class LumaBadRequestError(LumaAPIError):
+    """400/413/422: the service rejected the payload."""
+
+
+class LumaAuthError(LumaAPIError):
+    """401/403: the API key is missing, invalid, revoked, or the client is suspended."""
+
+
+class LumaInsufficientCreditsError(LumaAPIError):
+    """402: not enough credits; the job was not queued."""
+
+
+class LumaNotFoundError(LumaAPIError):
+    """404: unknown request id or model, or the key has no access to the model."""
+
+
+class LumaRateLimitError(LumaAPIError):
+    """429: too many requests per minute, or too many concurrent jobs.
+
+    :param retry_after: seconds the server asked us to wait, when it said.
+    :param kind: ``"concurrency"`` for "Too many concurrent jobs", ``"rpm"`` for a request-rate limit.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        kind: Literal["rpm", "concurrency"] = "rpm",
+    ) -> None:
+        super().__init__(message, status_code=status_code, request_id=request_id)
+        self.retry_after = retry_after
+        self.kind = kind
+
+
+class LumaServerError(LumaAPIError):
+    """5xx (or any other unexpected status). GMI sometimes wraps an upstream 4xx in a 500."""
+
+    retryable = True
+
+
+class LumaConnectionError(LumaError):
+    """No HTTP response arrived: connection refused or reset, DNS failure."""
+
+    retryable = True
+
+
+class LumaTimeoutError(LumaConnectionError):
+    """The service did not answer in time."""
+
+
+class LumaSubmissionOutcomeUnknown(LumaError):
+    """A create request was sent, but the answer was lost (timeout, dropped connection, 5xx).
+
+    The render may or may not have been accepted and billed. It is not retried automatically, because a second
+    POST could buy a second render.
+    """
+
+    retryable = False
+
+
+class LumaResponseError(LumaError):
+    """The service answered 2xx but the body is not JSON we can read."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class LumaGenerationError(LumaError):
+    """A render ended in ``failed`` or ``cancelled``.
+
+    :param request_id: the queue request id.
+    :param reason: the server's failure text.
+    :param failure_code: Luma's failure code when passed through (e.g. ``content_moderated``).
+    """
+
+    def __init__(
+        self,
+        request_id: str,
+        reason: str | None,
+        *,
+        failure_code: str | None = None,
+        generation_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.reason = reason or "no reason given"
+        self.failure_code = failure_code
+        self.generation_id = generation_id
+        code = f" [{failure_code}]" if failure_code else ""
+        super().__init__(f"Luma request {request_id} {self.verb}{code}: {self.reason}")
+
+    verb: ClassVar[str] = "ended"
+
+
+class LumaGenerationFailed(LumaGenerationError):
+    """The render failed. Retryable unless the code or reason says a rerun cannot help."""
+
+    verb = "failed"
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """False for content moderation, credits and invalid input; True for transient failures."""
+        return not is_permanent_failure(self.failure_code, self.reason)
+
+
+class LumaGenerationCancelled(LumaGenerationError):
+    """The render was cancelled on the service side."""
+
+    verb = "was cancelled"
+    retryable = True
+
+
+def is_permanent_failure(failure_code: str | None, reason: str | None) -> bool:
+    """Whether a failed render would fail again if resubmitted unchanged."""
+    if failure_code and failure_code.lower() in PERMANENT_FAILURE_CODES:
+        return True
+    text = (reason or "").lower()
+    return any(hint in text for hint in _PERMANENT_REASON_HINTS)
