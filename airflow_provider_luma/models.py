@@ -38,7 +38,7 @@ _NON_FRAME_EXTENSIONS: Final = frozenset(
 )  # fmt: skip
 
 
-class Mode(str, enum.Enum):
+class Mode(enum.StrEnum):
     """What kind of render a request asks for, derived from which keyframes are set."""
 
     TEXT_TO_VIDEO = "text_to_video"
@@ -46,9 +46,6 @@ class Mode(str, enum.Enum):
     EXTEND_FORWARD = "extend_forward"
     EXTEND_BACKWARD = "extend_backward"
     INTERPOLATION = "interpolation"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class VideoRequest(BaseModel):
@@ -86,9 +83,7 @@ class VideoRequest(BaseModel):
     @classmethod
     def _check_aspect_ratio(cls, value: str) -> str:
         if value in IMAGE_ONLY_ASPECT_RATIOS:
-            raise ValueError(
-                f"aspect_ratio {value!r} is image-only; video accepts {', '.join(VIDEO_ASPECT_RATIOS)}"
-            )
+            raise ValueError(f"aspect_ratio {value!r} is image-only; video accepts {', '.join(VIDEO_ASPECT_RATIOS)}")
         if value not in VIDEO_ASPECT_RATIOS:
             raise ValueError(f"aspect_ratio {value!r} is not one of {', '.join(VIDEO_ASPECT_RATIOS)}")
         return value
@@ -220,7 +215,7 @@ def _combination_problems(r: VideoRequest) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-class GenerationStatus(str, enum.Enum):
+class GenerationStatus(enum.StrEnum):
     """Request-queue statuses documented by GMI (``created`` .. ``cancelled``), plus ``unknown``."""
 
     CREATED = "created"
@@ -236,9 +231,6 @@ class GenerationStatus(str, enum.Enum):
     def is_terminal(self) -> bool:
         """True for ``success``, ``failed`` and ``cancelled``."""
         return self in TERMINAL_STATUSES
-
-    def __str__(self) -> str:
-        return self.value
 
 
 TERMINAL_STATUSES: Final = frozenset({GenerationStatus.SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
@@ -297,13 +289,14 @@ def parse_generation(body: Any, *, request_id: str | None = None) -> Generation:
     """
     if not isinstance(body, dict):
         raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-    outcome = body.get("outcome") if isinstance(body.get("outcome"), dict) else {}
+    raw_outcome = body.get("outcome")
+    outcome: dict[str, Any] = raw_outcome if isinstance(raw_outcome, dict) else {}
     rid = _first_str(body.get("request_id"), body.get("id"), request_id)
     if not rid:
         raise ValueError("response has no request_id")
     raw_status = _first_str(body.get("status"), body.get("state"), outcome.get("status")) or ""
     video_url, exr_url = _media_urls(body, outcome)
-    known = {
+    known: dict[str, Any] = {
         "request_id": rid,
         "status": normalize_status(raw_status),
         "raw_status": raw_status,

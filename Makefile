@@ -1,0 +1,50 @@
+# The README's two commands are `make demo` and `make test`; everything installs itself into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install lint typecheck unit e2e test demo bench lock simulator clean
+
+$(STAMP): requirements/dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements/dev.lock
+	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -m "not e2e"
+
+e2e: install
+	$(BIN)/pytest -m e2e
+
+# ruff, mypy (strict on the package), then the whole pytest suite (unit + real-Airflow end-to-end).
+test: lint typecheck
+	$(BIN)/pytest
+
+# Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+simulator: install
+	$(BIN)/python -m airflow_provider_luma.testing --port 8765
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache output

@@ -1,0 +1,277 @@
+"""The worker-side flow of one render: validate, submit at most once, wait, and finish.
+
+Imported lazily by the operators (never at DAG-parse time). Durable state lives in Airflow 3.3's
+``context["task_state_store"]`` under :data:`STATE_KEY`, which survives retries of the same task instance:
+
+* ``phase="submitting"`` is written *before* the create request is sent; ``phase="submitted"`` with the
+  ``request_id`` right after it is accepted; ``phase="succeeded"`` once the render is done.
+* A later try reads it: an in-flight request is re-attached (no POST), a succeeded one is returned (no POST, when
+  ``reuse_existing``), a failed one is resubmitted, and a ``submitting`` record without a request id is an
+  ambiguous submission that fails loudly instead of silently buying a second render.
+
+The key name and the record's field names are a compatibility contract: renaming them breaks in-flight retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_luma.exceptions import (
+    LumaError,
+    LumaGenerationCancelled,
+    LumaGenerationFailed,
+    LumaNotFoundError,
+    LumaSubmissionOutcomeUnknown,
+    LumaValidationError,
+)
+from airflow_provider_luma.models import Generation, GenerationStatus, VideoRequest
+from airflow_provider_luma.pricing import billed_blocks, estimate_cost_usd
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.hooks import LumaHook
+    from airflow_provider_luma.operators import LumaGenerateVideoOperator
+
+STATE_KEY = "luma_render"  # stable across releases
+STATE_RETENTION = timedelta(days=30)
+
+
+def fingerprint(request: VideoRequest) -> str:
+    """Stable hash of what would be sent, so a retry with different parameters never re-attaches."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def fail_or_retry(exc: BaseException, message: str | None = None) -> AirflowException:
+    """The Airflow exception for a Luma error: permanent ones skip the task's remaining retries."""
+    text = message or str(exc)
+    return AirflowException(text) if getattr(exc, "retryable", False) else AirflowFailException(text)
+
+
+class _StateStore:
+    """``task_state_store`` with a tolerant fallback (``dag.test`` and older runtimes may not offer one)."""
+
+    def __init__(self, context: Any) -> None:
+        try:
+            self._store = context["task_state_store"]
+        except (KeyError, TypeError):
+            self._store = None
+        self._memory: dict[str, Any] = {}
+
+    def get(self) -> dict[str, Any] | None:
+        value = self._store.get(STATE_KEY) if self._store is not None else self._memory.get(STATE_KEY)
+        return value if isinstance(value, dict) else None
+
+    def set(self, **record: Any) -> None:
+        if self._store is not None:
+            self._store.set(STATE_KEY, record, retention=STATE_RETENTION)
+        else:
+            self._memory[STATE_KEY] = record
+
+
+class RenderRun:
+    """One execution (or resumption) of a Luma operator."""
+
+    def __init__(self, operator: LumaGenerateVideoOperator, context: Any) -> None:
+        self.op, self.context, self.log = operator, context, operator.log
+        self.state = _StateStore(context)
+        try:
+            self.request = VideoRequest.from_params(**operator.request_params())
+        except LumaValidationError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @property
+    def hook(self) -> LumaHook:
+        from airflow_provider_luma.hooks import LumaHook
+
+        return LumaHook(self.op.luma_conn_id)
+
+    # -- execute() -------------------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Validate, resume or submit, then wait (deferring or polling)."""
+        r = self.request
+        self.log.info(
+            "Luma %s render: %s %s %s%s%s, estimated cost $%.2f (%d block(s))",
+            r.mode, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
+            " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
+        )  # fmt: skip
+        generation = self._resume() or self._submit()
+        if generation.is_terminal:
+            return self.finish_generation(generation)
+        return self._wait(generation.request_id)
+
+    def _resume(self) -> Generation | None:
+        record = self.state.get()
+        if not record:
+            return None
+        if record.get("fingerprint") != fingerprint(self.request):
+            self.log.info("Stored Luma request was for different parameters; submitting a new render")
+            return None
+        request_id = record.get("request_id")
+        if record.get("phase") == "submitting" and not request_id:
+            return self._ambiguous(record)
+        if not request_id:
+            return None
+        try:
+            generation = self.hook.get_generation(str(request_id))
+        except LumaNotFoundError:
+            self.log.warning("Stored Luma request %s is unknown to the service; submitting anew", request_id)
+            return None
+        except LumaError as exc:
+            raise fail_or_retry(exc, f"Could not check stored Luma request {request_id}: {exc}") from None
+        if generation.status is GenerationStatus.SUCCESS:
+            if self.op.reuse_existing:
+                self.log.info("Luma request %s already succeeded; reusing it (no new render is paid)", request_id)
+                return generation
+            self.log.info("Luma request %s already succeeded but reuse_existing=False; rendering again", request_id)
+            return None
+        if generation.is_terminal:
+            self.log.info("Previous Luma request %s ended %s; submitting a fresh render", request_id, generation.status)
+            return None
+        self.log.info("Re-attaching to Luma request %s (%s); no new render is submitted", request_id, generation.status)
+        return generation
+
+    def _ambiguous(self, record: dict[str, Any]) -> Generation | None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
+        message = (
+            f"A previous try sent a Luma create request at {when} but never learned its request id (the answer "
+            "was lost). That render may exist and be billed. Check the GMI console; to accept the risk of paying "
+            "twice, set resubmit_unknown=True on this task and clear it."
+        )
+        if not self.op.resubmit_unknown:
+            self.log.error(message)
+            raise AirflowFailException(message)
+        self.log.warning("%s resubmit_unknown=True: submitting a new render.", message)
+        return None
+
+    def _submit(self) -> Generation:
+        fp = fingerprint(self.request)
+        self.state.set(phase="submitting", fingerprint=fp, attempted_at=time.time(), request_id=None)
+        try:
+            generation = self.hook.submit_generation(self.request)
+        except LumaSubmissionOutcomeUnknown as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
+        except LumaError as exc:
+            # Provably not accepted: forget the attempt so a retry submits cleanly.
+            self.state.set(phase="rejected", fingerprint=fp, attempted_at=time.time(), request_id=None)
+            raise fail_or_retry(exc, f"Luma rejected the request: {exc}") from None
+        self.state.set(phase="submitted", fingerprint=fp, attempted_at=time.time(), request_id=generation.request_id)
+        self.log.info("Submitted Luma request %s (status %s)", generation.request_id, generation.raw_status or "-")
+        return generation
+
+    def _wait(self, request_id: str) -> dict[str, Any]:
+        from airflow_provider_luma.triggers import LumaGenerationTrigger
+
+        now = time.time()
+        budget = float(self.op.timeout)
+        if self.op.execution_timeout is not None:
+            # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
+            budget = min(budget, self.op.execution_timeout.total_seconds())
+        deadline = now + budget
+        if not self.op.deferrable:
+            return self._poll_in_worker(request_id, deadline)
+        trigger = LumaGenerationTrigger(
+            request_id=request_id,
+            deadline=deadline,
+            luma_conn_id=self.op.luma_conn_id,
+            poll_interval=self.op.poll_interval,
+            submitted_at=now,
+        )
+        # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
+        backstop = timedelta(seconds=budget + max(60.0, 3 * self.op.poll_interval))
+        self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
+        self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def _poll_in_worker(self, request_id: str, deadline: float) -> dict[str, Any]:
+        from airflow_provider_luma.triggers import generation_event
+
+        last: GenerationStatus | None = None
+        started = time.time()
+        while time.time() < deadline:
+            try:
+                generation = self.hook.get_generation(request_id)
+            except LumaError as exc:
+                if not exc.retryable:
+                    raise fail_or_retry(exc) from None
+                self.log.warning("Luma request %s: status check failed (%s); still polling", request_id, exc)
+            else:
+                if generation.status != last:
+                    self.log.info(
+                        "Luma request %s: %s after %.0f s", request_id, generation.status, time.time() - started
+                    )
+                    last = generation.status
+                if generation.is_terminal:
+                    return self.complete(generation_event(generation, elapsed=time.time() - started))
+            time.sleep(max(0.0, min(self.op.poll_interval, deadline - time.time())))
+        raise AirflowException(
+            f"Luma request {request_id} did not finish before the deadline; the render may still finish and is "
+            "billed. A retry of this task re-attaches to it."
+        )
+
+    # -- execute_complete() ----------------------------------------------------------------------------------
+
+    def complete(self, event: dict[str, Any] | None) -> dict[str, Any]:
+        """Turn the trigger's event into the task's result, or the right Airflow exception."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"Luma trigger returned no usable event: {event!r}")
+        status, request_id = event["status"], event.get("request_id") or "?"
+        if status == "success":
+            return self.finish_event(event)
+        message = str(event.get("message") or "no reason given")
+        if status == "failed":
+            error: LumaError = LumaGenerationFailed(request_id, message, failure_code=event.get("failure_code"))
+        elif status == "cancelled":
+            error = LumaGenerationCancelled(request_id, message)
+        else:  # timeout / error
+            self.log.error("Luma request %s: %s", request_id, message)
+            raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
+        self.log.error("%s", error)
+        raise fail_or_retry(error)
+
+    def finish_generation(self, generation: Generation) -> dict[str, Any]:
+        """Result for a generation that was already terminal when we looked."""
+        from airflow_provider_luma.triggers import generation_event
+
+        return self.complete(generation_event(generation, elapsed=0.0))
+
+    def finish_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Record success durably and build the XCom result."""
+        from airflow.sdk.log import mask_secret
+
+        for url in (event.get("video_url"), event.get("exr_url")):
+            if url:
+                mask_secret(url)  # presigned URLs are capabilities: keep them out of logs
+        r = self.request
+        result = {
+            "generation_id": event.get("generation_id"),
+            "request_id": event.get("request_id"),
+            "video_url": event.get("video_url"),
+            "exr_url": event.get("exr_url"),
+            "mode": r.mode.value,
+            "estimated_cost_usd": estimate_cost_usd(r),
+            "billed_blocks": billed_blocks(r),
+            "resolution": r.resolution,
+            "duration": r.duration,
+            "aspect_ratio": r.aspect_ratio,
+            "hdr": r.hdr,
+        }
+        self.state.set(
+            phase="succeeded",
+            fingerprint=fingerprint(r),
+            attempted_at=time.time(),
+            request_id=result["request_id"],
+            generation_id=result["generation_id"],
+        )
+        self.log.info(
+            "Luma %s render done: generation %s (request %s)", r.mode, result["generation_id"], result["request_id"]
+        )
+        if not result["generation_id"]:
+            self.log.warning("The service reported success without a generation_id; chaining from it will fail")
+        return result

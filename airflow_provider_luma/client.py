@@ -1,0 +1,410 @@
+"""Airflow-free HTTP client for GMI Cloud's request queue, as sync and async twins over httpx.
+
+``LumaClient`` (worker) and ``AsyncLumaClient`` (triggerer) share everything but ``await``: requests are built
+by :func:`build_submit` / :func:`build_get` / :func:`build_list_models`, every response goes through
+:func:`decode_response`, and retry decisions come from :mod:`airflow_provider_luma._retry` through
+:class:`_Attempts`. The API key lives only in the ``Authorization`` header; it is never logged and is scrubbed
+from any server text that ends up in an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from airflow_provider_luma import __version__
+from airflow_provider_luma._retry import Outcome, RetryPolicy, next_delay, parse_retry_after
+from airflow_provider_luma.exceptions import (
+    LumaAPIError,
+    LumaAuthError,
+    LumaBadRequestError,
+    LumaConnectionError,
+    LumaError,
+    LumaInsufficientCreditsError,
+    LumaNotFoundError,
+    LumaRateLimitError,
+    LumaResponseError,
+    LumaServerError,
+    LumaSubmissionOutcomeUnknown,
+    LumaTimeoutError,
+)
+from airflow_provider_luma.models import MODEL_ID, Generation, VideoRequest, parse_generation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"
+DEFAULT_API_PATH = "/api/v1/ie/requestqueue/apikey"
+USER_AGENT = f"airflow-provider-luma/{__version__} httpx/{httpx.__version__}"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything a client needs; built from an Airflow Connection by ``LumaHook``."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = field(default="", repr=False)
+    organization_id: str | None = None
+    timeout: float = 60.0
+    connect_timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def headers(self) -> dict[str, str]:
+        """Request headers: bearer auth, optional organization, provider User-Agent."""
+        headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self.organization_id:
+            headers["X-Organization-ID"] = self.organization_id
+        return headers
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        """Per-request timeouts; the pool wait is generous because triggers share one pool."""
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=max(self.timeout, 60.0))
+
+
+def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
+    """Turn an Airflow Connection's host (full URL or bare host name) into the request-queue base URL.
+
+    * empty → the GMI default;
+    * ``http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey`` → used as is (trailing ``/`` dropped);
+    * ``http://127.0.0.1:8000`` → the documented path is appended;
+    * ``console.gmicloud.ai`` (bare) → ``https://`` + host (+ ``:port``) + (``schema`` as path, or the default path).
+    """
+    text = (host or "").strip()
+    if not text:
+        return DEFAULT_BASE_URL
+    if "://" not in text:
+        netloc, _, path = text.partition("/")
+        if port and ":" not in netloc:
+            netloc = f"{netloc}:{port}"
+        path = path or (schema or "").strip("/")
+        text = f"https://{netloc}/{path}" if path else f"https://{netloc}"
+    url = httpx.URL(text)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"Luma base URL {text!r} must be an http(s) URL or a bare host name")
+    if url.path in ("", "/"):
+        url = url.copy_with(path=DEFAULT_API_PATH)
+    return str(url).rstrip("/")
+
+
+# -- requests ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: which retry rule applies, and what to send."""
+
+    kind: Literal["submit", "poll"]
+    method: str
+    path: str
+    json: dict[str, Any] | None = None
+    request_id: str | None = None
+
+
+def build_submit(request: VideoRequest) -> Call:
+    """``POST /requests`` with the payload fields the caller set."""
+    return Call("submit", "POST", "/requests", json={"model": MODEL_ID, "payload": request.to_payload()})
+
+
+def build_get(request_id: str) -> Call:
+    """``GET /requests/{request_id}``."""
+    if not request_id or "/" in request_id:
+        raise ValueError(f"invalid request id {request_id!r}")
+    return Call("poll", "GET", f"/requests/{request_id}", request_id=request_id)
+
+
+def build_list_models() -> Call:
+    """``GET /models``, used by the connection test."""
+    return Call("poll", "GET", "/models")
+
+
+# -- responses and errors ------------------------------------------------------------------------------------
+
+_STATUS_ERRORS: dict[int, type[LumaAPIError]] = {
+    400: LumaBadRequestError,
+    401: LumaAuthError,
+    402: LumaInsufficientCreditsError,
+    403: LumaAuthError,
+    404: LumaNotFoundError,
+    413: LumaBadRequestError,
+    422: LumaBadRequestError,
+}
+
+
+def server_message(response: httpx.Response, api_key: str = "") -> str:
+    """The server's error text (``error``/``detail``/``message``), or a short description of the body."""
+    text = ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            value = body.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("detail")
+            if value:
+                text = str(value)
+                break
+    if not text:
+        raw = response.text.strip()
+        ctype = response.headers.get("content-type", "")
+        if "html" in ctype or raw.lower().startswith(("<!doctype", "<html")):
+            text = f"HTML error page ({len(raw)} bytes) instead of JSON"
+        else:
+            text = raw[:200] or response.reason_phrase or "empty body"
+    return scrub(text, api_key)
+
+
+def scrub(text: str, secret: str) -> str:
+    """Remove a secret from text that may reach logs or exceptions."""
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
+def error_for_response(response: httpx.Response, call: Call, api_key: str = "") -> LumaAPIError:
+    """Map an HTTP error response to the exception tree."""
+    status, message = response.status_code, server_message(response, api_key)
+    if status == 429:
+        concurrency = "concurren" in message.lower()
+        return LumaRateLimitError(
+            message,
+            request_id=call.request_id,
+            retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
+            kind="concurrency" if concurrency else "rpm",
+        )
+    cls = _STATUS_ERRORS.get(status, LumaServerError)
+    return cls(message, status_code=status, request_id=call.request_id)
+
+
+def decode_response(response: httpx.Response, call: Call, api_key: str = "") -> Any:
+    """Return the JSON of a 2xx response, or raise the mapped error."""
+    if response.status_code >= 400:
+        raise error_for_response(response, call, api_key)
+    try:
+        return response.json()
+    except ValueError:
+        snippet = scrub(response.text[:120], api_key)
+        problem = f"{call.method} {call.path} returned HTTP {response.status_code} with a non-JSON body: {snippet!r}"
+        if call.kind == "submit":
+            raise LumaSubmissionOutcomeUnknown(
+                problem + ". The request may have been accepted (and billed); it is not resent automatically."
+            ) from None
+        raise LumaResponseError(problem, status_code=response.status_code) from None
+
+
+def to_generation(body: Any, call: Call) -> Generation:
+    """Parse a create/get body; an unreadable one is a response error (ambiguous on submit)."""
+    try:
+        return parse_generation(body, request_id=call.request_id)
+    except ValueError as exc:
+        problem = f"{call.method} {call.path}: unreadable request record ({exc})"
+        if call.kind == "submit":
+            raise LumaSubmissionOutcomeUnknown(problem + "; the request may have been accepted.") from None
+        raise LumaResponseError(problem) from None
+
+
+def _transport_outcome(exc: httpx.TransportError) -> Outcome:
+    # Connect errors and pool/connect timeouts happen before a byte of the request is sent.
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return "not_sent"
+    return "lost"
+
+
+class _Attempts:
+    """Retry bookkeeping for one call, shared by the sync and async clients."""
+
+    def __init__(self, settings: ClientSettings, call: Call) -> None:
+        self.settings, self.call, self.count = settings, call, 0
+
+    def after_response(self, response: httpx.Response) -> float | None:
+        """None when the response is final (2xx or a non-retryable error); else the delay before retrying."""
+        self.count += 1
+        if response.status_code < 400:
+            return None
+        error = error_for_response(response, self.call, self.settings.api_key)
+        retry_after = error.retry_after if isinstance(error, LumaRateLimitError) else None
+        delay = next_delay(self.settings.retry, self.call.kind, response.status_code, self.count, retry_after)
+        if delay is None:
+            if self.call.kind == "submit" and response.status_code >= 500:
+                raise LumaSubmissionOutcomeUnknown(
+                    f"POST /requests answered {error}. The service may still have accepted the render; "
+                    "it is not resent automatically so it cannot be bought twice."
+                ) from error
+            return None  # decode_response raises the mapped error
+        what = f"{error.kind} limit" if isinstance(error, LumaRateLimitError) else f"HTTP {response.status_code}"
+        log.warning(
+            "Luma %s %s got %s (%s); retrying in %.1f s (attempt %d/%d)",
+            self.call.method, self.call.path, what, error.message, delay, self.count + 1,
+            self.settings.retry.max_attempts,
+        )  # fmt: skip
+        return delay
+
+    def after_transport_error(self, exc: httpx.TransportError) -> float:
+        """The delay before retrying, or raise the mapped connection/ambiguity error."""
+        self.count += 1
+        outcome = _transport_outcome(exc)
+        delay = next_delay(self.settings.retry, self.call.kind, outcome, self.count)
+        detail = f"{type(exc).__name__}: {scrub(str(exc), self.settings.api_key)}"
+        if delay is None:
+            if self.call.kind == "submit" and outcome == "lost":
+                raise LumaSubmissionOutcomeUnknown(
+                    f"POST /requests was sent but no answer arrived ({detail}). The service may have accepted "
+                    "the render; it is not resent automatically so it cannot be bought twice."
+                ) from None
+            cls = LumaTimeoutError if isinstance(exc, httpx.TimeoutException) else LumaConnectionError
+            raise cls(f"{self.call.method} {self.call.path} failed after {self.count} attempt(s): {detail}") from None
+        log.warning(
+            "Luma %s %s failed (%s); retrying in %.1f s (attempt %d/%d)",
+            self.call.method, self.call.path, detail, delay, self.count + 1, self.settings.retry.max_attempts,
+        )  # fmt: skip
+        return delay
+
+
+# -- the twins -------------------------------------------------------------------------------------------
+
+
+class LumaClient:
+    """Synchronous client (Airflow workers).
+
+    :param settings: base URL, API key, timeouts, retry policy.
+    :param transport: an httpx transport, e.g. ``httpx.MockTransport`` in tests.
+    :param sleep: what to call between retries (patch it, not the client, in tests).
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
+            transport=transport,
+        )  # fmt: skip
+
+    def _send(self, call: Call) -> Any:
+        attempts = _Attempts(self.settings, call)
+        while True:
+            try:
+                response = self._http.request(call.method, call.path, json=call.json)
+            except httpx.TransportError as exc:
+                delay = attempts.after_transport_error(exc)
+            else:
+                retry_in = attempts.after_response(response)
+                if retry_in is None:
+                    return decode_response(response, call, self.settings.api_key)
+                delay = retry_in
+            self._sleep(delay)
+
+    def submit(self, request: VideoRequest) -> Generation:
+        """Create a render. Retries only when the request provably was not accepted."""
+        call = build_submit(request)
+        return to_generation(self._send(call), call)
+
+    def get_generation(self, request_id: str) -> Generation:
+        """Read the current state of a request (retries transient failures)."""
+        call = build_get(request_id)
+        return to_generation(self._send(call), call)
+
+    def list_models(self) -> list[str]:
+        """Model ids visible to this key."""
+        body = self._send(build_list_models())
+        ids = body.get("model_ids") if isinstance(body, dict) else None
+        return [str(m) for m in ids] if isinstance(ids, list) else []
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> LumaClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncLumaClient:
+    """Asynchronous twin of :class:`LumaClient` (triggerer). One instance is safe to share across tasks."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
+        max_connections: int = 64,
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )  # fmt: skip
+
+    async def _asend(self, call: Call) -> Any:
+        attempts = _Attempts(self.settings, call)
+        while True:
+            try:
+                response = await self._http.request(call.method, call.path, json=call.json)
+            except httpx.TransportError as exc:
+                delay = attempts.after_transport_error(exc)
+            else:
+                retry_in = attempts.after_response(response)
+                if retry_in is None:
+                    return decode_response(response, call, self.settings.api_key)
+                delay = retry_in
+            await self._sleep(delay)
+
+    async def asubmit(self, request: VideoRequest) -> Generation:
+        """Async :meth:`LumaClient.submit`."""
+        call = build_submit(request)
+        return to_generation(await self._asend(call), call)
+
+    async def aget_generation(self, request_id: str) -> Generation:
+        """Async :meth:`LumaClient.get_generation`."""
+        call = build_get(request_id)
+        return to_generation(await self._asend(call), call)
+
+    async def alist_models(self) -> list[str]:
+        """Async :meth:`LumaClient.list_models`."""
+        body = await self._asend(build_list_models())
+        ids = body.get("model_ids") if isinstance(body, dict) else None
+        return [str(m) for m in ids] if isinstance(ids, list) else []
+
+    @property
+    def is_closed(self) -> bool:
+        """True once :meth:`aclose` ran."""
+        return self._http.is_closed
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncLumaClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AsyncLumaClient",
+    "Call",
+    "ClientSettings",
+    "LumaClient",
+    "LumaError",
+    "build_get",
+    "build_list_models",
+    "build_submit",
+    "decode_response",
+    "normalize_base_url",
+]

@@ -1,0 +1,176 @@
+"""``LumaHook``: an Airflow Connection turned into a Luma client, sync for workers and async for triggerers.
+
+Connection fields (type ``luma``):
+
+* **Password** — the GMI Cloud API key (required).
+* **Host** — base URL (optional): a full URL such as ``http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey`` or a
+  bare host name (``https://`` and the documented path are added). Default: GMI's public endpoint.
+* **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
+
+In the triggerer, connections are fetched with the async API only, and every trigger of one connection shares a
+single ``httpx.AsyncClient`` per event loop (see :meth:`LumaHook.ashared_client`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_luma._retry import RetryPolicy
+from airflow_provider_luma.client import AsyncLumaClient, ClientSettings, LumaClient, normalize_base_url
+from airflow_provider_luma.exceptions import LumaConfigurationError, LumaError
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.models import Generation, VideoRequest
+
+# event loop -> {settings fingerprint -> [client, users]}; weak so a finished loop drops its clients.
+_SHARED_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def settings_from_connection(
+    conn: Any, extra: dict[str, Any], *, timeout: float = 60.0, retry: RetryPolicy | None = None
+) -> ClientSettings:
+    """Build client settings from a Connection and its parsed extras.
+
+    :raises LumaConfigurationError: when there is no API key or the host is not a usable URL.
+    """
+    api_key = (conn.password or "").strip()
+    if not api_key:
+        raise LumaConfigurationError(
+            f"Airflow connection {conn.conn_id!r} has no API key: put the GMI Cloud API key in its Password field"
+        )
+    try:
+        base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema)
+    except ValueError as exc:
+        raise LumaConfigurationError(f"Airflow connection {conn.conn_id!r}: {exc}") from None
+    # The UI stores extras under plain names; older forms prefixed them with extra__<type>__.
+    org = extra.get("organization_id") or extra.get("extra__luma__organization_id")
+    return ClientSettings(
+        base_url=base_url,
+        api_key=api_key,
+        organization_id=str(org) if org else None,
+        timeout=timeout,
+        retry=retry or RetryPolicy(),
+    )
+
+
+def _fingerprint(settings: ClientSettings) -> str:
+    # Hash instead of keeping the key readable in a dict key (it would show up in debugger dumps).
+    raw = "\x00".join([settings.base_url, settings.api_key, settings.organization_id or "", repr(settings.retry)])
+    return hashlib.sha256(f"{raw}\x00{settings.timeout}".encode()).hexdigest()
+
+
+class LumaHook(BaseHook):
+    """Talk to ``luma-ray-3-2-generate`` on GMI Cloud's request queue.
+
+    :param luma_conn_id: the Airflow connection id (type ``luma``).
+    :param timeout: per-request HTTP timeout in seconds.
+    :param retry_policy: how transient errors are retried (see :mod:`airflow_provider_luma._retry`).
+    """
+
+    conn_name_attr = "luma_conn_id"
+    default_conn_name = "luma_default"
+    conn_type = "luma"
+    hook_name = "Luma AI (GMI Cloud)"
+
+    def __init__(
+        self,
+        luma_conn_id: str = default_conn_name,
+        *,
+        timeout: float = 60.0,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        self.luma_conn_id = luma_conn_id
+        self.timeout = timeout
+        self.retry_policy = retry_policy or RetryPolicy()
+
+    # -- settings ------------------------------------------------------------------------------------------
+
+    def get_settings(self) -> ClientSettings:
+        """Client settings from the connection (sync lookup; for workers)."""
+        conn = self.get_connection(self.luma_conn_id)
+        return settings_from_connection(conn, conn.extra_dejson, timeout=self.timeout, retry=self.retry_policy)
+
+    async def aget_settings(self) -> ClientSettings:
+        """Client settings from the connection, fetched with the async API (safe on the triggerer's loop)."""
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.luma_conn_id, hook=self)
+        extra = await get_async_extra_dejson(conn)
+        return settings_from_connection(conn, extra, timeout=self.timeout, retry=self.retry_policy)
+
+    # -- sync (worker) ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def client(self) -> LumaClient:
+        """A sync client, created on first use."""
+        return LumaClient(self.get_settings())
+
+    def get_conn(self) -> LumaClient:
+        """The sync client (Airflow's conventional hook accessor)."""
+        return self.client
+
+    def submit_generation(self, request: VideoRequest) -> Generation:
+        """Submit a render; see :meth:`LumaClient.submit` for the no-double-spend retry rule."""
+        return self.client.submit(request)
+
+    def get_generation(self, request_id: str) -> Generation:
+        """Current state of a request."""
+        return self.client.get_generation(request_id)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's Test button: lists models and checks ``luma-ray-3-2-generate`` is among them."""
+        from airflow_provider_luma.models import MODEL_ID
+
+        try:
+            with LumaClient(self.get_settings()) as client:
+                models = client.list_models()
+        except LumaError as exc:
+            return False, str(exc)
+        if models and MODEL_ID not in models:
+            return True, f"Connected, but {MODEL_ID} is not in this key's model list ({len(models)} models)"
+        return True, f"Connected to {self.get_settings().base_url}"
+
+    # -- async (triggerer) -----------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def ashared_client(self) -> AsyncIterator[AsyncLumaClient]:
+        """Borrow the event loop's shared async client for this connection.
+
+        All triggers of one connection in one triggerer use one ``httpx.AsyncClient`` (one connection pool), which
+        is what keeps a thousand concurrent renders cheap. The client is closed when its last user returns it.
+        """
+        settings = await self.aget_settings()
+        clients = _SHARED_CLIENTS.setdefault(asyncio.get_running_loop(), {})
+        key = _fingerprint(settings)
+        entry = clients.get(key)
+        if entry is None or entry[0].is_closed:
+            entry = clients[key] = [AsyncLumaClient(settings), 0]
+        entry[1] += 1
+        try:
+            yield entry[0]
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0 and clients.get(key) is entry:
+                del clients[key]
+                await entry[0].aclose()
+
+    async def aget_generation(self, request_id: str) -> Generation:
+        """Async :meth:`get_generation` through the shared client."""
+        async with self.ashared_client() as client:
+            return await client.aget_generation(request_id)
+
+    async def asubmit_generation(self, request: VideoRequest) -> Generation:
+        """Async :meth:`submit_generation` through the shared client."""
+        async with self.ashared_client() as client:
+            return await client.asubmit(request)

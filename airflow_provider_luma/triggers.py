@@ -1,0 +1,185 @@
+"""``LumaGenerationTrigger``: waits for a render in the triggerer, holding no worker slot.
+
+Serialized kwargs are JSON primitives only (connection id, request id, poll interval, absolute deadlines): Airflow
+3.3 stores trigger kwargs in plain text, so the API key is fetched inside :meth:`run` from the connection. A
+triggerer restart re-creates the trigger from those kwargs and runs :meth:`run` from the top; because the deadline
+is an absolute epoch, the render's time budget does not restart with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.client import AsyncLumaClient
+    from airflow_provider_luma.models import Generation
+
+CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
+
+# Errors that polling again cannot fix: stop at once instead of waiting for the deadline.
+_PERMANENT_POLL_ERRORS = ("LumaAuthError", "LumaNotFoundError", "LumaBadRequestError", "LumaConfigurationError")
+
+
+def generation_event(generation: Generation, *, elapsed: float) -> dict[str, Any]:
+    """The event payload for a terminal generation (no secrets; URLs are presigned capabilities)."""
+    from airflow_provider_luma.exceptions import is_permanent_failure
+
+    status = generation.status.value
+    failed = status != "success"
+    return {
+        "status": status,
+        "request_id": generation.request_id,
+        "generation_id": generation.generation_id,
+        "video_url": generation.video_url,
+        "exr_url": generation.exr_url,
+        "message": generation.error if failed else "render finished",
+        "failure_code": generation.failure_code,
+        "retryable": failed and not is_permanent_failure(generation.failure_code, generation.error),
+        "elapsed_seconds": round(elapsed, 1),
+    }
+
+
+class LumaGenerationTrigger(BaseTrigger):
+    """Poll one request-queue request until it is terminal or its deadline passes; yield exactly one event.
+
+    Event ``status`` is one of ``success``, ``failed``, ``cancelled``, ``timeout``, ``error``; the payload also
+    carries ``request_id``, ``generation_id``, ``video_url``, ``exr_url``, ``message``, ``failure_code`` and
+    ``retryable``.
+
+    :param request_id: the GMI queue request id.
+    :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
+    :param luma_conn_id: Airflow connection id; the API key is read from it inside the triggerer.
+    :param poll_interval: seconds between status calls.
+    :param first_poll_at: absolute epoch of the first status call (lets the first poll wait for a likely render
+        time); defaults to now.
+    :param submitted_at: absolute epoch of submission, for elapsed-time log lines.
+    """
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        deadline: float,
+        luma_conn_id: str = "luma_default",
+        poll_interval: float = 10.0,
+        first_poll_at: float | None = None,
+        submitted_at: float | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.request_id = request_id
+        self.deadline = float(deadline)
+        self.luma_conn_id = luma_conn_id
+        self.poll_interval = max(0.1, float(poll_interval))
+        self.first_poll_at = first_poll_at
+        self.submitted_at = submitted_at
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-only kwargs (never the API key)."""
+        return (
+            CLASSPATH,
+            {
+                "request_id": self.request_id,
+                "deadline": self.deadline,
+                "luma_conn_id": self.luma_conn_id,
+                "poll_interval": self.poll_interval,
+                "first_poll_at": self.first_poll_at,
+                "submitted_at": self.submitted_at,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until terminal, deadline or a permanent error; never raises."""
+        from airflow_provider_luma.hooks import LumaHook
+
+        try:
+            async with LumaHook(self.luma_conn_id).ashared_client() as client:
+                payload = await self._poll(client)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
+            payload = self._error_event(exc)
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    def _elapsed(self) -> float:
+        return time.time() - (self.submitted_at or time.time())
+
+    def _error_event(self, exc: BaseException) -> dict[str, Any]:
+        from airflow_provider_luma.exceptions import LumaError
+
+        retryable = bool(getattr(exc, "retryable", False)) if isinstance(exc, LumaError) else True
+        return {
+            "status": "error",
+            "request_id": self.request_id,
+            "generation_id": None,
+            "video_url": None,
+            "exr_url": None,
+            "message": f"{type(exc).__name__}: {exc}",
+            "failure_code": None,
+            "retryable": retryable,
+            "elapsed_seconds": round(self._elapsed(), 1),
+        }
+
+    async def _poll(self, client: AsyncLumaClient) -> dict[str, Any]:
+        from airflow_provider_luma.exceptions import LumaError
+        from airflow_provider_luma.models import GenerationStatus
+
+        if self.first_poll_at and self.first_poll_at > time.time():
+            await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
+        last: GenerationStatus | None = None
+        while True:
+            if time.time() >= self.deadline:
+                return self._timeout_event(last)
+            try:
+                generation = await client.aget_generation(self.request_id)
+            except LumaError as exc:
+                if type(exc).__name__ in _PERMANENT_POLL_ERRORS:
+                    return self._error_event(exc)
+                self.log.warning(
+                    "Luma request %s: status check failed (%s); still polling until the deadline",
+                    self.request_id, exc,
+                )  # fmt: skip
+            else:
+                if generation.status != last:
+                    self.log.info(
+                        "Luma request %s: %s -> %s after %.0f s",
+                        self.request_id, last or "submitted", generation.raw_status or generation.status,
+                        self._elapsed(),
+                    )  # fmt: skip
+                    if generation.status is GenerationStatus.UNKNOWN:
+                        self.log.warning(
+                            "Luma request %s: unknown status %r; treating it as still running",
+                            self.request_id, generation.raw_status,
+                        )  # fmt: skip
+                    last = generation.status
+                if generation.is_terminal:
+                    return generation_event(generation, elapsed=self._elapsed())
+            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+
+    def _timeout_event(self, last: object) -> dict[str, Any]:
+        event = self._error_event(TimeoutError())
+        event.update(
+            status="timeout",
+            retryable=True,
+            message=(
+                f"Luma request {self.request_id} was still {last or 'not confirmed'} at its deadline. "
+                "The render may still finish (and is billed); a retry of this task re-attaches to it."
+            ),
+        )
+        return event
+
+    async def on_kill(self) -> None:
+        """Runs when a user marks the deferred task failed/success or clears it (Airflow 3.3).
+
+        GMI documents no cancel endpoint, so there is nothing to stop remotely: the render keeps running and is
+        billed. We only say so. Idempotent and instant (no I/O), well inside ``[triggerer] on_kill_timeout``.
+        """
+        self.log.warning(
+            "Luma request %s: task was stopped by a user. The render is NOT cancelled (the API has no cancel "
+            "endpoint); it keeps running and is billed. A later run of this task re-attaches to it.",
+            self.request_id,
+        )

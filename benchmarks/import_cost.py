@@ -1,0 +1,62 @@
+"""Import cost of ``airflow_provider_luma.operators`` on top of ``import airflow.sdk`` (what a DAG file pays).
+
+Runs ``python -X importtime`` in fresh interpreters, takes the cumulative time of the operators module's own
+import line (everything it pulls in that ``airflow.sdk`` did not), and compares it with
+``apache-airflow-providers-http``'s ``HttpOperator`` measured the same way. Prints the median of N runs.
+
+    python benchmarks/import_cost.py [--runs 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+
+TARGET_MS = 50.0
+LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+FORBIDDEN = ("airflow_provider_luma.client", "airflow_provider_luma.hooks", "airflow_provider_luma.testing",
+             "fastapi", "uvicorn")  # fmt: skip
+
+
+def measure(module: str) -> tuple[float, set[str]]:
+    """Cumulative import ms of ``module`` after airflow.sdk, and the modules it added."""
+    code = f"import airflow.sdk, sys; before = set(sys.modules); import {module}; print(sorted(set(sys.modules) - before))"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+    cumulative_us = 0
+    for line in proc.stderr.splitlines():
+        match = LINE.match(line)
+        if match and match.group(4) == module and len(match.group(3)) <= 1:
+            cumulative_us = int(match.group(2))
+    added = set(eval(proc.stdout.strip().splitlines()[-1]))  # noqa: S307 - our own subprocess's list literal
+    return cumulative_us / 1000.0, added
+
+
+def median_ms(module: str, runs: int) -> tuple[float, set[str]]:
+    samples, added = [], set()
+    for _ in range(runs):
+        ms, added = measure(module)
+        samples.append(ms)
+    return statistics.median(samples), added
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    ours, added = median_ms("airflow_provider_luma.operators", args.runs)
+    ref, _ = median_ms("airflow.providers.http.operators.http", args.runs)
+    leaked = sorted(m for m in added if m.startswith(FORBIDDEN))
+    print(f"import airflow_provider_luma.operators (after airflow.sdk): {ours:7.1f} ms   target <= {TARGET_MS:.0f} ms")
+    print(f"import airflow.providers.http.operators.http (reference):  {ref:7.1f} ms")
+    print(f"ratio ours / http provider: {ours / ref if ref else float('nan'):.2f}")
+    print(f"modules added by the operators import: {len(added)}; forbidden among them: {leaked or 'none'}")
+    ok = ours <= TARGET_MS and not leaked
+    print("RESULT:", "PASS" if ok else "MISS")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

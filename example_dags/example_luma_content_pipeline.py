@@ -1,0 +1,70 @@
+"""Content pipeline: text-to-video → extend forward / backward → interpolate, chained by ``generation_id``.
+
+Every render hands its ``generation_id`` to the next over XCom (``task.output["generation_id"]`` or Jinja), and
+no worker slot is held while Luma renders: each task defers to the triggerer.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_luma.operators import (
+    LumaExtendVideoOperator,
+    LumaGenerateVideoOperator,
+    LumaInterpolateVideoOperator,
+)
+
+# `make demo` and the test suite point the connection at the local simulator and poll it faster.
+POLL_INTERVAL = float(os.getenv("LUMA_EXAMPLE_POLL_INTERVAL", "10"))
+
+with DAG(
+    dag_id="example_luma_content_pipeline",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"luma_conn_id": "luma_default", "poll_interval": POLL_INTERVAL, "retries": 2},
+    tags=["luma", "example"],
+) as dag:
+    # [START howto_luma_text_to_video]
+    opening = LumaGenerateVideoOperator(
+        task_id="opening_shot",
+        prompt="A slow dolly shot through a misty greenhouse at sunrise",
+        aspect_ratio="16:9",
+        resolution="720p",
+    )
+    # [END howto_luma_text_to_video]
+
+    closing = LumaGenerateVideoOperator(
+        task_id="closing_shot",
+        prompt="The greenhouse at dusk, lanterns glowing between the ferns",
+        resolution="720p",
+    )
+
+    # [START howto_luma_extend]
+    continued = LumaExtendVideoOperator(
+        task_id="extend_forward",
+        generation_id=opening.output["generation_id"],
+        direction="forward",
+        prompt="The camera keeps drifting until it reaches a pond",
+    )
+    prologue = LumaExtendVideoOperator(
+        task_id="extend_backward",
+        # Jinja works as well as XComArg:
+        generation_id="{{ ti.xcom_pull(task_ids='closing_shot', key='generation_id') }}",
+        direction="backward",
+        prompt="Moments earlier: the lanterns are being lit one by one",
+    )
+    prologue.set_upstream(closing)
+    # [END howto_luma_extend]
+
+    # [START howto_luma_interpolate]
+    bridge = LumaInterpolateVideoOperator(
+        task_id="interpolate",
+        start=continued.output["generation_id"],
+        end=prologue.output["generation_id"],
+        prompt="Day turns to dusk over the pond in one continuous take",
+    )
+    # [END howto_luma_interpolate]
