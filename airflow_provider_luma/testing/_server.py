@@ -1,0 +1,388 @@
+"""The HTTP layer of the simulator: a stdlib ``ThreadingHTTPServer`` in a daemon thread.
+
+It only translates between HTTP and :class:`LumaSimulator`: routing, auth, fault application, the request log
+and writing bytes. Every decision about requests and renders is the simulator's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_luma.testing._admin import admin_response
+from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, canned_response
+from airflow_provider_luma.testing._media import MediaBody
+from airflow_provider_luma.testing._state import LumaSimulator
+from airflow_provider_luma.testing._types import DEFAULT_TEST_API_KEY, SimulatorError
+
+BASE_PATH: Final = "/api/v1/ie/requestqueue/apikey"
+"""Where the request-queue API lives, as on ``console.gmicloud.ai``."""
+
+FILES_PATH: Final = "/files/"
+ADMIN_PATH: Final = "/_sim/"
+
+_METHODS_OF: Final[dict[FaultTarget, tuple[str, ...]]] = {
+    "submit": ("POST",),
+    "poll": ("GET", "HEAD"),
+    "models": ("GET", "HEAD"),
+    "download": ("GET", "HEAD"),
+}
+
+
+@dataclass
+class _Reply:
+    """What to send: ``status=None`` closes the connection without an answer."""
+
+    status: int | None
+    body: bytes | MediaBody = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    request_id: str | None = None
+    fault: str | None = None
+
+
+def _json_reply(status: int, obj: Any, headers: dict[str, str] | None = None, request_id: str | None = None) -> _Reply:
+    return _Reply(status, json.dumps(obj).encode(), "application/json", dict(headers or {}), request_id)
+
+
+def _error_reply(exc: SimulatorError, request_id: str | None = None) -> _Reply:
+    body, content_type = exc.render()
+    return _Reply(exc.status, body, content_type, exc.headers, request_id)
+
+
+def _route(method: str, path: str) -> tuple[FaultTarget | None, str | None]:
+    """The endpoint a request is for (``None`` when it names none) and the request id in its path."""
+    target: FaultTarget | None = None
+    request_id = None
+    rest = path[len(BASE_PATH) :] if path.startswith(BASE_PATH + "/") else None
+    if rest == "/requests":
+        target = "submit"
+    elif rest is not None and rest.startswith("/requests/") and rest.count("/") == 2 and len(rest) > 10:
+        target, request_id = "poll", rest[len("/requests/") :]
+    elif rest == "/models":
+        target = "models"
+    elif path.startswith(FILES_PATH):
+        target = "download"
+    if target is not None and method not in _METHODS_OF[target]:
+        return None, request_id
+    return target, request_id
+
+
+def _parse_json(body: bytes) -> Any:
+    """The JSON value of ``body``, or ``None`` when it is empty or not JSON."""
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    # Handler threads must not keep the process alive, nor make stop() wait for a slow fault or a download.
+    daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when many triggers poll at once; clients then stall ~1 s.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], simulator: LumaSimulator, api_key: str, verbose: bool) -> None:
+        self.simulator = simulator
+        self.api_key = api_key
+        self.verbose = verbose
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up mid-download and time out on slow faults all the time; that is not worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from a real API
+    timeout = 60  # an idle keep-alive connection gives its thread back after this long
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle's algorithm meets the client's
+        # delayed ACK and every keep-alive answer waits ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def version_string(self) -> str:
+        return "LumaSimulator"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # -- dispatch -----------------------------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        sim = self.server.simulator
+        at = sim.now()
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if url.path.startswith(ADMIN_PATH):
+            # The harness talking to the simulator: neither faulted nor logged.
+            data = _parse_json(body)
+            if body and data is None:
+                status, answer = 400, {"error": "Request body is not valid JSON"}
+            else:
+                status, answer = admin_response(sim, method, url.path[len(ADMIN_PATH) :], data or {})
+            self._send(_json_reply(status, answer), head_only=method == "HEAD")
+            return
+        try:
+            reply = self._api(method, url.path, url.query, body)
+        except Exception:  # a simulator bug must show up as a 500, not as a dropped connection
+            traceback.print_exc()
+            reply = _json_reply(500, {"error": "Simulator internal error"})
+        # Log before answering, so a test that reads the log right after its response finds the entry.
+        entry = LoggedRequest(method, url.path, reply.status, _parse_json(body), reply.request_id, reply.fault, at)
+        sim.log_request(entry)
+        self._send(reply, head_only=method == "HEAD")
+
+    def _api(self, method: str, path: str, query: str, body: bytes) -> _Reply:
+        sim = self.server.simulator
+        target, request_id = _route(method, path)
+        # Faults come before auth: they stand for the network and the proxies in front of the API.
+        fault: Fault | None = sim.take_fault(target) if target is not None else None
+        if fault is not None:
+            if fault.kind == "drop_connection":
+                return _Reply(None, request_id=request_id, fault=fault.kind)
+            canned = canned_response(fault, now=sim.now(), rpm_limit=sim.config.rpm_limit)
+            if canned is not None:
+                return _Reply(canned.status, canned.body, canned.content_type, canned.headers, request_id, fault.kind)
+            if fault.kind == "slow":
+                time.sleep(fault.delay_seconds or 0.0)
+        try:
+            reply = self._process(method, path, query, body, target, request_id)
+        except SimulatorError as exc:
+            reply = _error_reply(exc, request_id)
+        if fault is not None:
+            reply.fault = fault.kind
+            if fault.kind == "drop_after_accept":
+                reply.status = None
+        return reply
+
+    def _process(
+        self, method: str, path: str, query: str, body: bytes, target: FaultTarget | None, request_id: str | None
+    ) -> _Reply:
+        sim = self.server.simulator
+        if path == BASE_PATH or path.startswith(BASE_PATH + "/"):
+            if not self._authorized():
+                return _json_reply(401, {"error": "Invalid API key"}, request_id=request_id)
+            if target == "submit":
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    return _json_reply(400, {"error": "Request body is not valid JSON"})
+                created, headers = sim.submit(parsed)
+                return _json_reply(200, created, headers, request_id=created["request_id"])
+            if target == "poll" and request_id is not None:
+                return _json_reply(200, sim.get_request(request_id, root_url=self._root_url()), request_id=request_id)
+            if target == "models":
+                return _json_reply(200, sim.models())
+            if _route("GET", path)[0] or _route("POST", path)[0]:
+                return _json_reply(405, {"error": "Method not allowed"}, request_id=request_id)
+            return _json_reply(404, {"error": "Not found"})
+        if target == "download":
+            params = parse_qs(query)
+            media, owner = sim.open_media(
+                path[len(FILES_PATH) :],
+                expires=params.get("expires", [None])[0],
+                sig=params.get("sig", [None])[0],
+            )
+            return _Reply(200, media, media.content_type, request_id=owner)
+        return _json_reply(404, {"error": "Not found"})
+
+    # -- I/O helpers ----------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _authorized(self) -> bool:
+        given = self.headers.get("Authorization", "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, f"Bearer {self.server.api_key}".encode())
+
+    def _root_url(self) -> str:
+        # Mint media URLs for the host name the client used, so they work from wherever it reached us.
+        host = self.headers.get("Host")
+        if host:
+            return f"http://{host}"
+        host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def _send(self, reply: _Reply, *, head_only: bool) -> None:
+        if reply.status is None:
+            self.close_connection = True
+            try:  # shut down now so the client sees EOF at once, not when this thread finishes
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        size = reply.body.size if isinstance(reply.body, MediaBody) else len(reply.body)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(size))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if head_only:
+            return
+        if isinstance(reply.body, MediaBody):
+            for chunk in reply.body.chunks():
+                self.wfile.write(chunk)
+        else:
+            self.wfile.write(reply.body)
+
+
+class LumaSimulatorServer:
+    """A :class:`LumaSimulator` served over real HTTP on ``127.0.0.1``, in a daemon thread.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with LumaSimulatorServer(time_factor=0.01) as server:
+            os.environ["AIRFLOW_CONN_LUMA_DEFAULT"] = server.airflow_conn_json()
+            ...
+
+    :param simulator: the state to serve; a new one is made from ``simulator_kwargs`` when omitted.
+    :param host: interface to bind; ``0.0.0.0`` serves other machines too (URLs then name ``127.0.0.1``).
+    :param port: TCP port; 0 picks a free one (read it back from :attr:`port`).
+    :param api_key: the only key accepted as ``Authorization: Bearer <api_key>``.
+    :param verbose: write one stderr line per request, as ``http.server`` does by default.
+    :param simulator_kwargs: :class:`LumaSimulator` settings (``time_factor``, ``render_seconds``, ...).
+    """
+
+    def __init__(
+        self,
+        simulator: LumaSimulator | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_TEST_API_KEY,
+        verbose: bool = False,
+        **simulator_kwargs: Any,
+    ) -> None:
+        if simulator is not None and simulator_kwargs:
+            raise TypeError("pass either a simulator or simulator settings, not both")
+        self.simulator = simulator if simulator is not None else LumaSimulator(**simulator_kwargs)
+        self.host = host
+        self.api_key = api_key
+        self.verbose = verbose
+        self._port = port
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is accepting connections."""
+        return self._httpd is not None
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        :raises RuntimeError: when port 0 was asked for and the server has not started yet.
+        """
+        if self._httpd is not None:
+            return int(self._httpd.server_address[1])
+        if self._port:
+            return self._port
+        raise RuntimeError("the server picks its port when it starts: call start() first")
+
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:{port}``: the server root, where media files and ``/_sim/`` live."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL to configure a client or Connection with (``…/api/v1/ie/requestqueue/apikey``)."""
+        return self.root_url + BASE_PATH
+
+    @property
+    def admin_url(self) -> str:
+        """Root of the unauthenticated control endpoints (``/_sim/requests``, ``/_sim/faults``, ...)."""
+        return self.root_url + ADMIN_PATH.rstrip("/")
+
+    def airflow_conn_json(self, conn_type: str = "luma") -> str:
+        """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server."""
+        return json.dumps(
+            {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}, separators=(",", ":")
+        )
+
+    def start(self) -> LumaSimulatorServer:
+        """Bind and serve in a daemon thread; returns once connections are accepted. A no-op when running."""
+        if self._httpd is not None:
+            return self
+        httpd = _HTTPServer((self.host, self._port), self.simulator, self.api_key, self.verbose)
+        serving = threading.Event()
+
+        def serve() -> None:
+            serving.set()
+            # A short poll keeps stop() (which waits for the loop to notice) at ~10 ms per test.
+            httpd.serve_forever(poll_interval=0.01)
+
+        thread = threading.Thread(target=serve, name=f"luma-simulator-{httpd.server_address[1]}", daemon=True)
+        thread.start()
+        # The socket listens since the constructor; waiting for the loop too means the first request is
+        # answered without delay.
+        serving.wait(5.0)
+        self._httpd, self._thread = httpd, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket. Idempotent; in-flight answers may still finish."""
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+    def __enter__(self) -> LumaSimulatorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self.running else "not running"
+        return f"<LumaSimulatorServer {where}>"

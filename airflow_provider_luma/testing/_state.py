@@ -1,0 +1,396 @@
+"""The simulator's state machine: requests, renders, rate limits, faults and the request log. No sockets.
+
+Render progress is computed lazily from the clock each time a record is read, so there is no background thread
+and an injected clock (:class:`ManualClock`) makes every test deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import Any
+
+from airflow_provider_luma.exceptions import LumaValidationError
+from airflow_provider_luma.models import MODEL_ID, VideoRequest
+from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, rate_limit_headers
+from airflow_provider_luma.testing._media import MediaBody, exr_body, mp4_body, sign, signature_ok
+from airflow_provider_luma.testing._types import (
+    BASE_RENDER_SECONDS,
+    MODEL_IDS,
+    QUEUED_FRACTION,
+    RPM_WINDOW_SECONDS,
+    GenerationRecord,
+    Job,
+    PendingFault,
+    ResponseStyle,
+    SimulatorConfig,
+    SimulatorError,
+    StorageError,
+)
+
+
+class LumaSimulator:
+    """In-memory model of GMI's request queue for ``luma-ray-3-2-generate``; thread-safe, socket-free.
+
+    :class:`LumaSimulatorServer` puts it behind HTTP; tests can also drive and inspect it directly.
+    Not modelled: edit/reframe submits, cancellation, request listing, ``X-Organization-ID``, HDR access checks.
+
+    :param clock: returns the current Unix time; inject a :class:`ManualClock` for deterministic tests.
+    :param time_factor: multiplies the render-time table (0.01 makes a 60-s render take 0.6 s).
+    :param render_seconds: a fixed render time for every request, overriding the table and ``time_factor``.
+    :param response_style: ``"outcome"`` (results under ``outcome``) or ``"flat"`` (results at the top level).
+    :param url_ttl_seconds: lifetime of each minted media URL.
+    :param video_size_bytes: serve the MP4 padded (or cut) to exactly this many bytes.
+    :param max_concurrent_jobs: submits beyond this many non-terminal jobs get 429 "Too many concurrent jobs".
+    :param concurrency_retry_after: the ``Retry-After`` of that 429.
+    :param rpm_limit: accepted submits allowed per 60-s sliding window; more get 429 "Rate limit exceeded".
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        time_factor: float = 1.0,
+        render_seconds: float | None = None,
+        response_style: ResponseStyle = "outcome",
+        url_ttl_seconds: float = 3600.0,
+        video_size_bytes: int | None = None,
+        max_concurrent_jobs: int | None = None,
+        concurrency_retry_after: int = 60,
+        rpm_limit: int | None = None,
+    ) -> None:
+        # One re-entrant lock guards everything below: the HTTP server calls in from many threads.
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._config = SimulatorConfig(
+            time_factor, render_seconds, response_style, url_ttl_seconds, video_size_bytes,
+            max_concurrent_jobs, concurrency_retry_after, rpm_limit,
+        )  # fmt: skip
+        self._config.validate()
+        self._secret = secrets.token_bytes(32)
+        self._jobs: dict[str, Job] = {}
+        self._by_generation: dict[str, str] = {}
+        self._faults: list[PendingFault] = []  # FIFO
+        self._log: list[LoggedRequest] = []
+        self._rpm_window: deque[float] = deque()
+
+    # -- clock and configuration ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The simulator's current time (Unix seconds)."""
+        return self._clock()
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Replace the clock (e.g. with a :class:`ManualClock`)."""
+        with self._lock:
+            self._clock = clock
+
+    @property
+    def config(self) -> SimulatorConfig:
+        """A copy of the current settings."""
+        with self._lock:
+            return replace(self._config)
+
+    def configure(self, **changes: Any) -> SimulatorConfig:
+        """Change settings by name (see the constructor); returns the new settings.
+
+        :raises ValueError: for an unknown setting or an out-of-range value; nothing is changed then.
+        """
+        unknown = sorted(set(changes) - {f.name for f in fields(SimulatorConfig)})
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        with self._lock:
+            candidate = replace(self._config, **changes)
+            candidate.validate()
+            self._config = candidate
+            return replace(candidate)
+
+    def reset(self) -> None:
+        """Forget every request, generation, queued fault, log entry and rate-limit window; keep settings."""
+        with self._lock:
+            self._jobs.clear()
+            self._by_generation.clear()
+            self._faults.clear()
+            self._log.clear()
+            self._rpm_window.clear()
+
+    # -- faults and the request log ------------------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Append faults to the FIFO queue; each request consumes the first one that matches it."""
+        with self._lock:
+            self._faults.extend(PendingFault(fault, fault.times) for fault in faults)
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """Faults not yet used up, in queue order."""
+        with self._lock:
+            return [entry.fault for entry in self._faults]
+
+    def take_fault(self, target: FaultTarget) -> Fault | None:
+        """Consume one use of the first queued fault that applies to a ``target`` request, if any."""
+        with self._lock:
+            return self._take(lambda f: f.kind != "fail_generation" and f.on in (target, "any"))
+
+    def log_request(self, entry: LoggedRequest) -> None:
+        """Append to the request log (the HTTP layer calls this before it answers)."""
+        with self._lock:
+            self._log.append(entry)
+
+    @property
+    def request_log(self) -> list[LoggedRequest]:
+        """A copy of the request log, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def create_requests(self) -> list[LoggedRequest]:
+        """Log entries of ``POST /requests`` that created a request (including answers lost to a fault)."""
+        return [
+            e
+            for e in self.request_log
+            if e.method == "POST" and e.path.endswith("/requests") and e.request_id is not None
+        ]
+
+    # -- the API -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def models() -> dict[str, Any]:
+        """The body of ``GET /models``."""
+        return {"model_ids": list(MODEL_IDS)}
+
+    def render_seconds_for(self, request: VideoRequest) -> float:
+        """How long ``request`` takes from submit to terminal with the current settings."""
+        cfg = self.config
+        if cfg.render_seconds is not None:
+            return cfg.render_seconds
+        seconds = BASE_RENDER_SECONDS[request.resolution] * (2 if request.duration == "10s" else 1)
+        seconds *= 3.0 if request.exr_export else 2.5 if request.hdr else 1.0
+        return seconds * cfg.time_factor
+
+    def submit(self, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        """Handle the parsed body of ``POST /requests``; returns the response body and extra headers.
+
+        :raises SimulatorError: 400 for a bad body, model or payload; 429 for a rate or concurrency limit.
+        """
+        if not isinstance(body, dict):
+            raise SimulatorError(400, "Request body must be a JSON object with 'model' and 'payload'")
+        model = body.get("model")
+        if model != MODEL_ID:
+            extra = f" (the simulator implements {MODEL_ID} only)" if model in MODEL_IDS else ""
+            raise SimulatorError(400, f"Unknown model: {model or '(missing)'}{extra}")
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise SimulatorError(400, "payload must be a JSON object")
+        try:
+            request = VideoRequest.from_params(**payload)
+        except LumaValidationError as exc:
+            raise SimulatorError(400, str(exc)) from None
+        except TypeError as exc:  # a key that collides with from_params' own argument names
+            raise SimulatorError(400, f"Invalid payload: {exc}") from None
+        with self._lock:
+            now = self._clock()
+            headers = self._check_limits(now)
+            job = self._create(payload, request, now)
+            return self._view(job, now, root_url="", full=False), headers
+
+    def get_request(self, request_id: str, *, root_url: str) -> dict[str, Any]:
+        """The body of ``GET /requests/{request_id}``; media URLs are minted afresh under ``root_url``.
+
+        :raises SimulatorError: 404 for an unknown request id.
+        """
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                raise SimulatorError(404, "Request not found")
+            return self._view(job, self._clock(), root_url=root_url, full=True)
+
+    def open_media(self, filename: str, *, expires: str | None, sig: str | None) -> tuple[MediaBody, str]:
+        """Check a presigned media URL and return the file and the request id it belongs to.
+
+        :raises StorageError: 403 for a bad or expired signature, 404 for a file that does not exist.
+        """
+        try:
+            expiry = int(expires or "")
+        except ValueError:
+            raise StorageError(403, "AccessDenied", "Query-string authentication requires expires and sig") from None
+        if not sig or not signature_ok(self._secret, filename, expiry, sig):
+            raise StorageError(403, "SignatureDoesNotMatch", "The request signature does not match")
+        with self._lock:
+            now = self._clock()
+            if now > expiry:
+                raise StorageError(403, "AccessDenied", "Request has expired")
+            generation_id, _, ext = filename.rpartition(".")
+            job = self._jobs.get(self._by_generation.get(generation_id, ""))
+            if job is None or job.status_at(now) != "success" or ext not in ("mp4", "exr"):
+                raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
+            if ext == "exr":
+                if not job.request.exr_export:
+                    raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
+                return exr_body(), job.request_id
+            return mp4_body(self._config.video_size_bytes), job.request_id
+
+    # -- inspection and control for tests --------------------------------------------------------------
+
+    def generation(self, request_id: str) -> GenerationRecord:
+        """A snapshot of one request and its render.
+
+        :raises KeyError: for an unknown request id.
+        """
+        with self._lock:
+            return self._jobs[request_id].record(self._clock())
+
+    def generations(self) -> list[GenerationRecord]:
+        """Snapshots of every request, in submit order."""
+        with self._lock:
+            now = self._clock()
+            return [job.record(now) for job in self._jobs.values()]
+
+    def complete_now(self, request_id: str) -> GenerationRecord:
+        """Finish a render now: it becomes ``success`` (or ``failed`` if it was going to fail).
+
+        :raises KeyError: for an unknown request id.
+        """
+        with self._lock:
+            job, now = self._jobs[request_id], self._clock()
+            job.started_at, job.finishes_at = min(job.started_at, now), min(job.finishes_at, now)
+            return job.record(now)
+
+    def fail_now(
+        self, request_id: str, reason: str = "Generation failed", failure_code: str = "generation_failed"
+    ) -> GenerationRecord:
+        """End a render now with ``failed``.
+
+        :raises KeyError: for an unknown request id.
+        :raises ValueError: when the render already ended.
+        """
+        with self._lock:
+            job, now = self._jobs[request_id], self._clock()
+            if job.status_at(now) in ("success", "failed"):
+                raise ValueError(f"request {request_id} already ended ({job.status_at(now)})")
+            job.failure = (reason, failure_code)
+            job.started_at, job.finishes_at = min(job.started_at, now), now
+            return job.record(now)
+
+    # -- internals (call with the lock held) -----------------------------------------------------------
+
+    def _take(self, matches: Callable[[Fault], bool]) -> Fault | None:
+        for index, entry in enumerate(self._faults):
+            if matches(entry.fault):
+                entry.uses_left -= 1
+                if entry.uses_left <= 0:
+                    del self._faults[index]
+                return entry.fault
+        return None
+
+    def _check_limits(self, now: float) -> dict[str, str]:
+        """Raise 429 when a limit is hit; otherwise return the rate-limit headers of an accepted submit."""
+        cfg, window = self._config, self._rpm_window
+        while window and window[0] <= now - RPM_WINDOW_SECONDS:
+            window.popleft()
+        headers: dict[str, str] = {}
+        if cfg.rpm_limit is not None:
+            if len(window) >= cfg.rpm_limit:
+                reset_at = window[0] + RPM_WINDOW_SECONDS
+                retry_after = max(1, math.ceil(reset_at - now))
+                limit_headers = rate_limit_headers(cfg.rpm_limit, 0, reset_at)
+                raise SimulatorError(
+                    429, "Rate limit exceeded", headers={"Retry-After": str(retry_after), **limit_headers}
+                )
+            oldest = window[0] if window else now
+            headers = rate_limit_headers(cfg.rpm_limit, cfg.rpm_limit - len(window) - 1, oldest + RPM_WINDOW_SECONDS)
+        if cfg.max_concurrent_jobs is not None:
+            active = sum(1 for job in self._jobs.values() if job.status_at(now) in ("queued", "processing"))
+            if active >= cfg.max_concurrent_jobs:
+                raise SimulatorError(
+                    429, "Too many concurrent jobs", headers={"Retry-After": str(cfg.concurrency_retry_after)}
+                )
+        return headers
+
+    def _create(self, payload: dict[str, Any], request: VideoRequest, now: float) -> Job:
+        render = self.render_seconds_for(request)
+        chained: list[str] = []
+        problems: list[str] = []
+        for name in ("start_frame_generation_id", "end_frame_generation_id"):
+            generation_id = getattr(request, name)
+            if generation_id is None:
+                continue
+            source = self._jobs.get(self._by_generation.get(generation_id, ""))
+            if source is None or source.status_at(now) != "success":
+                problems.append(f"{name} {generation_id!r} does not name a completed generation")
+            else:
+                chained.append(source.request_id)
+        failure: tuple[str, str] | None = None
+        finishes_at = now + render
+        injected = self._take(lambda f: f.kind == "fail_generation")
+        # An injected failure states the test's intent, so it wins over a bad chain reference.
+        if injected is not None:
+            failure = (injected.reason or "Generation failed", injected.failure_code or "generation_failed")
+        elif problems:
+            # The real service accepts the POST and fails the request asynchronously, once it is picked up.
+            failure = ("; ".join(problems), "invalid_request")
+            finishes_at = now + render * QUEUED_FRACTION
+        job = Job(
+            request_id=str(uuid.uuid4()),
+            payload=dict(payload),
+            request=request,
+            generation_id=str(uuid.uuid4()),
+            created_at=now,
+            started_at=now + render * QUEUED_FRACTION,
+            finishes_at=finishes_at,
+            failure=failure,
+            chained_from_request_ids=tuple(chained),
+        )
+        self._jobs[job.request_id] = job
+        self._by_generation[job.generation_id] = job.request_id
+        self._rpm_window.append(now)
+        return job
+
+    def _mint(self, filename: str, now: float, root_url: str) -> str:
+        expires = int(now + self._config.url_ttl_seconds)
+        return f"{root_url}/files/{filename}?expires={expires}&sig={sign(self._secret, filename, expires)}"
+
+    def _view(self, job: Job, now: float, *, root_url: str, full: bool) -> dict[str, Any]:
+        # The create answer always says "queued", as GMI documents, even when a zero render time means the
+        # first poll will already see "success".
+        status = job.status_at(now) if full else "queued"
+        body: dict[str, Any] = {
+            "request_id": job.request_id,
+            "model": MODEL_ID,
+            "status": status,
+            "created_at": int(job.created_at),
+            "updated_at": int(job.updated_at(now) if full else job.created_at),
+            "queued_at": int(job.created_at),
+        }
+        if not full:
+            return body
+        body["payload"] = dict(job.payload)
+        flat = self._config.response_style == "flat"
+        outcome: dict[str, Any] = {}
+        if status == "success":
+            video_url = self._mint(f"{job.generation_id}.mp4", now, root_url)
+            exr_url = self._mint(f"{job.generation_id}.exr", now, root_url) if job.request.exr_export else None
+            if flat:
+                body.update(generation_id=job.generation_id, video_url=video_url)
+                if exr_url:
+                    body["exr_url"] = exr_url
+            else:
+                media: list[dict[str, str]] = [{"url": video_url}]
+                if exr_url:
+                    media.append({"url": exr_url, "type": "exr"})
+                outcome = {"generation_id": job.generation_id, "video_url": video_url, "media_urls": media}
+        elif status == "failed" and job.failure:
+            reason, code = job.failure
+            body["error"] = reason
+            if flat:
+                body["failure_code"] = code
+            else:
+                outcome = {"error": reason, "failure_code": code}
+        if not flat:
+            body["outcome"] = outcome
+        return body

@@ -1,0 +1,208 @@
+"""Value types of the simulator: settings, records, errors, the manual clock and the constants they use.
+
+Imports nothing heavy at run time, so the package can hand out ``DEFAULT_TEST_API_KEY`` cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+from xml.sax.saxutils import escape
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.models import VideoRequest
+    from airflow_provider_luma.testing._faults import Fault
+
+DEFAULT_TEST_API_KEY: Final = "sim-test-key-7f3a9c2e"
+"""The API key a simulator accepts unless told otherwise. Not a secret: it only opens the local simulator."""
+
+GENERATE_MODEL_ID: Final = "luma-ray-3-2-generate"
+"""The one model the simulator renders (``airflow_provider_luma.models.MODEL_ID``, kept here import-free)."""
+
+MODEL_IDS: Final = (GENERATE_MODEL_ID, "luma-ray-3-2-edit", "luma-ray-3-2-reframe")
+"""What ``GET /models`` lists. Only ``luma-ray-3-2-generate`` can be submitted."""
+
+BASE_RENDER_SECONDS: Final = {"540p": 40.0, "720p": 60.0, "1080p": 120.0}
+"""Render time of a 5-s SDR clip at ``time_factor=1``; ×2 for 10 s, ×2.5 for HDR, ×3 for HDR + EXR."""
+
+QUEUED_FRACTION: Final = 0.15
+"""The first 15 % of a render's time is reported as ``queued``, the rest as ``processing``."""
+
+RPM_WINDOW_SECONDS: Final = 60.0
+
+ResponseStyle = Literal["outcome", "flat"]
+"""``outcome``: results under ``outcome`` (``media_urls``); ``flat``: ``generation_id``/``video_url`` top level."""
+
+
+class SimulatorError(Exception):
+    """An error answer: HTTP ``status`` with a JSON ``{"error": message}`` body and extra ``headers``."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def render(self) -> tuple[bytes, str]:
+        """The body and its content type."""
+        return json.dumps({"error": self.message}).encode(), "application/json"
+
+
+class StorageError(SimulatorError):
+    """An error from the (S3-like) media store: answered with S3's XML error document."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, message)
+        self.code = code
+
+    def render(self) -> tuple[bytes, str]:
+        """S3-style ``<Error><Code>…</Code><Message>…</Message></Error>``."""
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(self.code)}</Code><Message>{escape(self.message)}</Message></Error>"
+        )
+        return xml.encode(), "application/xml"
+
+
+class ManualClock:
+    """A clock that only moves when told to; pass it as ``LumaSimulator(clock=ManualClock())``.
+
+    :param start: the initial time, in Unix seconds.
+    """
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self._now = float(start)
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move forward by ``seconds``; returns the new time."""
+        self._now += seconds
+        return self._now
+
+    def set(self, now: float) -> None:
+        """Jump to ``now`` (Unix seconds)."""
+        self._now = float(now)
+
+
+@dataclass
+class SimulatorConfig:
+    """Tunable behaviour; change it with :meth:`LumaSimulator.configure` (render times apply to new requests)."""
+
+    time_factor: float = 1.0
+    render_seconds: float | None = None
+    response_style: ResponseStyle = "outcome"
+    url_ttl_seconds: float = 3600.0
+    video_size_bytes: int | None = None
+    max_concurrent_jobs: int | None = None
+    concurrency_retry_after: int = 60
+    rpm_limit: int | None = None
+
+    def validate(self) -> None:
+        """:raises ValueError: naming the first setting that is out of range."""
+        if self.time_factor < 0:
+            raise ValueError(f"time_factor must be >= 0, got {self.time_factor}")
+        if self.render_seconds is not None and self.render_seconds < 0:
+            raise ValueError(f"render_seconds must be >= 0, got {self.render_seconds}")
+        if self.response_style not in ("outcome", "flat"):
+            raise ValueError(f"response_style must be 'outcome' or 'flat', got {self.response_style!r}")
+        if self.url_ttl_seconds <= 0:
+            raise ValueError(f"url_ttl_seconds must be > 0, got {self.url_ttl_seconds}")
+        for name in ("video_size_bytes", "max_concurrent_jobs", "rpm_limit"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "video_size_bytes" else 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value}")
+        if self.concurrency_retry_after < 1:
+            raise ValueError(f"concurrency_retry_after must be >= 1, got {self.concurrency_retry_after}")
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """A snapshot of one submitted request, as :meth:`LumaSimulator.generation` returns it.
+
+    :param generation_id: the Luma generation id, once the render succeeded (``None`` before, or on failure).
+    :param started_at: when the request leaves ``queued``; ``finishes_at``: when it becomes terminal.
+    :param start_frame_generation_id: the generation this request chained from as its start frame, if any.
+    :param end_frame_generation_id: the generation this request chained from as its end frame, if any.
+    :param chained_from_request_ids: the request ids that produced the referenced generations (valid ones only).
+    """
+
+    request_id: str
+    model: str
+    payload: dict[str, Any]
+    status: str
+    generation_id: str | None
+    created_at: float
+    started_at: float
+    finishes_at: float
+    start_frame_generation_id: str | None
+    end_frame_generation_id: str | None
+    chained_from_request_ids: tuple[str, ...]
+    error: str | None
+    failure_code: str | None
+
+    @property
+    def chained_from(self) -> tuple[str, ...]:
+        """The generation ids this request referenced (start first), valid or not."""
+        return tuple(g for g in (self.start_frame_generation_id, self.end_frame_generation_id) if g)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-able dict."""
+        return {**asdict(self), "chained_from_request_ids": list(self.chained_from_request_ids)}
+
+
+@dataclass
+class PendingFault:
+    """A queued fault and how many more requests it will affect (internal)."""
+
+    fault: Fault
+    uses_left: int
+
+
+@dataclass
+class Job:
+    """The simulator's mutable record of one request (internal); status is derived from the clock."""
+
+    request_id: str
+    payload: dict[str, Any]
+    request: VideoRequest
+    generation_id: str
+    created_at: float
+    started_at: float
+    finishes_at: float
+    failure: tuple[str, str] | None
+    chained_from_request_ids: tuple[str, ...]
+
+    def status_at(self, now: float) -> str:
+        """``queued`` → ``processing`` → ``success`` / ``failed``, as of ``now``."""
+        if now >= self.finishes_at:
+            return "failed" if self.failure else "success"
+        return "processing" if now >= self.started_at else "queued"
+
+    def updated_at(self, now: float) -> float:
+        """When the status seen at ``now`` was entered."""
+        if now >= self.finishes_at:
+            return self.finishes_at
+        return self.started_at if now >= self.started_at else self.created_at
+
+    def record(self, now: float) -> GenerationRecord:
+        """A frozen snapshot as of ``now``."""
+        status = self.status_at(now)
+        error, code = self.failure if status == "failed" and self.failure else (None, None)
+        return GenerationRecord(
+            request_id=self.request_id,
+            model=GENERATE_MODEL_ID,
+            payload=dict(self.payload),
+            status=status,
+            generation_id=self.generation_id if status == "success" else None,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finishes_at=self.finishes_at,
+            start_frame_generation_id=self.request.start_frame_generation_id,
+            end_frame_generation_id=self.request.end_frame_generation_id,
+            chained_from_request_ids=self.chained_from_request_ids,
+            error=error,
+            failure_code=code,
+        )

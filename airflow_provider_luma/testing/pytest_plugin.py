@@ -1,0 +1,62 @@
+"""pytest fixtures for the Luma simulator, installed with the provider as the ``luma`` pytest11 plugin.
+
+* ``luma_simulator``: a started :class:`~airflow_provider_luma.testing.LumaSimulatorServer` (one per test) with
+  renders 100 times faster than real (``time_factor=0.01``).
+* ``luma_conn_env``: the same server, with ``AIRFLOW_CONN_LUMA_DEFAULT`` pointing at it for the test.
+
+Configure the server with a marker; its keywords go to ``LumaSimulatorServer``, the closest marker winning::
+
+    @pytest.mark.luma_simulator(render_seconds=0, response_style="flat")
+    def test_chain(luma_conn_env): ...
+
+This module is imported by every pytest run in an environment that has the provider installed, so it imports
+the simulator only inside the fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.testing._server import LumaSimulatorServer
+
+FIXTURE_TIME_FACTOR = 0.01
+"""Default ``time_factor`` of the ``luma_simulator`` fixture: a 5-s 720p render takes 0.6 s."""
+
+MARKER = "luma_simulator"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``luma_simulator`` marker (so ``--strict-markers`` accepts it)."""
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**kwargs): keyword arguments for the LumaSimulatorServer of the luma_simulator fixture "
+        "(time_factor, render_seconds, response_style, rpm_limit, max_concurrent_jobs, api_key, ...)",
+    )
+
+
+@pytest.fixture
+def luma_simulator(request: pytest.FixtureRequest) -> Iterator[LumaSimulatorServer]:
+    """A running Luma simulator for this test, configured by ``@pytest.mark.luma_simulator(**kwargs)``."""
+    from airflow_provider_luma.testing._server import LumaSimulatorServer
+
+    kwargs: dict[str, Any] = {}
+    # iter_markers yields the closest marker first; apply the farthest first so the closest one wins.
+    for marker in reversed(list(request.node.iter_markers(MARKER))):
+        if marker.args:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword arguments only, got {marker.args!r}")
+        kwargs.update(marker.kwargs)
+    if "simulator" not in kwargs:
+        kwargs.setdefault("time_factor", FIXTURE_TIME_FACTOR)
+    with LumaSimulatorServer(**kwargs) as server:
+        yield server
+
+
+@pytest.fixture
+def luma_conn_env(luma_simulator: LumaSimulatorServer, monkeypatch: pytest.MonkeyPatch) -> LumaSimulatorServer:
+    """The ``luma_simulator`` server, with ``AIRFLOW_CONN_LUMA_DEFAULT`` set to reach it during the test."""
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", luma_simulator.airflow_conn_json())
+    return luma_simulator
