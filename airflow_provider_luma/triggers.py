@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_luma._retry import RetryPolicy
+
 if TYPE_CHECKING:
     from airflow_provider_luma.client import AsyncLumaClient
     from airflow_provider_luma.models import Generation
 
 CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
+
+# One quick retry inside a status call; the poll loop itself is the outer retry (until the deadline).
+POLL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=5.0, retry_after_cap=60.0)
 
 # Errors that polling again cannot fix: stop at once instead of waiting for the deadline.
 _PERMANENT_POLL_ERRORS = ("LumaAuthError", "LumaNotFoundError", "LumaBadRequestError", "LumaConfigurationError")
@@ -97,7 +102,7 @@ class LumaGenerationTrigger(BaseTrigger):
         from airflow_provider_luma.hooks import LumaHook
 
         try:
-            async with LumaHook(self.luma_conn_id).ashared_client() as client:
+            async with LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).ashared_client() as client:
                 payload = await self._poll(client)
         except asyncio.CancelledError:
             raise

@@ -23,7 +23,9 @@ FORBIDDEN = ("airflow_provider_luma.client", "airflow_provider_luma.hooks", "air
 
 def measure(module: str) -> tuple[float, set[str]]:
     """Cumulative import ms of ``module`` after airflow.sdk, and the modules it added."""
-    code = f"import airflow.sdk, sys; before = set(sys.modules); import {module}; print(sorted(set(sys.modules) - before))"
+    code = (
+        f"import airflow.sdk, sys; before = set(sys.modules); import {module}; print(sorted(set(sys.modules) - before))"
+    )
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
     cumulative_us = 0
     for line in proc.stderr.splitlines():

@@ -69,7 +69,9 @@ def ok(body: Any, status: int = 200) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
-def err(status: int, body: Any = None, headers: dict[str, str] | None = None, text: str | None = None) -> httpx.Response:
+def err(
+    status: int, body: Any = None, headers: dict[str, str] | None = None, text: str | None = None
+) -> httpx.Response:
     if text is not None:
         return httpx.Response(status, text=text, headers=headers)
     return httpx.Response(status, json=body if body is not None else {"error": f"e{status}"}, headers=headers)
@@ -116,29 +118,41 @@ def test_poll_status_mapping(status: int, cls: type[LumaError], body: dict[str, 
 
 
 def test_poll_retries_transient_errors_then_succeeds() -> None:
-    rec, sleeps = Recorder(
-        httpx.ConnectError("refused"),
-        err(502, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"}),
-        httpx.ReadTimeout("slow"),
-        ok({"request_id": "r1", "status": "processing"}),
-    ), []
+    rec, sleeps = (
+        Recorder(
+            httpx.ConnectError("refused"),
+            err(502, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"}),
+            httpx.ReadTimeout("slow"),
+            ok({"request_id": "r1", "status": "processing"}),
+        ),
+        [],
+    )
     generation = make_client(rec, sleeps).get_generation("r1")
     assert generation.status == "processing"
     assert len(rec.requests) == 4 and len(sleeps) == 3
 
 
 def test_poll_429_honours_retry_after() -> None:
-    rec, sleeps = Recorder(err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "7"}), ok({"request_id": "r1", "status": "queued"})), []
+    rec, sleeps = (
+        Recorder(
+            err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "7"}),
+            ok({"request_id": "r1", "status": "queued"}),
+        ),
+        [],
+    )
     make_client(rec, sleeps).get_generation("r1")
     assert sleeps == [7.0]
 
 
 def test_submit_429_is_retried_and_concurrency_kind_is_recognised(caplog: pytest.LogCaptureFixture) -> None:
-    rec, sleeps = Recorder(
-        err(429, {"error": "Too many concurrent jobs"}, {"Retry-After": "60"}),
-        err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "3"}),
-        ok({"request_id": "r1", "status": "queued"}),
-    ), []
+    rec, sleeps = (
+        Recorder(
+            err(429, {"error": "Too many concurrent jobs"}, {"Retry-After": "60"}),
+            err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "3"}),
+            ok({"request_id": "r1", "status": "queued"}),
+        ),
+        [],
+    )
     with caplog.at_level("WARNING"):
         assert make_client(rec, sleeps).submit(REQUEST).request_id == "r1"
     assert sleeps == [60.0, 3.0]
@@ -221,7 +235,11 @@ def test_api_key_never_appears_in_errors_even_if_the_server_echoes_it() -> None:
 
 
 async def test_async_twin_shares_mapping_and_retry() -> None:
-    rec = Recorder(err(503), err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "2"}), ok({"request_id": "r1", "status": "success", "generation_id": "g"}))
+    rec = Recorder(
+        err(503),
+        err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "2"}),
+        ok({"request_id": "r1", "status": "success", "generation_id": "g"}),
+    )
     sleeps: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
@@ -234,7 +252,9 @@ async def test_async_twin_shares_mapping_and_retry() -> None:
         assert generation.generation_id == "g"
         assert len(sleeps) == 2 and sleeps[1] == 2.0
         rec2 = Recorder(httpx.ReadTimeout("x"))
-        client2 = AsyncLumaClient(ClientSettings(base_url=BASE, api_key=KEY), transport=httpx.MockTransport(rec2), sleep=fake_sleep)
+        client2 = AsyncLumaClient(
+            ClientSettings(base_url=BASE, api_key=KEY), transport=httpx.MockTransport(rec2), sleep=fake_sleep
+        )
         with pytest.raises(LumaSubmissionOutcomeUnknown):
             await client2.asubmit(REQUEST)
         assert len(rec2.requests) == 1
@@ -246,8 +266,18 @@ async def test_async_twin_shares_mapping_and_retry() -> None:
     [
         (None, None, None, "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"),
         ("", None, None, "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"),
-        ("http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey", None, None, "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey"),
-        ("http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey/", None, None, "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey"),
+        (
+            "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey",
+            None,
+            None,
+            "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey",
+        ),
+        (
+            "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey/",
+            None,
+            None,
+            "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey",
+        ),
         ("http://127.0.0.1:8000", None, None, "http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey"),
         ("console.gmicloud.ai", None, None, "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"),
         ("proxy.internal", 8443, None, "https://proxy.internal:8443/api/v1/ie/requestqueue/apikey"),

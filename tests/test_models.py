@@ -44,7 +44,11 @@ VALID: list[tuple[str, dict[str, Any], Mode]] = [
     ("interp-two-gens", {"start_frame_generation_id": GEN, "end_frame_generation_id": GEN2}, Mode.INTERPOLATION),
     ("interp-gen-then-url", {"start_frame_generation_id": GEN, "end_frame_url": IMG}, Mode.INTERPOLATION),
     ("interp-url-then-gen", {"start_frame_url": IMG, "end_frame_generation_id": GEN}, Mode.INTERPOLATION),
-    ("interp-hdr", {"start_frame_generation_id": GEN, "end_frame_generation_id": GEN2, "hdr": True}, Mode.INTERPOLATION),
+    (
+        "interp-hdr",
+        {"start_frame_generation_id": GEN, "end_frame_generation_id": GEN2, "hdr": True},
+        Mode.INTERPOLATION,
+    ),
 ]
 
 
@@ -97,7 +101,11 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
         {"start_frame_generation_id": GEN, "end_frame_url": IMG, "loop": True},
         ["loop", "end frame"],
     ),
-    ("interp-inherits-hdr-540p", {"start_frame_url": IMG, "end_frame_generation_id": GEN, "hdr": True, "resolution": "540p"}, ["540p"]),
+    (
+        "interp-inherits-hdr-540p",
+        {"start_frame_url": IMG, "end_frame_generation_id": GEN, "hdr": True, "resolution": "540p"},
+        ["540p"],
+    ),
 ]
 
 
@@ -169,7 +177,9 @@ def test_price_table(params: dict[str, Any], usd: str, blocks: int) -> None:
 )
 def test_status_normalisation(raw: object, status: GenerationStatus) -> None:
     assert normalize_status(raw) is status
-    assert status.is_terminal == (status in {GenerationStatus.SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED})
+    assert status.is_terminal == (
+        status in {GenerationStatus.SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
+    )
 
 
 LAYOUTS = [
@@ -216,7 +226,10 @@ def test_parse_generation_finds_results_wherever_they_are(body: dict[str, Any], 
         ({"request_id": "r", "status": "failed", "error": "boom"}, "boom"),
         ({"request_id": "r", "status": "failed", "detail": "bad prompt"}, "bad prompt"),
         ({"request_id": "r", "status": "failed", "outcome": {"error": "upstream"}}, "upstream"),
-        ({"request_id": "r", "status": "failed", "failure_reason": "moderated", "failure_code": "content_moderated"}, "moderated"),
+        (
+            {"request_id": "r", "status": "failed", "failure_reason": "moderated", "failure_code": "content_moderated"},
+            "moderated",
+        ),
         ({"request_id": "r", "status": "failed"}, None),
     ],
 )

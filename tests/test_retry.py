@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 
-from airflow_provider_luma._retry import Outcome, RetryPolicy, backoff_delay, is_retryable, next_delay, parse_retry_after
+from airflow_provider_luma._retry import (
+    Outcome,
+    RetryPolicy,
+    backoff_delay,
+    is_retryable,
+    next_delay,
+    parse_retry_after,
+)
 
 # (kind, outcome, retried?) -- a submission is retried only when it provably was not accepted.
 TABLE: list[tuple[str, Outcome, bool]] = [

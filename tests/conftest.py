@@ -1,0 +1,36 @@
+"""Shared fixtures: a fake task_state_store and a context for driving operators outside a scheduler.
+
+The end-to-end suite in tests/e2e runs the same operators under a real scheduler and triggerer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+class MemoryStateStore:
+    """Same interface as Airflow 3.3's ``context["task_state_store"]`` accessor, kept in a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes: list[tuple[str, Any]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        assert value is not None
+        self.values[key] = value
+        self.writes.append((key, value))
+
+
+@pytest.fixture
+def state_store() -> MemoryStateStore:
+    return MemoryStateStore()
+
+
+@pytest.fixture
+def context(state_store: MemoryStateStore) -> dict[str, Any]:
+    return {"task_state_store": state_store}

@@ -1,0 +1,255 @@
+"""Operators driven directly (execute → TaskDeferred → trigger.run() → execute_complete) against the simulator.
+
+Durable resume across tries uses a dict-backed stand-in for Airflow 3.3's ``task_state_store``; the real store,
+scheduler and triggerer are exercised in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+
+from airflow_provider_luma._render import STATE_KEY
+from airflow_provider_luma.operators import (
+    LumaExtendVideoOperator,
+    LumaGenerateVideoOperator,
+    LumaInterpolateVideoOperator,
+)
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
+from airflow_provider_luma.triggers import LumaGenerationTrigger
+
+RESULT_KEYS = {"generation_id", "request_id", "video_url", "exr_url", "mode", "estimated_cost_usd", "billed_blocks"}
+
+
+def make(cls: type[LumaGenerateVideoOperator] = LumaGenerateVideoOperator, **kwargs: Any) -> LumaGenerateVideoOperator:
+    kwargs.setdefault("task_id", "render")
+    kwargs.setdefault("poll_interval", 0.05)
+    return cls(**kwargs)
+
+
+async def run_deferred(factory: Callable[[], LumaGenerateVideoOperator], context: dict[str, Any]) -> dict[str, Any]:
+    """What Airflow does: execute defers, the triggerer runs the trigger, a fresh instance resumes."""
+    with pytest.raises(TaskDeferred) as deferred:
+        factory().execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, LumaGenerationTrigger)
+    event = [e.payload async for e in trigger.run()][0]
+    return getattr(factory(), deferred.value.method_name)(context, event=event)
+
+
+def posts(server: LumaSimulatorServer) -> list[Any]:
+    return [e for e in server.simulator.request_log if e.method == "POST"]
+
+
+async def test_generate_defers_and_returns_chainable_result(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    op = make(prompt="a fox", resolution="1080p", timeout=120)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    _, kwargs = trigger.serialize()
+    assert deferred.value.method_name == "execute_complete"
+    assert DEFAULT_TEST_API_KEY not in json.dumps(kwargs)
+    # The defer() backstop is a little longer than the trigger's own deadline, so the trigger fires first.
+    assert deferred.value.timeout is not None and deferred.value.timeout > timedelta(seconds=120)
+    result = await run_deferred(lambda: make(prompt="a fox", resolution="1080p", timeout=120), context)
+    assert RESULT_KEYS <= result.keys()
+    assert result["mode"] == "text_to_video" and result["estimated_cost_usd"] == 1.2 and result["billed_blocks"] == 1
+    assert result["generation_id"] == luma_conn_env.simulator.generation(result["request_id"]).generation_id
+    assert len(posts(luma_conn_env)) == 1, "the second execute re-attached to the first request"
+
+
+def test_multiple_outputs_is_on_by_default() -> None:
+    assert make(prompt="p").multiple_outputs is True
+    assert make(prompt="p", multiple_outputs=False).multiple_outputs is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": "p", "aspect_ratio": "2:1"}, "image-only"),
+        ({"prompt": "p", "hdr": True, "resolution": "540p"}, "540p"),
+        ({"prompt": "p", "duration": "10s", "start_frame_url": "https://x/a.jpg"}, "duration=10s"),
+        ({"prompt": ""}, "blank"),
+    ],
+)
+def test_invalid_input_fails_before_any_http(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(AirflowFailException, match=fragment):
+        make(**kwargs).execute(context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "fragment"),
+    [
+        (LumaExtendVideoOperator, {"generation_id": "None", "prompt": "p"}, "generation_id"),
+        (LumaExtendVideoOperator, {"generation_id": "g", "direction": "sideways", "prompt": "p"}, "direction"),
+        (
+            LumaInterpolateVideoOperator,
+            {"start": "https://x/a.jpg", "end": "https://x/b.png", "prompt": "p"},
+            "at least one",
+        ),
+        (LumaInterpolateVideoOperator, {"start": "g1", "end": "", "prompt": "p"}, "both keyframes"),
+    ],
+)
+def test_front_doors_validate_before_http(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], cls: Any, kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(AirflowFailException, match=fragment):
+        make(cls, **kwargs).execute(context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+async def test_extend_and_interpolate_send_chain_references(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    sim = luma_conn_env.simulator
+    first = await run_deferred(
+        lambda: make(prompt="opening"), {"task_state_store": type(context["task_state_store"])()}
+    )
+    fwd = await run_deferred(
+        lambda: make(LumaExtendVideoOperator, generation_id=first["generation_id"], prompt="more"),
+        {"task_state_store": type(context["task_state_store"])()},
+    )
+    back = await run_deferred(
+        lambda: make(
+            LumaExtendVideoOperator, generation_id=first["generation_id"], direction="backward", prompt="before"
+        ),
+        {"task_state_store": type(context["task_state_store"])()},
+    )
+    bridge = await run_deferred(
+        lambda: make(
+            LumaInterpolateVideoOperator, start=fwd["generation_id"], end="https://img.example.com/end.png", prompt="x"
+        ),
+        {"task_state_store": type(context["task_state_store"])()},
+    )
+    assert fwd["mode"] == "extend_forward" and back["mode"] == "extend_backward" and bridge["mode"] == "interpolation"
+    assert sim.generation(fwd["request_id"]).payload["start_frame_generation_id"] == first["generation_id"]
+    assert sim.generation(back["request_id"]).payload["end_frame_generation_id"] == first["generation_id"]
+    assert sim.generation(bridge["request_id"]).payload == {
+        "prompt": "x",
+        "start_frame_generation_id": fwd["generation_id"],
+        "end_frame_url": "https://img.example.com/end.png",
+    }
+
+
+def test_non_deferrable_polls_in_the_worker(luma_conn_env: LumaSimulatorServer, context: dict[str, Any]) -> None:
+    result = make(prompt="p", deferrable=False, resolution="540p").execute(context)
+    assert result["generation_id"] and result["estimated_cost_usd"] == 0.15
+    assert context["task_state_store"].values[STATE_KEY]["phase"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("fault", "exc", "fragment"),
+    [
+        (
+            Fault.fail_generation(reason="GPU fell over", failure_code="generation_failed"),
+            AirflowException,
+            "GPU fell over",
+        ),
+        (
+            Fault.fail_generation(reason="Prompt was moderated", failure_code="content_moderated"),
+            AirflowFailException,
+            "moderated",
+        ),
+    ],
+)
+async def test_failed_render_fails_the_task_with_the_servers_reason(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], fault: Fault, exc: type[Exception], fragment: str
+) -> None:
+    luma_conn_env.simulator.inject(fault)
+    with pytest.raises(exc, match=fragment) as info:
+        await run_deferred(lambda: make(prompt="p"), context)
+    assert (type(info.value) is AirflowFailException) == (exc is AirflowFailException)
+
+
+@pytest.mark.parametrize(
+    ("event", "exc"),
+    [
+        ({"status": "timeout", "request_id": "r", "message": "still processing", "retryable": True}, AirflowException),
+        (
+            {"status": "error", "request_id": "r", "message": "LumaAuthError: HTTP 401", "retryable": False},
+            AirflowFailException,
+        ),
+        ({"status": "cancelled", "request_id": "r", "message": "cancelled upstream"}, AirflowException),
+        (None, AirflowException),
+    ],
+)
+def test_execute_complete_maps_every_status(
+    context: dict[str, Any], event: dict[str, Any] | None, exc: type[Exception]
+) -> None:
+    with pytest.raises(exc) as info:
+        make(prompt="p").execute_complete(context, event=event)
+    assert (type(info.value) is AirflowFailException) == (exc is AirflowFailException)
+
+
+def test_permanent_submit_errors_skip_retries(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LUMA_DEFAULT",
+        json.dumps({"conn_type": "luma", "host": luma_conn_env.base_url, "password": "wrong-key"}),
+    )
+    with pytest.raises(AirflowFailException, match="401") as info:
+        make(prompt="p").execute(context)
+    assert "wrong-key" not in str(info.value)
+
+
+# -- durable resume across tries ---------------------------------------------------------------------------------
+
+
+async def test_retry_reattaches_to_an_in_flight_render(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    with pytest.raises(TaskDeferred):
+        make(prompt="p").execute(context)  # try 1: submitted, then the worker "dies"
+    result = await run_deferred(lambda: make(prompt="p"), context)  # try 2
+    assert len(posts(luma_conn_env)) == 1 and result["generation_id"]
+
+
+async def test_clear_after_success_reuses_or_rerenders(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    first = await run_deferred(lambda: make(prompt="p"), context)
+    again = make(prompt="p").execute(context)  # cleared: reuse_existing=True returns the paid-for clip at once
+    assert again["generation_id"] == first["generation_id"] and len(posts(luma_conn_env)) == 1
+    fresh = await run_deferred(lambda: make(prompt="p", reuse_existing=False), context)
+    assert fresh["generation_id"] != first["generation_id"] and len(posts(luma_conn_env)) == 2
+
+
+async def test_retry_after_failed_render_submits_fresh(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    luma_conn_env.simulator.inject(Fault.fail_generation(reason="transient"))
+    with pytest.raises(AirflowException):
+        await run_deferred(lambda: make(prompt="p"), context)
+    result = await run_deferred(lambda: make(prompt="p"), context)
+    assert result["generation_id"] and len(posts(luma_conn_env)) == 2
+
+
+async def test_changed_parameters_do_not_reattach(luma_conn_env: LumaSimulatorServer, context: dict[str, Any]) -> None:
+    await run_deferred(lambda: make(prompt="p"), context)
+    await run_deferred(lambda: make(prompt="p, but at night"), context)
+    assert len(posts(luma_conn_env)) == 2
+
+
+def test_lost_submission_answer_fails_loudly_and_is_not_resent(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    luma_conn_env.simulator.inject(Fault.drop_after_accept())
+    with pytest.raises(AirflowFailException, match="may"):
+        make(prompt="p").execute(context)
+    with pytest.raises(AirflowFailException, match="never learned its request id"):
+        make(prompt="p").execute(context)  # a retry must not silently buy another render
+    assert len(luma_conn_env.simulator.create_requests()) == 1
+    with pytest.raises(TaskDeferred):
+        make(prompt="p", resubmit_unknown=True).execute(context)  # explicit opt-in
+    assert len(luma_conn_env.simulator.create_requests()) == 2

@@ -1,0 +1,124 @@
+"""LumaGenerationTrigger.run() under asyncio against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_luma.hooks import LumaHook
+from airflow_provider_luma.models import VideoRequest
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
+from airflow_provider_luma.triggers import LumaGenerationTrigger
+
+
+def submit(params: dict[str, Any] | None = None) -> str:
+    return LumaHook().submit_generation(VideoRequest.from_params(prompt="p", **(params or {}))).request_id
+
+
+def trigger_for(request_id: str, *, deadline_in: float = 30.0, poll: float = 0.05, **kw: Any) -> LumaGenerationTrigger:
+    return LumaGenerationTrigger(
+        request_id=request_id, deadline=time.time() + deadline_in, poll_interval=poll, submitted_at=time.time(), **kw
+    )
+
+
+async def first_event(trigger: LumaGenerationTrigger) -> dict[str, Any]:
+    events = [event.payload async for event in trigger.run()]
+    assert len(events) == 1, "a task trigger yields exactly one event"
+    return events[0]
+
+
+def test_serialize_round_trips_json_primitives_without_secrets() -> None:
+    trigger = LumaGenerationTrigger(request_id="r1", deadline=1_900_000_000.5, luma_conn_id="c", poll_interval=3)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_luma.triggers.LumaGenerationTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert DEFAULT_TEST_API_KEY not in json.dumps(kwargs)
+    clone = LumaGenerationTrigger(**kwargs)
+    assert clone.serialize() == (classpath, kwargs)
+
+
+async def test_success_event_carries_ids_and_urls(
+    luma_conn_env: LumaSimulatorServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rid = submit({"hdr": True, "exr_export": True})
+    with caplog.at_level(logging.INFO):
+        event = await first_event(trigger_for(rid))
+    logs = caplog.text + capsys.readouterr().out
+    assert event["status"] == "success" and event["request_id"] == rid
+    assert event["generation_id"] == luma_conn_env.simulator.generation(rid).generation_id
+    assert event["video_url"].startswith(luma_conn_env.root_url) and event["exr_url"]
+    assert "queued" in logs and "success" in logs  # state changes are logged
+    assert DEFAULT_TEST_API_KEY not in json.dumps(event) and DEFAULT_TEST_API_KEY not in logs
+
+
+async def test_failed_generation_event_has_the_reason(luma_conn_env: LumaSimulatorServer) -> None:
+    luma_conn_env.simulator.inject(
+        Fault.fail_generation(reason="content_moderated: prompt", failure_code="content_moderated")
+    )
+    event = await first_event(trigger_for(submit()))
+    assert event["status"] == "failed" and "content_moderated" in event["message"]
+    assert event["failure_code"] == "content_moderated" and event["retryable"] is False
+
+
+@pytest.mark.luma_simulator(render_seconds=60)
+async def test_deadline_gives_timeout_event_naming_the_request(luma_conn_env: LumaSimulatorServer) -> None:
+    rid = submit()
+    started = time.monotonic()
+    event = await first_event(trigger_for(rid, deadline_in=0.6, poll=0.1))
+    assert time.monotonic() - started < 3
+    assert event["status"] == "timeout" and rid in event["message"] and "may still finish" in event["message"]
+    assert event["retryable"] is True
+
+
+async def test_transient_poll_failures_keep_polling(luma_conn_env: LumaSimulatorServer) -> None:
+    rid = submit()
+    luma_conn_env.simulator.inject(
+        Fault.http_error(500, on="poll"),
+        Fault.html_error(502, on="poll"),
+        Fault.drop_connection(on="poll"),
+        Fault.malformed(on="poll"),
+        Fault.rate_limit_rpm(retry_after=1, on="poll"),
+    )
+    event = await first_event(trigger_for(rid, poll=0.05))
+    assert event["status"] == "success"
+    assert not luma_conn_env.simulator.pending_faults
+
+
+async def test_unknown_request_is_an_error_event_not_an_endless_poll(luma_conn_env: LumaSimulatorServer) -> None:
+    event = await first_event(trigger_for("no-such-request"))
+    assert event["status"] == "error" and "LumaNotFoundError" in event["message"] and event["retryable"] is False
+
+
+async def test_missing_connection_becomes_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_LUMA_DEFAULT", raising=False)
+    event = await first_event(trigger_for("r1"))
+    assert event["status"] == "error"
+
+
+@pytest.mark.luma_simulator(render_seconds=60)
+async def test_first_poll_waits_until_first_poll_at(luma_conn_env: LumaSimulatorServer) -> None:
+    rid = submit()
+    trigger = trigger_for(rid, poll=0.05, first_poll_at=time.time() + 0.5)
+    task = asyncio.create_task(first_event(trigger))
+    await asyncio.sleep(0.3)
+    polls = [e for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
+    assert polls == []
+    await asyncio.sleep(0.5)
+    assert [e for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
+    task.cancel()
+
+
+async def test_on_kill_is_idempotent_and_says_the_render_is_billed(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = LumaGenerationTrigger(request_id="r9", deadline=time.time() + 60)
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(trigger.on_kill(), timeout=1)
+        await asyncio.wait_for(trigger.on_kill(), timeout=1)
+    logs = caplog.text + capsys.readouterr().out
+    assert logs.count("Luma request r9") == 2 and "billed" in logs
