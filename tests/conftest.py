@@ -5,9 +5,15 @@ The end-to-end suite in tests/e2e runs the same operators under a real scheduler
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import pytest
+
+# Keep Airflow's config, logs and SQLite files out of ~/airflow: set before any test module imports airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="luma-tests-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 class MemoryStateStore:

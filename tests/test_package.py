@@ -1,0 +1,84 @@
+"""Packaging contract: provider discovery by the real Airflow CLI, light DAG-parse imports, public names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_luma
+from airflow_provider_luma import get_provider_info
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def airflow_json(tmp_path: Path, *args: str) -> list[dict[str, object]]:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out[out.index("[") :])
+
+
+def test_provider_info_shape() -> None:
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-luma"
+    (conn,) = info["connection-types"]
+    assert conn["connection-type"] == "luma" and conn["hook-class-name"] == "airflow_provider_luma.hooks.LumaHook"
+    assert "conn-fields" in conn and "ui-field-behaviour" in conn
+    assert conn["ui-field-behaviour"]["relabeling"]["password"] == "API Key"
+
+
+def test_airflow_cli_lists_provider_hook_and_trigger(tmp_path: Path) -> None:
+    providers = airflow_json(tmp_path, "providers", "list")
+    assert {"package_name": "airflow-provider-luma", "version": airflow_provider_luma.__version__}.items() <= next(
+        p for p in providers if p["package_name"] == "airflow-provider-luma"
+    ).items()
+    hooks = airflow_json(tmp_path, "providers", "hooks")
+    luma = next(h for h in hooks if h["connection_type"] == "luma")
+    assert luma["class"] == "airflow_provider_luma.hooks.LumaHook"
+    assert luma["conn_id_attribute_name"] == "luma_conn_id"
+    triggers = airflow_json(tmp_path, "providers", "triggers")
+    assert any(t["class"] == "airflow_provider_luma.triggers" for t in triggers)
+
+
+def test_importing_operators_stays_light() -> None:
+    code = (
+        "import airflow.sdk, sys; before = set(sys.modules); import airflow_provider_luma.operators; "
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
+    added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    forbidden = [
+        m
+        for m in added
+        if m.startswith(
+            ("airflow_provider_luma.client", "airflow_provider_luma.hooks", "airflow_provider_luma.testing")
+        )
+        or m.split(".")[0] in {"fastapi", "uvicorn", "httpx"}
+    ]
+    assert forbidden == []
+    assert "airflow_provider_luma.operators" in added
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("airflow_provider_luma.hooks", ["LumaHook"]),
+        ("airflow_provider_luma.triggers", ["LumaGenerationTrigger"]),
+        (
+            "airflow_provider_luma.operators",
+            ["LumaGenerateVideoOperator", "LumaExtendVideoOperator", "LumaInterpolateVideoOperator"],
+        ),
+        ("airflow_provider_luma.testing", ["LumaSimulator", "LumaSimulatorServer", "Fault"]),
+    ],
+)
+def test_public_names(module: str, names: list[str]) -> None:
+    mod = __import__(module, fromlist=names)
+    for name in names:
+        assert getattr(mod, name).__module__.startswith(module)
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (Path(airflow_provider_luma.__file__).parent / "py.typed").exists()
