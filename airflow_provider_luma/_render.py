@@ -96,9 +96,10 @@ class RenderRun:
     def start(self) -> dict[str, Any]:
         """Validate, resume or submit, then wait (deferring or polling)."""
         r = self.request
+        chained = f" from generation {', '.join(r.chained_generation_ids)}" if r.chained_generation_ids else ""
         self.log.info(
-            "Luma %s render: %s %s %s%s%s, estimated cost $%.2f (%d block(s))",
-            r.mode, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
+            "Luma %s render%s: %s %s %s%s%s, estimated cost $%.2f (%d block(s))",
+            r.mode, chained, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
             " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
         )  # fmt: skip
         generation = self._resume() or self._submit()

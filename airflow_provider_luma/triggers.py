@@ -49,6 +49,15 @@ def generation_event(generation: Generation, *, elapsed: float) -> dict[str, Any
     }
 
 
+async def _mask_urls(payload: dict[str, Any]) -> None:
+    """Presigned URLs are capabilities: register them with the secrets masker before the event is logged."""
+    from airflow.sdk.log import amask_secret
+
+    for key in ("video_url", "exr_url"):
+        if payload.get(key):
+            await amask_secret(payload[key])
+
+
 class LumaGenerationTrigger(BaseTrigger):
     """Poll one request-queue request until it is terminal or its deadline passes; yield exactly one event.
 
@@ -108,6 +117,7 @@ class LumaGenerationTrigger(BaseTrigger):
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
+        await _mask_urls(payload)
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     def _elapsed(self) -> float:

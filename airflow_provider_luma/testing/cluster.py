@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,6 +200,13 @@ class LocalAirflowCluster:
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api(method, path, **kwargs)
+        for _ in range(5):
+            # SQLite allows one writer: under load the api-server's write can time out ("database is locked") and
+            # surfaces as a 500 "Database error". Every call made here is safe to repeat.
+            if response.status_code != 500 or "Database error" not in response.text:
+                break
+            time.sleep(1.0)
+            response = self.api(method, path, **kwargs)
         if response.is_error:
             raise AirflowClusterError(f"{method} {path} -> HTTP {response.status_code}: {response.text}")
         return response.json() if response.content else None
@@ -254,8 +262,8 @@ class LocalAirflowCluster:
             "logical_date": logical_date.isoformat() if logical_date else None,
             "conf": dict(conf or {}),
         }
-        if run_id is not None:
-            body["dag_run_id"] = run_id
+        # A client-side run id keeps a repeated POST (see _json) from creating a second run.
+        body["dag_run_id"] = run_id or f"manual__{uuid.uuid4().hex[:12]}"
         return str(self._json("POST", f"{path}/dagRuns", json=body)["dag_run_id"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:

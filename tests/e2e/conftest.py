@@ -1,36 +1,71 @@
 """Fixtures for end-to-end tests against a real local Airflow (scheduler, dag-processor, triggerer, api-server).
 
 One :class:`~airflow_provider_luma.testing.cluster.LocalAirflowCluster` serves the whole session; it parses
-every DAG file in ``tests/e2e/dags/``. Component logs live in ``<home>/logs/<component>.log`` and their tails
+every DAG file in ``tests/e2e/dags/`` and ``example_dags/`` and talks to one session-wide Luma simulator.
+Component logs live in ``<home>/logs/<component>.log`` and their tails
 are attached to the report of any failing test that used the cluster.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+import shutil
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.testing.cluster import LocalAirflowCluster
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
+EXAMPLE_DAGS = Path(__file__).parents[2] / "example_dags"
+# A 5-s 720p render takes 3 s of wall time at this factor; long enough to be seen deferred.
+E2E_TIME_FACTOR = 0.05
 
 # The DAG files are parsed by the cluster, never collected as tests.
 collect_ignore = ["dags"]
 
 
 @pytest.fixture(scope="session")
-def e2e_env() -> dict[str, str]:
-    """Extra environment for every cluster process (e.g. ``AIRFLOW_CONN_LUMA_DEFAULT``); override to extend."""
-    return {}
+def luma_sim() -> Iterator[LumaSimulatorServer]:
+    """The session's Luma simulator (a real HTTP server on 127.0.0.1) that every cluster process talks to."""
+    with LumaSimulatorServer(time_factor=E2E_TIME_FACTOR) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def airflow_cluster(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflowCluster]:
+def simulator_env() -> Callable[[LumaSimulatorServer], dict[str, str]]:
+    """Builds a cluster environment for a given simulator."""
+    return _simulator_env
+
+
+def _simulator_env(server: LumaSimulatorServer) -> dict[str, str]:
+    """Cluster environment pointing ``luma_default`` at ``server`` and polling it every second."""
+    return {"AIRFLOW_CONN_LUMA_DEFAULT": server.airflow_conn_json(), "LUMA_EXAMPLE_POLL_INTERVAL": "1"}
+
+
+@pytest.fixture(scope="session")
+def e2e_env(luma_sim: LumaSimulatorServer) -> dict[str, str]:
+    """Extra environment for every cluster process."""
+    return _simulator_env(luma_sim)
+
+
+@pytest.fixture(scope="session")
+def e2e_dags_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DAGs folder holding the e2e DAGs and the shipped example DAGs."""
+    folder = tmp_path_factory.mktemp("dags")
+    for source in [*DAGS_FOLDER.glob("*.py"), *EXAMPLE_DAGS.glob("*.py")]:
+        shutil.copy(source, folder / source.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def airflow_cluster(
+    e2e_env: dict[str, str], e2e_dags_folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalAirflowCluster]:
     """A running cluster shared by the session; ``LUMA_E2E_START_TIMEOUT`` bounds its startup (seconds)."""
-    cluster = LocalAirflowCluster(DAGS_FOLDER, home=tmp_path_factory.mktemp("airflow-home"), env=e2e_env)
+    cluster = LocalAirflowCluster(e2e_dags_folder, home=tmp_path_factory.mktemp("airflow-home"), env=e2e_env)
     try:
         cluster.start(timeout=float(os.environ.get("LUMA_E2E_START_TIMEOUT", "180")))
         yield cluster
@@ -43,7 +78,8 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    cluster = getattr(item, "funcargs", {}).get("airflow_cluster")
+    funcargs = getattr(item, "funcargs", {})
+    cluster = funcargs.get("airflow_cluster") or funcargs.get("serial_cluster")
     if report.failed and isinstance(cluster, LocalAirflowCluster):
         for name, text in cluster.component_logs(lines=60).items():
             report.sections.append((f"airflow {name} log (tail, {cluster.log_dir})", text))

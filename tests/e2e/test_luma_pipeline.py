@@ -1,0 +1,120 @@
+"""The provider under a real scheduler, dag-processor, triggerer and api-server, against the simulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
+from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+
+pytestmark = pytest.mark.e2e
+
+PIPELINE = "example_luma_content_pipeline"
+
+
+def test_content_pipeline_chains_generation_ids(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer
+) -> None:
+    cluster, sim = airflow_cluster, luma_sim.simulator
+    cluster.wait_for_dag(PIPELINE)
+    posts_before = len(sim.create_requests())
+    started = time.monotonic()
+    run_id = cluster.trigger_dag(PIPELINE)
+    state = cluster.wait_for_run(PIPELINE, run_id, timeout=240)
+    assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(PIPELINE, run_id)]
+    elapsed = time.monotonic() - started
+
+    result = {
+        t: cluster.xcom(PIPELINE, run_id, t)
+        for t in ("opening_shot", "closing_shot", "extend_forward", "extend_backward", "interpolate")
+    }
+    payload = {t: sim.generation(r["request_id"]).payload for t, r in result.items()}
+    # multiple_outputs: each key is its own XCom too
+    assert (
+        cluster.xcom(PIPELINE, run_id, "opening_shot", key="generation_id") == result["opening_shot"]["generation_id"]
+    )
+    assert payload["extend_forward"]["start_frame_generation_id"] == result["opening_shot"]["generation_id"]
+    assert payload["extend_backward"]["end_frame_generation_id"] == result["closing_shot"]["generation_id"]  # via Jinja
+    assert payload["interpolate"]["start_frame_generation_id"] == result["extend_forward"]["generation_id"]
+    assert payload["interpolate"]["end_frame_generation_id"] == result["extend_backward"]["generation_id"]
+    assert [r["mode"] for r in result.values()] == [
+        "text_to_video", "text_to_video", "extend_forward", "extend_backward", "interpolation",
+    ]  # fmt: skip
+    # Exactly one POST per task instance (other DAGs, e.g. the @daily example, also render on this simulator).
+    prompts = {p["prompt"] for p in payload.values()}
+    ours = [r for r in sim.create_requests()[posts_before:] if r.payload and r.payload["payload"]["prompt"] in prompts]
+    assert sorted(r.request_id or "" for r in ours) == sorted(r["request_id"] for r in result.values())
+    print(f"content pipeline: 5 renders in {elapsed:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def serial_sim() -> Iterator[LumaSimulatorServer]:
+    """Renders long enough (40 s) that four of them overlap even when tasks start one at a time."""
+    with LumaSimulatorServer(render_seconds=40) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def serial_cluster(
+    serial_sim: LumaSimulatorServer,
+    e2e_dags_folder: Path,
+    simulator_env: Callable[[LumaSimulatorServer], dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalAirflowCluster]:
+    cluster = LocalAirflowCluster(
+        e2e_dags_folder,
+        home=tmp_path_factory.mktemp("serial-home"),
+        env=simulator_env(serial_sim),
+        parallelism=1,
+    )
+    try:
+        cluster.start(timeout=180)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_mapped_renders_defer_together_with_one_worker_slot(
+    serial_cluster: LocalAirflowCluster, serial_sim: LumaSimulatorServer
+) -> None:
+    cluster, dag_id = serial_cluster, "example_luma_fanout"
+    cluster.wait_for_dag(dag_id)
+    run_id = cluster.trigger_dag(dag_id)
+    most_deferred, deadline = 0, time.monotonic() + 180
+    while cluster.dag_run(dag_id, run_id)["state"] not in {"success", "failed"}:
+        renders = [ti for ti in cluster.task_instances(dag_id, run_id) if ti["task_id"] == "render"]
+        most_deferred = max(most_deferred, sum(ti["state"] == "deferred" for ti in renders))
+        assert time.monotonic() < deadline, renders
+        time.sleep(0.5)
+    assert most_deferred == 4, "with parallelism=1 all four renders waited in the triggerer at the same moment"
+    assert cluster.wait_for_run(dag_id, run_id, timeout=5) == "success"
+    assert cluster.xcom(dag_id, run_id, "summarise") == 4
+    fanout = [
+        r
+        for r in serial_sim.simulator.create_requests()
+        if r.payload and r.payload["payload"].get("resolution") == "540p"
+    ]
+    assert len(fanout) == 4, "one POST per mapped task instance"
+
+
+def test_api_key_and_presigned_urls_are_not_leaked(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer
+) -> None:
+    """Trigger rows, next_kwargs/events, XCom, rendered fields (all in SQLite) and every log file."""
+    assert luma_sim.simulator.create_requests(), "runs above must have happened for this scan to mean anything"
+    needle = DEFAULT_TEST_API_KEY.encode()
+    scanned, hits = 0, []
+    for path in [*Path(airflow_cluster.home).rglob("*"), Path(airflow_cluster.db_path)]:
+        if path.is_file():
+            scanned += 1
+            if needle in path.read_bytes():
+                hits.append(str(path))
+    assert scanned > 5 and hits == []
+    # Presigned video URLs are capabilities: masked in every task and trigger log (they live only in XCom).
+    logs = [p for p in Path(airflow_cluster.log_dir).rglob("*.log*") if p.is_file()]
+    assert any("dag_id=" in str(p) for p in logs)
+    assert [str(p) for p in logs if b"sig=" in p.read_bytes()] == []
