@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_luma._retry import RetryPolicy
 from airflow_provider_luma.exceptions import (
     LumaError,
     LumaGenerationCancelled,
     LumaGenerationFailed,
     LumaNotFoundError,
+    LumaRateLimitError,
     LumaSubmissionOutcomeUnknown,
     LumaValidationError,
 )
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
 
 STATE_KEY = "luma_render"  # stable across releases
 STATE_RETENTION = timedelta(days=30)
+# In a worker, sleep through short Retry-After waits only; a longer one (the concurrency limit says 60 s) is
+# waited out in the triggerer so the slot is free meanwhile.
+WORKER_RETRY = RetryPolicy(retry_after_cap=15.0)
+MAX_RATE_LIMIT_WAITS = 120
 
 
 def fingerprint(request: VideoRequest) -> str:
@@ -80,6 +86,7 @@ class RenderRun:
     def __init__(self, operator: LumaGenerateVideoOperator, context: Any) -> None:
         self.op, self.context, self.log = operator, context, operator.log
         self.state = _StateStore(context)
+        self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
         try:
             self.request = VideoRequest.from_params(**operator.request_params())
         except LumaValidationError as exc:
@@ -89,7 +96,7 @@ class RenderRun:
     def hook(self) -> LumaHook:
         from airflow_provider_luma.hooks import LumaHook
 
-        return LumaHook(self.op.luma_conn_id)
+        return LumaHook(self.op.luma_conn_id, retry_policy=WORKER_RETRY)
 
     # -- execute() -------------------------------------------------------------------------------------------
 
@@ -162,10 +169,37 @@ class RenderRun:
         except LumaError as exc:
             # Provably not accepted: forget the attempt so a retry submits cleanly.
             self.state.set(phase="rejected", fingerprint=fp, attempted_at=time.time(), request_id=None)
+            if isinstance(exc, LumaRateLimitError):
+                self._wait_for_capacity(exc)
             raise fail_or_retry(exc, f"Luma rejected the request: {exc}") from None
         self.state.set(phase="submitted", fingerprint=fp, attempted_at=time.time(), request_id=generation.request_id)
         self.log.info("Submitted Luma request %s (status %s)", generation.request_id, generation.raw_status or "-")
         return generation
+
+    def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
+        """Defer until the rate limit should have cleared, then submit again; returns only when out of waits."""
+        import random
+
+        import pendulum
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        waits = self.waits_so_far + 1
+        if waits > MAX_RATE_LIMIT_WAITS:
+            return
+        # Jitter spreads a fan-out's resubmissions so they do not all hit the limit again together.
+        delay = (exc.retry_after or 30.0) * random.uniform(1.0, 1.2)
+        what = "concurrent-jobs limit" if exc.kind == "concurrency" else "requests-per-minute limit"
+        self.log.warning(
+            "Luma %s reached (%s): waiting %.0f s in the triggerer (no worker slot held), then submitting again "
+            "(wait %d of at most %d). Size an Airflow pool to your account's concurrency to avoid this.",
+            what, exc.message, delay, waits, MAX_RATE_LIMIT_WAITS,
+        )  # fmt: skip
+        self.op.defer(
+            trigger=DateTimeTrigger(moment=pendulum.now("UTC").add(seconds=delay)),
+            method_name="execute_after_rate_limit",
+            kwargs={"rate_limit_waits": waits},
+            timeout=timedelta(seconds=delay + 300),
+        )
 
     def _wait(self, request_id: str) -> dict[str, Any]:
         from airflow_provider_luma.triggers import LumaGenerationTrigger

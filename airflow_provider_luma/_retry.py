@@ -3,7 +3,8 @@
 Two kinds of call, two rules:
 
 * **poll** (``GET /requests/{id}``, ``GET /models``): idempotent, so retry connection errors, timeouts, 408,
-  429 and 5xx with jittered exponential backoff, honouring ``Retry-After`` up to a cap.
+  429 and 5xx with jittered exponential backoff, honouring ``Retry-After`` (a wait longer than the cap is not
+  slept through: the rate-limit error is raised for the caller to wait elsewhere).
 * **submit** (``POST /requests``): costs money. Retry only when the request provably was not accepted: the
   connection was never made (connect error / connect timeout / pool timeout) or the server said 429.
   Anything else after the body was sent (read timeout, dropped connection, 5xx) is *ambiguous*: the client raises
@@ -33,7 +34,7 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 1.0
     max_delay: float = 30.0
-    retry_after_cap: float = 120.0
+    retry_after_cap: float = 120.0  # longest Retry-After slept through in-process; longer ones raise
     jitter: float = 0.25  # +/- fraction of the computed backoff
 
 
@@ -85,5 +86,7 @@ def next_delay(
     if attempt >= policy.max_attempts or not is_retryable(kind, outcome):
         return None
     if retry_after is not None and retry_after > 0:
-        return min(retry_after, policy.retry_after_cap)
+        # A longer wait than the cap is not slept through here: the caller gets the rate-limit error and can wait
+        # somewhere cheaper (the operator defers to the triggerer instead of holding a worker slot).
+        return retry_after if retry_after <= policy.retry_after_cap else None
     return backoff_delay(policy, attempt, rng)

@@ -131,6 +131,16 @@ class LumaGenerateVideoOperator(BaseOperator):
 
         return RenderRun(self, context).start()
 
+    def execute_after_rate_limit(
+        self, context: Context, event: Any = None, rate_limit_waits: int = 0, **_: Any
+    ) -> dict[str, Any]:
+        """Resume after waiting out a 429 in the triggerer: submit again (or re-attach, if a try already did)."""
+        from airflow_provider_luma._render import RenderRun
+
+        run = RenderRun(self, context)
+        run.waits_so_far = rate_limit_waits
+        return run.start()
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
         """Resume after the trigger fired: return the result or raise with the server's reason."""
         from airflow_provider_luma._render import RenderRun

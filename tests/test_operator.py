@@ -253,3 +253,31 @@ def test_lost_submission_answer_fails_loudly_and_is_not_resent(
     with pytest.raises(TaskDeferred):
         make(prompt="p", resubmit_unknown=True).execute(context)  # explicit opt-in
     assert len(luma_conn_env.simulator.create_requests()) == 2
+
+
+def test_concurrency_limit_is_waited_out_in_the_triggerer(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    luma_conn_env.simulator.inject(Fault.rate_limit_concurrency(retry_after=60))
+    with pytest.raises(TaskDeferred) as waiting:
+        make(prompt="p").execute(context)
+    assert waiting.value.method_name == "execute_after_rate_limit"
+    assert isinstance(waiting.value.trigger, DateTimeTrigger)  # no worker slot held for the 60 s
+    assert waiting.value.kwargs == {"rate_limit_waits": 1}
+    assert "concurrent-jobs limit" in capsys.readouterr().out
+    with pytest.raises(TaskDeferred) as rendering:
+        make(prompt="p").execute_after_rate_limit(context, event=None, **waiting.value.kwargs)
+    assert isinstance(rendering.value.trigger, LumaGenerationTrigger)
+    assert len(luma_conn_env.simulator.create_requests()) == 1
+
+
+def test_short_rpm_limit_is_slept_through_in_the_worker(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    luma_conn_env.simulator.inject(Fault.rate_limit_rpm(retry_after=1))
+    with pytest.raises(TaskDeferred) as rendering:
+        make(prompt="p").execute(context)
+    assert isinstance(rendering.value.trigger, LumaGenerationTrigger)
+    assert [e.status for e in luma_conn_env.simulator.request_log if e.method == "POST"] == [429, 200]

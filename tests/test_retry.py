@@ -61,7 +61,7 @@ def test_attempt_budget_counts_the_first_try() -> None:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
-    [(5.0, 5.0), (60.0, 60.0), (500.0, 120.0), (0.0, None), (None, None)],
+    [(5.0, 5.0), (60.0, 60.0), (120.0, 120.0), (0.0, None), (None, None)],
 )
 def test_retry_after_is_honoured_and_capped(retry_after: float | None, expected: float | None) -> None:
     delay = next_delay(RetryPolicy(), "submit", 429, attempt=1, retry_after=retry_after, rng=random.Random(1))
@@ -70,6 +70,11 @@ def test_retry_after_is_honoured_and_capped(retry_after: float | None, expected:
         assert 0.75 <= delay <= 1.25  # falls back to jittered backoff for attempt 1
     else:
         assert delay == expected
+
+
+def test_retry_after_beyond_the_cap_is_left_to_the_caller() -> None:
+    assert next_delay(RetryPolicy(retry_after_cap=15), "submit", 429, attempt=1, retry_after=60) is None
+    assert next_delay(RetryPolicy(retry_after_cap=15), "poll", 429, attempt=1, retry_after=15) == 15
 
 
 def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
