@@ -297,13 +297,16 @@ class RenderRun:
             "aspect_ratio": r.aspect_ratio,
             "hdr": r.hdr,
         }
-        self.state.set(
-            phase="succeeded",
-            fingerprint=fingerprint(r),
-            attempted_at=time.time(),
-            request_id=result["request_id"],
-            generation_id=result["generation_id"],
-        )
+        try:
+            self.state.set(
+                phase="succeeded",
+                fingerprint=fingerprint(r),
+                attempted_at=time.time(),
+                request_id=result["request_id"],
+                generation_id=result["generation_id"],
+            )
+        except Exception as exc:  # noqa: BLE001 - the request id is already stored; a retry still finds it
+            self.log.warning("Could not record the finished render in task_state_store (%s)", exc)
         self.log.info(
             "Luma %s render done: generation %s (request %s)", r.mode, result["generation_id"], result["request_id"]
         )

@@ -207,6 +207,12 @@ def to_generation(body: Any, call: Call) -> Generation:
         raise LumaResponseError(problem) from None
 
 
+def model_ids(body: Any) -> list[str]:
+    """The ``model_ids`` of a ``GET /models`` body (empty when the shape is unexpected)."""
+    ids = body.get("model_ids") if isinstance(body, dict) else None
+    return [str(m) for m in ids] if isinstance(ids, list) else []
+
+
 def _transport_outcome(exc: httpx.TransportError) -> Outcome:
     # Connect errors and pool/connect timeouts happen before a byte of the request is sent.
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
@@ -315,9 +321,7 @@ class LumaClient:
 
     def list_models(self) -> list[str]:
         """Model ids visible to this key."""
-        body = self._send(build_list_models())
-        ids = body.get("model_ids") if isinstance(body, dict) else None
-        return [str(m) for m in ids] if isinstance(ids, list) else []
+        return model_ids(self._send(build_list_models()))
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -375,9 +379,7 @@ class AsyncLumaClient:
 
     async def alist_models(self) -> list[str]:
         """Async :meth:`LumaClient.list_models`."""
-        body = await self._asend(build_list_models())
-        ids = body.get("model_ids") if isinstance(body, dict) else None
-        return [str(m) for m in ids] if isinstance(ids, list) else []
+        return model_ids(await self._asend(build_list_models()))
 
     @property
     def is_closed(self) -> bool:

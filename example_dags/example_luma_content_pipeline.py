@@ -7,6 +7,7 @@ no worker slot is held while Luma renders: each task defers to the triggerer.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
@@ -25,7 +26,13 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    default_args={"luma_conn_id": "luma_default", "poll_interval": POLL_INTERVAL, "retries": 2},
+    # A retry re-attaches to the render already paid for, so it can come quickly.
+    default_args={
+        "luma_conn_id": "luma_default",
+        "poll_interval": POLL_INTERVAL,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+    },
     tags=["luma", "example"],
 ) as dag:
     # [START howto_luma_text_to_video]
