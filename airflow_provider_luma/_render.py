@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -92,7 +93,7 @@ class RenderRun:
         except LumaValidationError as exc:
             raise AirflowFailException(str(exc)) from None
 
-    @property
+    @cached_property
     def hook(self) -> LumaHook:
         from airflow_provider_luma.hooks import LumaHook
 
@@ -160,44 +161,50 @@ class RenderRun:
 
     def _submit(self) -> Generation:
         fp = fingerprint(self.request)
-        self.state.set(phase="submitting", fingerprint=fp, attempted_at=time.time(), request_id=None)
-        try:
-            generation = self.hook.submit_generation(self.request)
-        except LumaSubmissionOutcomeUnknown as exc:
-            self.log.error("%s", exc)
-            raise AirflowFailException(str(exc)) from None
-        except LumaError as exc:
-            # Provably not accepted: forget the attempt so a retry submits cleanly.
-            self.state.set(phase="rejected", fingerprint=fp, attempted_at=time.time(), request_id=None)
-            if isinstance(exc, LumaRateLimitError):
+        while True:
+            self.state.set(phase="submitting", fingerprint=fp, attempted_at=time.time(), request_id=None)
+            try:
+                generation = self.hook.submit_generation(self.request)
+            except LumaSubmissionOutcomeUnknown as exc:
+                self.log.error("%s", exc)
+                raise AirflowFailException(str(exc)) from None
+            except LumaError as exc:
+                # Provably not accepted: forget the attempt so a retry submits cleanly.
+                self.state.set(phase="rejected", fingerprint=fp, attempted_at=time.time(), request_id=None)
+                if not isinstance(exc, LumaRateLimitError) or self.waits_so_far >= MAX_RATE_LIMIT_WAITS:
+                    raise fail_or_retry(exc, f"Luma rejected the request: {exc}") from None
                 self._wait_for_capacity(exc)
-            raise fail_or_retry(exc, f"Luma rejected the request: {exc}") from None
-        self.state.set(phase="submitted", fingerprint=fp, attempted_at=time.time(), request_id=generation.request_id)
-        self.log.info("Submitted Luma request %s (status %s)", generation.request_id, generation.raw_status or "-")
-        return generation
+                continue
+            self.state.set(
+                phase="submitted", fingerprint=fp, attempted_at=time.time(), request_id=generation.request_id
+            )
+            self.log.info("Submitted Luma request %s (status %s)", generation.request_id, generation.raw_status or "-")
+            return generation
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
-        """Defer until the rate limit should have cleared, then submit again; returns only when out of waits."""
+        """Wait out a rate limit: deferred in the triggerer (no worker slot), or asleep when not deferrable."""
         import random
 
-        import pendulum
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-        waits = self.waits_so_far + 1
-        if waits > MAX_RATE_LIMIT_WAITS:
-            return
+        self.waits_so_far += 1
         # Jitter spreads a fan-out's resubmissions so they do not all hit the limit again together.
         delay = (exc.retry_after or 30.0) * random.uniform(1.0, 1.2)
         what = "concurrent-jobs limit" if exc.kind == "concurrency" else "requests-per-minute limit"
+        where = "in the triggerer (no worker slot held)" if self.op.deferrable else "in the worker (deferrable=False)"
         self.log.warning(
-            "Luma %s reached (%s): waiting %.0f s in the triggerer (no worker slot held), then submitting again "
-            "(wait %d of at most %d). Size an Airflow pool to your account's concurrency to avoid this.",
-            what, exc.message, delay, waits, MAX_RATE_LIMIT_WAITS,
+            "Luma %s reached (%s): waiting %.0f s %s, then submitting again (wait %d of at most %d). "
+            "Size an Airflow pool to your account's concurrency to avoid this.",
+            what, exc.message, delay, where, self.waits_so_far, MAX_RATE_LIMIT_WAITS,
         )  # fmt: skip
+        if not self.op.deferrable:
+            time.sleep(delay)
+            return
+        import pendulum
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
         self.op.defer(
             trigger=DateTimeTrigger(moment=pendulum.now("UTC").add(seconds=delay)),
             method_name="execute_after_rate_limit",
-            kwargs={"rate_limit_waits": waits},
+            kwargs={"rate_limit_waits": self.waits_so_far},
             timeout=timedelta(seconds=delay + 300),
         )
 

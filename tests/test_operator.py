@@ -281,3 +281,22 @@ def test_short_rpm_limit_is_slept_through_in_the_worker(
         make(prompt="p").execute(context)
     assert isinstance(rendering.value.trigger, LumaGenerationTrigger)
     assert [e.status for e in luma_conn_env.simulator.request_log if e.method == "POST"] == [429, 200]
+
+
+def test_non_deferrable_waits_out_the_concurrency_limit_in_the_worker(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as time_module
+
+    real_sleep, slept = time_module.sleep, []
+
+    def fast_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(min(seconds, 0.05))
+
+    monkeypatch.setattr(time_module, "sleep", fast_sleep)
+    luma_conn_env.simulator.inject(Fault.rate_limit_concurrency(retry_after=60))
+    result = make(prompt="p", deferrable=False).execute(context)  # no triggerer: never defers
+    assert result["generation_id"]
+    assert 60 <= slept[0] <= 72  # Retry-After plus at most 20 % jitter
+    assert [e.status for e in luma_conn_env.simulator.request_log if e.method == "POST"] == [429, 200]
