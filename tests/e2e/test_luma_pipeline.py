@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,25 @@ def test_content_pipeline_chains_generation_ids(
     ours = [r for r in sim.create_requests()[posts_before:] if r.payload and r.payload["payload"]["prompt"] in prompts]
     assert sorted(r.request_id or "" for r in ours) == sorted(r["request_id"] for r in result.values())
     print(f"content pipeline: 5 renders in {elapsed:.1f} s")
+
+
+@pytest.mark.parametrize("dag_id", ["example_luma_scheduled", "example_luma_image_to_video"])
+def test_other_examples_run_against_the_simulator(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, dag_id: str
+) -> None:
+    cluster = airflow_cluster
+    cluster.wait_for_dag(dag_id)
+    run_id = cluster.trigger_dag(dag_id, logical_date=datetime.now(UTC))
+    assert cluster.wait_for_run(dag_id, run_id, timeout=180) == "success"
+    (ti,) = cluster.task_instances(dag_id, run_id)
+    result = cluster.xcom(dag_id, run_id, ti["task_id"])
+    payload = luma_sim.simulator.generation(result["request_id"]).payload
+    if dag_id == "example_luma_scheduled":
+        # the prompt was templated from the data interval before it was sent
+        assert result["mode"] == "text_to_video" and datetime.now(UTC).strftime("%Y-%m-%d") in payload["prompt"]
+    else:
+        assert result["mode"] == "image_to_video"
+        assert payload["start_frame_url"] == "https://images.example.com/storyboard/frame-01.jpg"  # from params
 
 
 @pytest.fixture(scope="module")
