@@ -14,7 +14,22 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_luma._render import STATE_KEY
+from airflow_provider_luma._render import STATE_KEY, fail_or_retry
+from airflow_provider_luma.exceptions import (
+    LumaAuthError,
+    LumaBadRequestError,
+    LumaConfigurationError,
+    LumaConnectionError,
+    LumaGenerationCancelled,
+    LumaGenerationFailed,
+    LumaInsufficientCreditsError,
+    LumaRateLimitError,
+    LumaResponseError,
+    LumaServerError,
+    LumaSubmissionOutcomeUnknown,
+    LumaTimeoutError,
+    LumaValidationError,
+)
 from airflow_provider_luma.operators import (
     LumaExtendVideoOperator,
     LumaGenerateVideoOperator,
@@ -300,3 +315,34 @@ def test_non_deferrable_waits_out_the_concurrency_limit_in_the_worker(
     assert result["generation_id"]
     assert 60 <= slept[0] <= 72  # Retry-After plus at most 20 % jitter
     assert [e.status for e in luma_conn_env.simulator.request_log if e.method == "POST"] == [429, 200]
+
+
+@pytest.mark.parametrize(
+    ("error", "retried_by_airflow"),
+    [
+        (LumaRateLimitError("Too many concurrent jobs", kind="concurrency"), True),
+        (LumaServerError("Upstream service unavailable", status_code=502), True),
+        (LumaConnectionError("refused"), True),
+        (LumaTimeoutError("slow"), True),
+        (LumaResponseError("truncated body"), True),
+        (LumaGenerationFailed("r", "GPU fell over", failure_code="generation_failed"), True),
+        (LumaGenerationFailed("r", "no output", failure_code="output_not_found"), True),
+        (LumaGenerationFailed("r", "slow down", failure_code="rate_limited"), True),
+        (LumaGenerationCancelled("r", "cancelled upstream"), True),
+        (LumaValidationError(["hdr: needs 720p"]), False),
+        (LumaAuthError("Invalid API key", status_code=401), False),
+        (LumaAuthError("API client is suspended", status_code=403), False),
+        (LumaBadRequestError("bad payload", status_code=400), False),
+        (LumaBadRequestError("Parameter combination rejected", status_code=422), False),
+        (LumaInsufficientCreditsError("Insufficient credits", status_code=402), False),
+        (LumaGenerationFailed("r", "Prompt was moderated", failure_code="content_moderated"), False),
+        (LumaGenerationFailed("r", "Content moderation rejected the prompt"), False),  # no code passed through
+        (LumaGenerationFailed("r", "budget", failure_code="budget_exhausted"), False),
+        (LumaSubmissionOutcomeUnknown("answer lost"), False),
+        (LumaConfigurationError("no API key"), False),
+    ],
+)
+def test_failure_classes(error: Exception, retried_by_airflow: bool) -> None:
+    raised = fail_or_retry(error)
+    assert isinstance(raised, AirflowException)
+    assert isinstance(raised, AirflowFailException) is (not retried_by_airflow)

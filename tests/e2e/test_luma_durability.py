@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from collections import Counter
@@ -39,11 +40,17 @@ def trigger_logs(cluster: LocalAirflowCluster, dag_id: str, run_id: str) -> list
 
 
 @pytest.fixture
-def slow_renders(luma_sim: LumaSimulatorServer) -> Iterator[Any]:
-    """Lets a test make new renders take a fixed time; restores the session's setting afterwards."""
-    before = luma_sim.simulator.config.render_seconds
-    yield lambda seconds: luma_sim.simulator.configure(render_seconds=seconds)
-    luma_sim.simulator.configure(render_seconds=before)
+def sim_settings(luma_sim: LumaSimulatorServer) -> Iterator[Any]:
+    """Lets a test change simulator settings; restores the session's settings afterwards."""
+    before = luma_sim.simulator.config
+    yield luma_sim.simulator.configure
+    luma_sim.simulator.configure(**{f.name: getattr(before, f.name) for f in dataclasses.fields(before)})
+
+
+@pytest.fixture
+def slow_renders(sim_settings: Any) -> Any:
+    """Makes new renders take a fixed number of seconds for this test."""
+    return lambda seconds: sim_settings(render_seconds=seconds)
 
 
 def test_worker_killed_after_submit_reattaches_on_retry(
@@ -157,3 +164,25 @@ def test_marking_a_deferred_task_failed_runs_on_kill_once_and_stops_polling(
     text = "".join(p.read_text() for p in trigger_logs(cluster, dag_id, run_id))
     assert text.count(marker) == 1 and "billed" in text
     assert cluster.task_instance(dag_id, run_id, "render")["state"] == "failed"
+
+
+def test_fanout_of_50_against_a_concurrency_limit_fails_no_task(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, sim_settings: Any
+) -> None:
+    """The service allows 10 concurrent jobs and answers the rest 429 "Too many concurrent jobs" + Retry-After."""
+    cluster, dag_id, sim = airflow_cluster, "luma_concurrency_fanout", luma_sim.simulator
+    cluster.wait_for_dag(dag_id)
+    sim_settings(render_seconds=10, max_concurrent_jobs=10, concurrency_retry_after=20)
+    log_start = len(sim.request_log)
+    run_id = cluster.trigger_dag(dag_id)
+    state = cluster.wait_for_run(dag_id, run_id, timeout=420)
+    renders = [ti for ti in cluster.task_instances(dag_id, run_id) if ti["task_id"] == "render"]
+    assert state == "success" and len(renders) == 50
+    assert all(ti["state"] == "success" and ti["try_number"] == 1 for ti in renders), "no task failed or retried"
+    limited = [e for e in sim.request_log[log_start:] if e.method == "POST" and e.status == 429]
+    assert limited, "the limit was actually hit"
+    per_prompt = Counter(str(r.payload["payload"]["prompt"]) for r in creates(luma_sim, "concurrency-fanout"))  # type: ignore[index]
+    assert len(per_prompt) == 50 and set(per_prompt.values()) == {1}
+    run_logs = (cluster.log_dir / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("attempt=1.log")
+    assert any("concurrent-jobs limit reached" in p.read_text() for p in run_logs), "the 429 kind is logged"
+    print(f"concurrency fan-out: {len(limited)} POSTs answered 429 'Too many concurrent jobs', 50/50 rendered once")

@@ -53,3 +53,8 @@ with DAG("luma_long_renders", schedule=None, start_date=START, catchup=False):
 
 with DAG("luma_kill_me", schedule=None, start_date=START, catchup=False):
     LumaGenerateVideoOperator(task_id="render", prompt="kill-me: a very long take", poll_interval=1)
+
+with DAG("luma_concurrency_fanout", schedule=None, start_date=START, catchup=False, max_active_tasks=50):
+    LumaGenerateVideoOperator.partial(task_id="render", resolution="540p", poll_interval=1).expand(
+        prompt=[f"concurrency-fanout: clip {i}" for i in range(50)]
+    )
