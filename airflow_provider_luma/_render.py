@@ -209,6 +209,7 @@ class RenderRun:
         )
 
     def _wait(self, request_id: str) -> dict[str, Any]:
+        from airflow_provider_luma._schedule import expected_render_seconds, first_poll_delay
         from airflow_provider_luma.triggers import LumaGenerationTrigger
 
         now = time.time()
@@ -219,12 +220,17 @@ class RenderRun:
         deadline = now + budget
         if not self.op.deferrable:
             return self._poll_in_worker(request_id, deadline)
+        # The first poll waits for a fraction of the render's expected time; see airflow_provider_luma._schedule.
+        r = self.request
+        expected = expected_render_seconds(r.resolution, r.duration, r.hdr, r.exr_export)
         trigger = LumaGenerationTrigger(
             request_id=request_id,
             deadline=deadline,
             luma_conn_id=self.op.luma_conn_id,
             poll_interval=self.op.poll_interval,
+            first_poll_at=now + first_poll_delay(expected, self.op.poll_interval),
             submitted_at=now,
+            expected_seconds=expected,
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
         backstop = timedelta(seconds=budget + max(60.0, 3 * self.op.poll_interval))
@@ -265,6 +271,8 @@ class RenderRun:
             raise AirflowException(f"Luma trigger returned no usable event: {event!r}")
         status, request_id = event["status"], event.get("request_id") or "?"
         if status == "success":
+            if not event.get("video_url") and event.get("request_id"):
+                event = self._with_fresh_urls(event)
             return self.finish_event(event)
         message = str(event.get("message") or "no reason given")
         if status == "failed":
@@ -276,6 +284,24 @@ class RenderRun:
             raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
         self.log.error("%s", error)
         raise fail_or_retry(error)
+
+    def _with_fresh_urls(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The trigger's event leaves presigned URLs out (see ``generation_event``): fetch them here, fresh."""
+        request_id = str(event["request_id"])
+        try:
+            generation = self.hook.get_generation(request_id)
+        except LumaError as exc:
+            raise fail_or_retry(
+                exc, f"Luma request {request_id} finished, but fetching its URLs failed: {exc}"
+            ) from None
+        if generation.status is not GenerationStatus.SUCCESS:
+            return event
+        return {
+            **event,
+            "generation_id": generation.generation_id or event.get("generation_id"),
+            "video_url": generation.video_url,
+            "exr_url": generation.exr_url,
+        }
 
     def finish_generation(self, generation: Generation) -> dict[str, Any]:
         """Result for a generation that was already terminal when we looked."""

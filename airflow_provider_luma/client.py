@@ -229,6 +229,10 @@ class AsyncLumaClient:
     ) -> None:
         self.settings = settings
         self._sleep = sleep
+        # Requests beyond the pool size wait here, not in httpcore's pool queue: httpcore rescans its whole queue
+        # on every request, which is quadratic when thousands of triggers poll at once (5,000 polls at the same
+        # moment starved the event loop for minutes; benchmarks/triggerer_capacity.py).
+        self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
             transport=transport,
@@ -239,7 +243,8 @@ class AsyncLumaClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = await self._http.request(call.method, call.path, json=call.json)
+                async with self._slots:
+                    response = await self._http.request(call.method, call.path, json=call.json)
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:

@@ -30,8 +30,14 @@ POLL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=5.0, retry_af
 _PERMANENT_POLL_ERRORS = ("LumaAuthError", "LumaNotFoundError", "LumaBadRequestError", "LumaConfigurationError")
 
 
-def generation_event(generation: Generation, *, elapsed: float) -> dict[str, Any]:
-    """The event payload for a terminal generation (no secrets; URLs are presigned capabilities)."""
+def generation_event(generation: Generation, *, elapsed: float, with_urls: bool = True) -> dict[str, Any]:
+    """The event payload for a terminal generation (no secrets).
+
+    ``with_urls=False`` (what the trigger sends) leaves ``video_url``/``exr_url`` out: presigned URLs are
+    capabilities, and registering each one with the triggerer's secrets masker recompiles the masker's regex of
+    every secret so far (quadratic in the renders a long-lived triggerer has seen; 1,000 renders cost minutes of
+    CPU). The worker fetches fresh URLs in ``execute_complete`` and masks them in its own short-lived process.
+    """
     from airflow_provider_luma.exceptions import is_permanent_failure
 
     status = generation.status.value
@@ -40,8 +46,8 @@ def generation_event(generation: Generation, *, elapsed: float) -> dict[str, Any
         "status": status,
         "request_id": generation.request_id,
         "generation_id": generation.generation_id,
-        "video_url": generation.video_url,
-        "exr_url": generation.exr_url,
+        "video_url": generation.video_url if with_urls else None,
+        "exr_url": generation.exr_url if with_urls else None,
         "message": generation.error if failed else "render finished",
         "failure_code": generation.failure_code,
         "retryable": failed and not is_permanent_failure(generation.failure_code, generation.error),
@@ -49,21 +55,12 @@ def generation_event(generation: Generation, *, elapsed: float) -> dict[str, Any
     }
 
 
-async def _mask_urls(payload: dict[str, Any]) -> None:
-    """Presigned URLs are capabilities: register them with the secrets masker before the event is logged."""
-    from airflow.sdk.log import amask_secret
-
-    for key in ("video_url", "exr_url"):
-        if payload.get(key):
-            await amask_secret(payload[key])
-
-
 class LumaGenerationTrigger(BaseTrigger):
     """Poll one request-queue request until it is terminal or its deadline passes; yield exactly one event.
 
     Event ``status`` is one of ``success``, ``failed``, ``cancelled``, ``timeout``, ``error``; the payload also
-    carries ``request_id``, ``generation_id``, ``video_url``, ``exr_url``, ``message``, ``failure_code`` and
-    ``retryable``.
+    carries ``request_id``, ``generation_id``, ``message``, ``failure_code`` and ``retryable``; ``video_url`` and
+    ``exr_url`` are ``None`` (the worker fetches them; see :func:`generation_event`).
 
     :param request_id: the GMI queue request id.
     :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
@@ -71,7 +68,10 @@ class LumaGenerationTrigger(BaseTrigger):
     :param poll_interval: seconds between status calls.
     :param first_poll_at: absolute epoch of the first status call (lets the first poll wait for a likely render
         time); defaults to now.
-    :param submitted_at: absolute epoch of submission, for elapsed-time log lines.
+    :param submitted_at: absolute epoch of submission, for elapsed-time log lines and the poll schedule.
+    :param expected_seconds: the render's expected duration (:mod:`airflow_provider_luma._schedule`); with
+        ``submitted_at``, polls come every ``poll_interval / 2`` until 1.5 × this after submission, then every
+        ``poll_interval``. ``None`` (older serialized triggers): every ``poll_interval``.
     """
 
     def __init__(
@@ -83,6 +83,7 @@ class LumaGenerationTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         first_poll_at: float | None = None,
         submitted_at: float | None = None,
+        expected_seconds: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.request_id = request_id
@@ -91,6 +92,7 @@ class LumaGenerationTrigger(BaseTrigger):
         self.poll_interval = max(0.1, float(poll_interval))
         self.first_poll_at = first_poll_at
         self.submitted_at = submitted_at
+        self.expected_seconds = float(expected_seconds) if expected_seconds is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (never the API key)."""
@@ -103,6 +105,7 @@ class LumaGenerationTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "first_poll_at": self.first_poll_at,
                 "submitted_at": self.submitted_at,
+                "expected_seconds": self.expected_seconds,
             },
         )
 
@@ -117,7 +120,6 @@ class LumaGenerationTrigger(BaseTrigger):
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
-        await _mask_urls(payload)
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     def _elapsed(self) -> float:
@@ -172,8 +174,15 @@ class LumaGenerationTrigger(BaseTrigger):
                         )  # fmt: skip
                     last = generation.status
                 if generation.is_terminal:
-                    return generation_event(generation, elapsed=self._elapsed())
-            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+                    return generation_event(generation, elapsed=self._elapsed(), with_urls=False)
+            await asyncio.sleep(max(0.0, min(self._next_gap(), self.deadline - time.time())))
+
+    def _next_gap(self) -> float:
+        from airflow_provider_luma._schedule import poll_gap
+
+        if self.submitted_at is None:
+            return self.poll_interval
+        return poll_gap(time.time() - self.submitted_at, self.expected_seconds, self.poll_interval)
 
     def _timeout_event(self, last: object) -> dict[str, Any]:
         event = self._error_event(TimeoutError())

@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["import_cost.py"]
+SCRIPTS = [
+    "import_cost.py",
+    "polling_efficiency.py",
+    "triggerer_capacity.py",
+    "worker_slots.py",
+    "makespan.py",
+    "real_triggerer.py",
+]
 
 
 def main() -> int:

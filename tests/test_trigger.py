@@ -51,7 +51,8 @@ async def test_success_event_carries_ids_and_urls(
     logs = caplog.text + capsys.readouterr().out
     assert event["status"] == "success" and event["request_id"] == rid
     assert event["generation_id"] == luma_conn_env.simulator.generation(rid).generation_id
-    assert event["video_url"].startswith(luma_conn_env.root_url) and event["exr_url"]
+    # Presigned URLs stay out of the event (the worker fetches them), so the triggerer's masker never grows.
+    assert event["video_url"] is None and event["exr_url"] is None
     assert "queued" in logs and "success" in logs  # state changes are logged
     assert DEFAULT_TEST_API_KEY not in json.dumps(event) and DEFAULT_TEST_API_KEY not in logs
 
@@ -122,3 +123,23 @@ async def test_on_kill_is_idempotent_and_says_the_render_is_billed(
         await asyncio.wait_for(trigger.on_kill(), timeout=1)
     logs = caplog.text + capsys.readouterr().out
     assert logs.count("Luma request r9") == 2 and "billed" in logs
+
+
+@pytest.mark.luma_simulator(render_seconds=0.2)
+async def test_worker_fetches_fresh_urls_after_an_event_without_them(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_luma.operators import LumaGenerateVideoOperator
+
+    def make() -> LumaGenerateVideoOperator:
+        return LumaGenerateVideoOperator(task_id="t", prompt="p", hdr=True, exr_export=True, poll_interval=0.05)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        make().execute(context)
+    event = await first_event(deferred.value.trigger)
+    assert event["status"] == "success" and event["video_url"] is None
+    result = make().execute_complete(context, event=event)
+    assert result["video_url"].startswith(luma_conn_env.root_url) and result["exr_url"]
+    assert result["generation_id"] == luma_conn_env.simulator.generation(result["request_id"]).generation_id

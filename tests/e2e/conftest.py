@@ -45,7 +45,7 @@ def simulator_env() -> Callable[[LumaSimulatorServer], dict[str, str]]:
 
 def _simulator_env(server: LumaSimulatorServer) -> dict[str, str]:
     """Cluster environment pointing ``luma_default`` at ``server`` and polling it every second."""
-    return {"AIRFLOW_CONN_LUMA_DEFAULT": server.airflow_conn_json(), "LUMA_EXAMPLE_POLL_INTERVAL": "1"}
+    return {"AIRFLOW_CONN_LUMA_DEFAULT": server.airflow_conn_json(), "LUMA_EXAMPLE_POLL_INTERVAL": "0.5"}
 
 
 @pytest.fixture(scope="session")

@@ -32,29 +32,29 @@ with DAG("luma_crash_before_defer", schedule=None, start_date=START, catchup=Fal
     CrashBeforeDeferOperator(
         task_id="render",
         prompt="crash-before-defer: a kite over dunes",
-        poll_interval=1,
+        poll_interval=0.5,
         retries=1,
         retry_delay=timedelta(seconds=1),
     )
 
 with DAG("luma_clear_reuse", schedule=None, start_date=START, catchup=False):
-    LumaGenerateVideoOperator(task_id="reuse_on", prompt="clear-reuse: on", poll_interval=1)
-    LumaGenerateVideoOperator(task_id="reuse_off", prompt="clear-reuse: off", poll_interval=1, reuse_existing=False)
+    LumaGenerateVideoOperator(task_id="reuse_on", prompt="clear-reuse: on", poll_interval=0.5)
+    LumaGenerateVideoOperator(task_id="reuse_off", prompt="clear-reuse: off", poll_interval=0.5, reuse_existing=False)
 
 with DAG("luma_fault_fanout", schedule=None, start_date=START, catchup=False, max_active_tasks=20):
-    LumaGenerateVideoOperator.partial(task_id="render", resolution="540p", poll_interval=1).expand(
+    LumaGenerateVideoOperator.partial(task_id="render", resolution="540p", poll_interval=0.5).expand(
         prompt=[f"fault-fanout: clip {i}" for i in range(20)]
     )
 
 with DAG("luma_long_renders", schedule=None, start_date=START, catchup=False):
-    LumaGenerateVideoOperator.partial(task_id="render", poll_interval=1).expand(
+    LumaGenerateVideoOperator.partial(task_id="render", poll_interval=0.5).expand(
         prompt=[f"long-render: take {i}" for i in range(3)]
     )
 
 with DAG("luma_kill_me", schedule=None, start_date=START, catchup=False):
-    LumaGenerateVideoOperator(task_id="render", prompt="kill-me: a very long take", poll_interval=1)
+    LumaGenerateVideoOperator(task_id="render", prompt="kill-me: a very long take", poll_interval=0.5)
 
 with DAG("luma_concurrency_fanout", schedule=None, start_date=START, catchup=False, max_active_tasks=50):
-    LumaGenerateVideoOperator.partial(task_id="render", resolution="540p", poll_interval=1).expand(
+    LumaGenerateVideoOperator.partial(task_id="render", resolution="540p", poll_interval=0.5).expand(
         prompt=[f"concurrency-fanout: clip {i}" for i in range(50)]
     )
