@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import tempfile
 import textwrap
+import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +54,29 @@ def worker_runs(log_text: str) -> list[tuple[float, float]]:
         else:
             runs[-1][1] = ts
     return [(first, last) for first, last in runs]
+
+
+def wait_counting_deferred(
+    cluster: Any, dag_id: str, run_id: str, *, interval: float, timeout: float
+) -> tuple[str, int]:
+    """Wait for the run to finish while sampling its task instances; return (final state, most deferred at once)."""
+    most_deferred, stop = 0, threading.Event()
+
+    def watch() -> None:
+        nonlocal most_deferred
+        while not stop.is_set():
+            try:
+                tis = cluster.task_instances(dag_id, run_id)
+            except Exception:  # noqa: BLE001 - a busy SQLite; try again
+                tis = []
+            most_deferred = max(most_deferred, sum(t["state"] == "deferred" for t in tis))
+            stop.wait(interval)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        state = cluster.wait_for_run(dag_id, run_id, timeout=timeout, poll_interval=interval)
+    finally:
+        stop.set()
+        watcher.join()
+    return str(state), most_deferred

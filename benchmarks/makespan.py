@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _airflow_bench import dags_folder, parse_ts, worker_log, worker_runs  # noqa: E402
+from _airflow_bench import dags_folder, parse_ts, wait_counting_deferred, worker_log, worker_runs  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
 from airflow_provider_luma.testing.cluster import LocalAirflowCluster  # noqa: E402
@@ -57,23 +56,7 @@ def main() -> int:
         try:
             cluster.start(timeout=240)
             run_id = cluster.trigger_dag(DAG_ID)
-            most_deferred, stop = 0, threading.Event()
-
-            def watch() -> None:
-                nonlocal most_deferred
-                while not stop.is_set():
-                    try:
-                        tis = cluster.task_instances(DAG_ID, run_id)
-                    except Exception:  # noqa: BLE001 - a busy SQLite; try again
-                        tis = []
-                    most_deferred = max(most_deferred, sum(t["state"] == "deferred" for t in tis))
-                    stop.wait(1.0)
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            state = cluster.wait_for_run(DAG_ID, run_id, timeout=900, poll_interval=1.0)
-            stop.set()
-            watcher.join()
+            state, most_deferred = wait_counting_deferred(cluster, DAG_ID, run_id, interval=1.0, timeout=900)
             run = cluster.dag_run(DAG_ID, run_id)
             makespan = parse_ts(run["end_date"]) - parse_ts(run["start_date"])
             slot_seconds = 0.0

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _airflow_bench import dags_folder  # noqa: E402
+from _airflow_bench import dags_folder, wait_counting_deferred  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
 from airflow_provider_luma.testing.cluster import LocalAirflowCluster  # noqa: E402
@@ -58,23 +57,7 @@ def main() -> int:
             cluster.start(timeout=240)
             started = time.monotonic()
             run_id = cluster.trigger_dag(DAG_ID)
-            most_deferred, stop = 0, threading.Event()
-
-            def watch() -> None:
-                nonlocal most_deferred
-                while not stop.is_set():
-                    try:
-                        tis = cluster.task_instances(DAG_ID, run_id)
-                    except Exception:  # noqa: BLE001 - a busy SQLite; try again
-                        tis = []
-                    most_deferred = max(most_deferred, sum(t["state"] == "deferred" for t in tis))
-                    stop.wait(2.0)
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            state = cluster.wait_for_run(DAG_ID, run_id, timeout=1200, poll_interval=2.0)
-            stop.set()
-            watcher.join()
+            state, most_deferred = wait_counting_deferred(cluster, DAG_ID, run_id, interval=2.0, timeout=1200)
             triggerer_log = cluster.component_logs().get("triggerer", "")
             blocked = triggerer_log.count("was blocked for")
             failed = sum(t["state"] != "success" for t in cluster.task_instances(DAG_ID, run_id))
