@@ -4,10 +4,12 @@ Imported lazily by the operators (never at DAG-parse time). Durable state lives 
 ``context["task_state_store"]`` under :data:`STATE_KEY`, which survives retries of the same task instance:
 
 * ``phase="submitting"`` is written *before* the create request is sent; ``phase="submitted"`` with the
-  ``request_id`` right after it is accepted; ``phase="succeeded"`` once the render is done.
+  ``request_id`` right after it is accepted; with ``output_path``, ``phase="rendered"`` once the render is done
+  but its files are not stored yet; ``phase="succeeded"`` when everything is done.
 * A later try reads it: an in-flight request is re-attached (no POST), a succeeded one is returned (no POST, when
-  ``reuse_existing``), a failed one is resubmitted, and a ``submitting`` record without a request id is an
-  ambiguous submission that fails loudly instead of silently buying a second render.
+  ``reuse_existing``), a ``rendered`` one is always reused (its download failed), a failed one is resubmitted,
+  and a ``submitting`` record without a request id is an ambiguous submission that fails loudly instead of
+  silently buying a second render.
 
 The key name and the record's field names are a compatibility contract: renaming them breaks in-flight retries.
 """
@@ -24,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_luma._retry import RetryPolicy
+from airflow_provider_luma._storage import parse_output_path
 from airflow_provider_luma.exceptions import (
+    LumaBudgetExceeded,
     LumaError,
     LumaGenerationCancelled,
     LumaGenerationFailed,
@@ -34,7 +38,7 @@ from airflow_provider_luma.exceptions import (
     LumaValidationError,
 )
 from airflow_provider_luma.models import Generation, GenerationStatus, VideoRequest
-from airflow_provider_luma.pricing import billed_blocks, estimate_cost_usd
+from airflow_provider_luma.pricing import billed_blocks, check_budget, estimate_cost_usd, parse_max_cost
 
 if TYPE_CHECKING:
     from airflow_provider_luma.hooks import LumaHook
@@ -90,6 +94,8 @@ class RenderRun:
         self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
         try:
             self.request = VideoRequest.from_params(**operator.request_params())
+            self.output = parse_output_path(getattr(operator, "output_path", None))
+            self.max_cost = parse_max_cost(getattr(operator, "max_cost_usd", None))
         except LumaValidationError as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -110,6 +116,11 @@ class RenderRun:
             r.mode, chained, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
             " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
         )  # fmt: skip
+        try:
+            check_budget(r, self.max_cost)
+        except LumaBudgetExceeded as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
         generation = self._resume() or self._submit()
         if generation.is_terminal:
             return self.finish_generation(generation)
@@ -135,6 +146,10 @@ class RenderRun:
         except LumaError as exc:
             raise fail_or_retry(exc, f"Could not check stored Luma request {request_id}: {exc}") from None
         if generation.status is GenerationStatus.SUCCESS:
+            if record.get("phase") == "rendered":
+                # Rendered, but the try that saw it did not store its files: finishing that is not a new take.
+                self.log.info("Luma request %s already rendered; storing its files now (no new render)", request_id)
+                return generation
             if self.op.reuse_existing:
                 self.log.info("Luma request %s already succeeded; reusing it (no new render is paid)", request_id)
                 return generation
@@ -310,8 +325,10 @@ class RenderRun:
         return self.complete(generation_event(generation, elapsed=0.0))
 
     def finish_event(self, event: dict[str, Any]) -> dict[str, Any]:
-        """Record success durably and build the XCom result."""
+        """Record success durably, store the files (when ``output_path`` is set) and build the XCom result."""
         from airflow.sdk.log import mask_secret
+
+        from airflow_provider_luma import _deliver
 
         for url in (event.get("video_url"), event.get("exr_url")):
             if url:
@@ -322,6 +339,8 @@ class RenderRun:
             "request_id": event.get("request_id"),
             "video_url": event.get("video_url"),
             "exr_url": event.get("exr_url"),
+            "video_path": None,
+            "exr_path": None,
             "mode": r.mode.value,
             "estimated_cost_usd": estimate_cost_usd(r),
             "billed_blocks": billed_blocks(r),
@@ -330,19 +349,33 @@ class RenderRun:
             "aspect_ratio": r.aspect_ratio,
             "hdr": r.hdr,
         }
+        self.log.info(
+            "Luma %s render done: generation %s (request %s)", r.mode, result["generation_id"], result["request_id"]
+        )
+        if not result["generation_id"]:
+            self.log.warning("The service reported success without a generation_id; chaining from it will fail")
+        if self.output is not None:
+            # "rendered" = paid for, files not stored yet: a retry after a failed download reuses the render
+            # whatever reuse_existing says (see _resume).
+            self._record("rendered", result)
+            values = _deliver.placeholder_values(self.context, self.op.task_id, result)
+            try:
+                result = _deliver.store_outputs(self.hook, result, self.output, values, self.log)
+            except LumaError as exc:
+                raise fail_or_retry(exc, f"{exc}. The render is kept: a retry downloads it again.") from None
+            _deliver.emit_assets(self.context, self.op.asset_alias, result, r.prompt, self.log)
+        self._record("succeeded", result)
+        self.op.luma_video_link = _deliver.video_link(result)
+        return result
+
+    def _record(self, phase: str, result: dict[str, Any]) -> None:
         try:
             self.state.set(
-                phase="succeeded",
-                fingerprint=fingerprint(r),
+                phase=phase,
+                fingerprint=fingerprint(self.request),
                 attempted_at=time.time(),
                 request_id=result["request_id"],
                 generation_id=result["generation_id"],
             )
         except Exception as exc:  # noqa: BLE001 - the request id is already stored; a retry still finds it
             self.log.warning("Could not record the finished render in task_state_store (%s)", exc)
-        self.log.info(
-            "Luma %s render done: generation %s (request %s)", r.mode, result["generation_id"], result["request_id"]
-        )
-        if not result["generation_id"]:
-            self.log.warning("The service reported success without a generation_id; chaining from it will fail")
-        return result

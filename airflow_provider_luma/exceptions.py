@@ -16,6 +16,9 @@
     │   └── LumaTimeoutError                the response did not arrive in time
     ├── LumaSubmissionOutcomeUnknown        a POST was sent but we cannot tell whether it was accepted
     ├── LumaResponseError                   the body was not the JSON we can read (HTML page, truncated, ...)
+    ├── LumaDownloadError                   a finished video could not be copied to storage (retryable)
+    │   └── LumaMediaURLExpired             the presigned media URL was refused (403/410): mint a fresh one
+    ├── LumaBudgetExceeded                  the estimated cost is above ``max_cost_usd``; raised before any HTTP
     └── LumaGenerationError                 the render itself ended badly
         ├── LumaGenerationFailed            status ``failed`` (``reason``, ``failure_code``)
         └── LumaGenerationCancelled         status ``cancelled``
@@ -170,6 +173,35 @@ class LumaResponseError(LumaError):
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class LumaDownloadError(LumaError):
+    """Copying a finished render to storage failed: dropped stream, short body, storage write error.
+
+    The render itself is done and paid for; running the download again (a task retry) cannot cost a render.
+
+    :param status_code: the storage host's HTTP status, when it answered.
+    :param transient: whether starting the transfer over right away may help (a dropped stream: yes; a full disk
+        or a 400: no, but an Airflow retry later still can).
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, status_code: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.transient = transient
+
+
+class LumaMediaURLExpired(LumaDownloadError):
+    """The presigned media URL was refused (S3 answers 403 once it expired): poll the request for a fresh one."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message, status_code=status_code, transient=False)
+
+
+class LumaBudgetExceeded(LumaError):
+    """The estimated cost of a render is above the task's ``max_cost_usd``. Raised before any HTTP request."""
 
 
 class LumaGenerationError(LumaError):

@@ -3,9 +3,9 @@
 Importing this module is what a DAG file does at parse time, so it imports only ``airflow.sdk``: the HTTP client,
 the hook, pydantic models and the trigger are imported inside ``execute``.
 
-Every operator returns (and, with ``multiple_outputs``, pushes as separate XCom keys) a dict with at least
-``generation_id``, ``request_id``, ``video_url``, ``exr_url``, ``mode``, ``estimated_cost_usd`` and
-``billed_blocks``, so ``task.output["generation_id"]`` chains into the next render.
+Every render operator returns (and, with ``multiple_outputs``, pushes as separate XCom keys) a dict with at least
+``generation_id``, ``request_id``, ``video_url``, ``exr_url``, ``video_path``, ``exr_path``, ``mode``,
+``estimated_cost_usd`` and ``billed_blocks``, so ``task.output["generation_id"]`` chains into the next render.
 """
 
 from __future__ import annotations
@@ -13,14 +13,51 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
 
-__all__ = ["LumaExtendVideoOperator", "LumaGenerateVideoOperator", "LumaInterpolateVideoOperator"]
+__all__ = [
+    "DEFAULT_ASSET_ALIAS",
+    "LumaDownloadVideoOperator",
+    "LumaExtendVideoOperator",
+    "LumaGenerateVideoOperator",
+    "LumaInterpolateVideoOperator",
+    "LumaVideoLink",
+]
 
-_COMMON_TEMPLATE_FIELDS = ("prompt", "aspect_ratio", "resolution", "luma_conn_id")
+DEFAULT_ASSET_ALIAS = "luma_videos"
+"""Stored files are announced as Asset events through ``AssetAlias("luma_videos")`` unless ``asset_alias`` says
+otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
+
+_COMMON_TEMPLATE_FIELDS = ("prompt", "aspect_ratio", "resolution", "luma_conn_id", "output_path", "max_cost_usd")
+
+
+class LumaVideoLink(BaseOperatorLink):
+    """ "Luma video" button: the stored copy when a browser can open it (S3/GCS console, http), else the presigned URL.
+
+    The worker computes the value when the task finishes and Airflow stores it as XCom ``_link_LumaVideoLink``; the
+    UI reads that XCom. A presigned URL expires about an hour after the task finished.
+    """
+
+    name = "Luma video"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The link computed by the task that just ran (empty while deferred or after a failure)."""
+        return str(getattr(operator, "luma_video_link", None) or "")
+
+
+def _add_alias(kwargs: dict[str, Any], output_path: Any, alias: str | None) -> None:
+    """Add the asset alias that stored files are announced through to the task's outlets (declared at parse time,
+    so the DAG graph shows it)."""
+    if output_path is None or not alias:
+        return
+    outlets = kwargs.get("outlets")
+    current = [] if outlets is None else list(outlets) if isinstance(outlets, list | tuple) else [outlets]
+    if not any(isinstance(o, AssetAlias) and o.name == alias for o in current):
+        kwargs["outlets"] = [*current, AssetAlias(alias)]
 
 
 class LumaGenerateVideoOperator(BaseOperator):
@@ -51,6 +88,14 @@ class LumaGenerateVideoOperator(BaseOperator):
         re-attached and failed ones always resubmitted, whatever this says.
     :param resubmit_unknown: when an earlier try sent a create request whose answer was lost, submit again
         anyway (risking a second charge) instead of failing (default False).
+    :param output_path: where to store the finished MP4 (and EXR): a local path or an ``ObjectStoragePath`` URI
+        (``file:///…``, ``s3://conn_id@bucket/key``), either a folder (files named ``{generation_id}.mp4``) or a
+        file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``, ``{run_id}``,
+        ``{map_index}``, ``{mode}``, ``{ext}``. Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+    :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
+        ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
+    :param max_cost_usd: fail (without retries, before any request) when the estimated cost from the price table
+        is above this many US dollars. Set it DAG-wide with ``default_args``.
     """
 
     template_fields: Sequence[str] = (
@@ -66,6 +111,7 @@ class LumaGenerateVideoOperator(BaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "md"}
     ui_color = "#e8dcff"
+    operator_extra_links = (LumaVideoLink(),)
 
     def __init__(
         self,
@@ -87,9 +133,13 @@ class LumaGenerateVideoOperator(BaseOperator):
         deferrable: bool = True,
         reuse_existing: bool = True,
         resubmit_unknown: bool = False,
+        output_path: Any = None,
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        max_cost_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        _add_alias(kwargs, output_path, asset_alias)
         super().__init__(**kwargs)
         self.prompt = prompt
         self.aspect_ratio = aspect_ratio
@@ -108,6 +158,10 @@ class LumaGenerateVideoOperator(BaseOperator):
         self.deferrable = deferrable
         self.reuse_existing = reuse_existing
         self.resubmit_unknown = resubmit_unknown
+        self.output_path = output_path
+        self.asset_alias = asset_alias
+        self.max_cost_usd = max_cost_usd
+        self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
 
     def request_params(self) -> dict[str, Any]:
         """The (rendered) payload parameters; ``None`` means "not set"."""
@@ -239,3 +293,52 @@ class LumaInterpolateVideoOperator(LumaGenerateVideoOperator):
                 ]
             )
         return params
+
+
+class LumaDownloadVideoOperator(BaseOperator):
+    """Store the MP4 (and EXR) of a render that finished earlier, e.g. in another DAG run or task.
+
+    Fresh presigned URLs are fetched from the request first, so it works long after the render's own URLs
+    expired (for as long as the service keeps the generation).
+
+    :param request_id: the queue request id, typically ``render.output["request_id"]``. GMI's queue documents
+        no lookup by generation id, so a request id is required.
+    :param output_path: folder or file name pattern, as for :class:`LumaGenerateVideoOperator` (required).
+    :param generation_id: optional check: fail if the request holds a different generation.
+    :param luma_conn_id: Airflow connection (type ``luma``).
+    :param asset_alias: Asset events for the stored files go through ``AssetAlias(asset_alias)`` (default
+        ``"luma_videos"``; ``None`` emits none).
+
+    Returns (and pushes as XCom keys) ``generation_id``, ``request_id``, ``video_path``, ``exr_path``,
+    ``video_url``, ``exr_url``.
+    """
+
+    template_fields: Sequence[str] = ("request_id", "generation_id", "output_path", "luma_conn_id")
+    ui_color = "#e8dcff"
+    operator_extra_links = (LumaVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        output_path: Any,
+        generation_id: str | None = None,
+        luma_conn_id: str = "luma_default",
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        _add_alias(kwargs, output_path, asset_alias)
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.output_path = output_path
+        self.generation_id = generation_id
+        self.luma_conn_id = luma_conn_id
+        self.asset_alias = asset_alias
+        self.luma_video_link: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Look the request up, download its files to ``output_path`` and emit Asset events."""
+        from airflow_provider_luma._deliver import download_existing
+
+        return download_existing(self, context)

@@ -50,3 +50,50 @@ def estimate_cost(request: VideoRequest) -> Decimal:
 def estimate_cost_usd(request: VideoRequest) -> float:
     """Estimated USD cost as a float rounded to cents, for XCom and logs."""
     return float(estimate_cost(request).quantize(Decimal("0.01")))
+
+
+def parse_max_cost(value: object, field: str = "max_cost_usd") -> Decimal | None:
+    """``max_cost_usd`` as a Decimal (None = no cap); templated strings such as ``"2.50"`` or ``"$2.50"`` work.
+
+    :raises LumaValidationError: when it is not a non-negative number.
+    """
+    from decimal import InvalidOperation
+
+    from airflow_provider_luma.exceptions import LumaValidationError
+
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        return None
+    if isinstance(value, bool):
+        raise LumaValidationError([f"{field}: got {value!r}; must be a number of US dollars, e.g. 2.50"])
+    try:
+        cap = Decimal(str(value).strip().lstrip("$"))
+    except InvalidOperation:
+        raise LumaValidationError([f"{field}: got {value!r}; must be a number of US dollars, e.g. 2.50"]) from None
+    if not cap.is_finite() or cap < 0:
+        raise LumaValidationError([f"{field}: got {value!r}; must be a finite amount of US dollars >= 0"])
+    return cap
+
+
+def check_budget(request: VideoRequest, cap: Decimal | None) -> None:
+    """Refuse a request whose estimated cost is above ``cap``, naming what drives the price.
+
+    :raises LumaBudgetExceeded: estimate > cap.
+    """
+    from airflow_provider_luma.exceptions import LumaBudgetExceeded
+
+    if cap is None:
+        return
+    cost = estimate_cost(request)
+    if cost <= cap:
+        return
+    quality, blocks = quality_of(request), billed_blocks(request)
+    per_block = PRICE_PER_BLOCK_USD[(quality, request.resolution)]
+    drivers = (
+        f"resolution={request.resolution}, duration={request.duration}, hdr={request.hdr}, "
+        f"exr_export={request.exr_export}, mode={request.mode.value}"
+    )
+    raise LumaBudgetExceeded(
+        f"Estimated cost ${cost:.2f} is above max_cost_usd=${cap:.2f}: {blocks} block(s) x ${per_block} "
+        f"({quality} {request.resolution}) from {drivers}. Nothing was submitted. Lower the resolution, duration, "
+        "HDR or EXR, or raise max_cost_usd."
+    )

@@ -1,7 +1,9 @@
 """Content pipeline: text-to-video → extend forward / backward → interpolate, chained by ``generation_id``.
 
 Every render hands its ``generation_id`` to the next over XCom (``task.output["generation_id"]`` or Jinja), and
-no worker slot is held while Luma renders: each task defers to the triggerer.
+no worker slot is held while Luma renders: each task defers to the triggerer. Each finished clip is stored under
+``$LUMA_EXAMPLE_OUTPUT/<run id>/`` (presigned URLs die after about an hour), no task may cost more than $2.00,
+and a last task sums the run's estimated cost.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import os
 from datetime import timedelta
 
 import pendulum
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
+from airflow_provider_luma.cost import luma_cost_report
 from airflow_provider_luma.operators import (
     LumaExtendVideoOperator,
     LumaGenerateVideoOperator,
@@ -20,6 +24,9 @@ from airflow_provider_luma.operators import (
 
 # `make demo` and the test suite point the connection at the local simulator and poll it faster.
 POLL_INTERVAL = float(os.getenv("LUMA_EXAMPLE_POLL_INTERVAL", "10"))
+# A local folder or any ObjectStoragePath URI (s3://aws_default@bucket/videos, ...). {run_id}, {task_id} and
+# {generation_id} are filled in by the operator; Jinja ({{ ... }}) works too.
+OUTPUT_ROOT = os.getenv("LUMA_EXAMPLE_OUTPUT", "/tmp/luma-videos")
 
 with DAG(
     dag_id="example_luma_content_pipeline",
@@ -32,6 +39,8 @@ with DAG(
         "poll_interval": POLL_INTERVAL,
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
+        "output_path": OUTPUT_ROOT + "/{run_id}/{task_id}-{generation_id}.mp4",
+        "max_cost_usd": 2.00,  # checked after templating, before any request
     },
     tags=["luma", "example"],
 ) as dag:
@@ -75,3 +84,8 @@ with DAG(
         prompt="Day turns to dusk over the pond in one continuous take",
     )
     # [END howto_luma_interpolate]
+
+    # [START howto_luma_cost_report]
+    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
+    [opening, closing, continued, prologue, bridge] >> report
+    # [END howto_luma_cost_report]

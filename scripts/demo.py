@@ -2,12 +2,14 @@
 
 Starts the Luma simulator on 127.0.0.1, a scheduler + dag-processor + triggerer + api-server (LocalExecutor,
 SQLite) in ``.demo/airflow-home``, runs ``example_luma_content_pipeline`` (text-to-video → extend forward /
-backward → interpolate, chained by XCom) and prints what each task rendered. Everything is stopped at the end;
-the Airflow logs stay in ``.demo/`` for a look.
+backward → interpolate, chained by XCom), which stores every clip under ``./output/<run id>/`` (or
+``$LUMA_DEMO_OUTPUT``), and prints what each task rendered, where the MP4 is, and the run's estimated cost (from
+the DAG's ``cost_report`` task). Everything is stopped at the end; the Airflow logs stay in ``.demo/``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -18,6 +20,7 @@ from airflow_provider_luma.testing.cluster import LocalAirflowCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
+OUTPUT = Path(os.environ.get("LUMA_DEMO_OUTPUT", ROOT / "output")).resolve()
 DAG_ID = "example_luma_content_pipeline"
 TASKS = ["opening_shot", "closing_shot", "extend_forward", "extend_backward", "interpolate"]
 
@@ -32,7 +35,11 @@ def main() -> int:
     # (see tests/e2e/conftest.py) that costs a task retry (which re-attaches for free, but slows the demo).
     with LumaSimulatorServer(time_factor=0.15) as sim:
         print(f"Luma simulator: {sim.base_url} (renders about 7x faster than real)")
-        env = {"AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(), "LUMA_EXAMPLE_POLL_INTERVAL": "1"}
+        env = {
+            "AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(),
+            "LUMA_EXAMPLE_POLL_INTERVAL": "1",
+            "LUMA_EXAMPLE_OUTPUT": str(OUTPUT),
+        }
         with LocalAirflowCluster(dags, home=DEMO / "airflow-home", env=env) as cluster:
             print(f"Airflow started in {cluster.startup_seconds:.1f} s: scheduler, dag-processor, triggerer, "
                   f"api-server at {cluster.api_url}")  # fmt: skip
@@ -47,21 +54,22 @@ def main() -> int:
             for task in TASKS:
                 result = cluster.xcom(DAG_ID, run_id, task) if states.get(task) == "success" else None
                 rows.append((task, result or {}, states.get(task) or "-"))
+            report = cluster.xcom(DAG_ID, run_id, "cost_report") if states.get("cost_report") == "success" else {}
 
     print(f"\nDAG run {state} in {elapsed:.0f} s\n")
-    header = f"{'task':<16} {'mode':<16} {'generation id':<38} {'status':<8} {'est. cost':>9}  url"
+    header = f"{'task':<16} {'mode':<16} {'status':<8} {'est. cost':>9}  stored MP4"
     print(header)
     print("-" * len(header))
-    total = 0.0
     for task, result, status in rows:
-        cost = float(result.get("estimated_cost_usd") or 0.0)
-        total += cost
-        url = str(result.get("video_url") or "-").split("?")[0]
-        price = f"${cost:.2f}"
-        print(f"{task:<16} {result.get('mode', '-'):<16} {result.get('generation_id') or '-':<38} {status:<8} "
-              f"{price:>9}  {url}")  # fmt: skip
-    print(f"{'':<80}{f'${total:.2f}':>9}  estimated total")
-    print(f"\nAirflow logs: {DEMO / 'airflow-home' / 'logs'}")
+        price = f"${float(result.get('estimated_cost_usd') or 0.0):.2f}"
+        path = str(result.get("video_path") or "-").removeprefix("file://")
+        size = f" ({Path(path).stat().st_size:,} bytes)" if Path(path).is_file() else ""
+        print(f"{task:<16} {result.get('mode', '-'):<16} {status:<8} {price:>9}  {path}{size}")
+    total = report.get("total_estimated_cost_usd")
+    total_text = f"${total:.2f}" if total is not None else "n/a"
+    print(f"{'':<42}{total_text:>9}  estimated total of {report.get('renders', 0)} render(s) (cost_report task)")
+    print(f"\nClips: {OUTPUT / run_id}  (play one with any video player, e.g. ffplay or VLC)")
+    print(f"Airflow logs: {DEMO / 'airflow-home' / 'logs'}")
     return 0 if state == "success" else 1
 
 

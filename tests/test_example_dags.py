@@ -24,6 +24,8 @@ def dagbag() -> DagBag:
 def test_no_import_errors(dagbag: DagBag) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {
+        "example_luma_asset_consumer",
+        "example_luma_asset_producer",
         "example_luma_content_pipeline",
         "example_luma_fanout",
         "example_luma_image_to_video",
@@ -41,7 +43,19 @@ def test_content_pipeline_is_chained_by_xcom(dagbag: DagBag) -> None:
         "extend_forward": ["opening_shot"],
         "extend_backward": ["closing_shot"],
         "interpolate": ["extend_backward", "extend_forward"],
+        "cost_report": ["closing_shot", "extend_backward", "extend_forward", "interpolate", "opening_shot"],
     }
+    render = dag.get_task("extend_forward")
+    assert render.max_cost_usd == 2.0 and "{generation_id}" in render.output_path  # type: ignore[attr-defined]
+
+
+def test_asset_consumer_is_scheduled_on_the_producers_alias(dagbag: DagBag) -> None:
+    from airflow.sdk import AssetAlias
+
+    producer = dagbag.dags["example_luma_asset_producer"].get_task("render_clip")
+    consumer = dagbag.dags["example_luma_asset_consumer"]
+    assert AssetAlias("example_luma_clips") in producer.outlets
+    assert "example_luma_clips" in str(consumer.timetable.asset_condition)
 
 
 def test_scheduled_example_is_daily(dagbag: DagBag) -> None:

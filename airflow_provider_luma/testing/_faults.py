@@ -21,6 +21,7 @@ FaultKind = Literal[
     "slow",
     "malformed",
     "fail_generation",
+    "cut_body",
 ]
 """Every kind of fault the simulator can inject."""
 
@@ -71,6 +72,7 @@ class Fault:
     :param body: the raw body ``malformed`` sends with a 200.
     :param reason: failure text of ``fail_generation``.
     :param failure_code: Luma failure code of ``fail_generation``.
+    :param cut_after_bytes: how much of the body ``cut_body`` sends before hanging up.
     """
 
     kind: FaultKind
@@ -83,6 +85,7 @@ class Fault:
     body: str | None = None
     reason: str | None = None
     failure_code: str | None = None
+    cut_after_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -95,6 +98,8 @@ class Fault:
             raise ValueError("fail_generation applies to submits only: use on='submit'")
         if self.status is not None and not 400 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP error status (400-599), got {self.status}")
+        if self.cut_after_bytes is not None and self.cut_after_bytes < 0:
+            raise ValueError(f"cut_after_bytes must be >= 0, got {self.cut_after_bytes}")
         if self.delay_seconds is not None and self.delay_seconds < 0:
             raise ValueError(f"delay_seconds must be >= 0, got {self.delay_seconds}")
 
@@ -152,6 +157,14 @@ class Fault:
         """The next accepted generation renders for its normal time, then ends ``failed`` with this reason."""
         return cls("fail_generation", on="submit", times=times, reason=reason, failure_code=failure_code)
 
+    @classmethod
+    def cut_body(cls, after_bytes: int = 65536, *, on: FaultTarget = "download", times: int = 1) -> Fault:
+        """Answer normally (full ``Content-Length``) but hang up after ``after_bytes`` bytes of the body.
+
+        This is a download interrupted mid-file: the client must not keep the partial file.
+        """
+        return cls("cut_body", on=on, times=times, cut_after_bytes=after_bytes)
+
     # -- (de)serialisation for the admin HTTP surface --------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +203,7 @@ _SPEC_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
     "slow": {"delay_seconds": 1.0},
     "malformed": {"body": '{"request_id": "abc", "sta'},
     "fail_generation": {"on": "submit", "reason": "Generation failed", "failure_code": "generation_failed"},
+    "cut_body": {"on": "download", "cut_after_bytes": 65536},
 }
 
 

@@ -49,6 +49,7 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     request_id: str | None = None
     fault: str | None = None
+    cut_after: int | None = None  # hang up after this many body bytes (the cut_body fault)
 
 
 def _json_reply(status: int, obj: Any, headers: dict[str, str] | None = None, request_id: str | None = None) -> _Reply:
@@ -190,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply.fault = fault.kind
             if fault.kind == "drop_after_accept":
                 reply.status = None
+            if fault.kind == "cut_body":
+                reply.cut_after = fault.cut_after_bytes or 0
         return reply
 
     def _process(
@@ -246,11 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: _Reply, *, head_only: bool) -> None:
         if reply.status is None:
-            self.close_connection = True
-            try:  # shut down now so the client sees EOF at once, not when this thread finishes
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._hang_up()
             return
         size = reply.body.size if isinstance(reply.body, MediaBody) else len(reply.body)
         self.send_response(reply.status)
@@ -261,11 +260,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head_only:
             return
-        if isinstance(reply.body, MediaBody):
-            for chunk in reply.body.chunks():
-                self.wfile.write(chunk)
-        else:
-            self.wfile.write(reply.body)
+        chunks = reply.body.chunks() if isinstance(reply.body, MediaBody) else iter([reply.body])
+        budget = reply.cut_after
+        for chunk in chunks:
+            if budget is not None and len(chunk) >= budget:
+                self.wfile.write(chunk[:budget])
+                self._hang_up()
+                return
+            self.wfile.write(chunk)
+            if budget is not None:
+                budget -= len(chunk)
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        try:  # shut down now so the client sees EOF at once, not when this thread finishes
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class LumaSimulatorServer:

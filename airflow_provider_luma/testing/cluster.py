@@ -257,7 +257,7 @@ class LocalAirflowCluster:
     ) -> str:
         """Unpause ``dag_id`` and create a manual run; return its ``dag_run_id``."""
         path = f"dags/{quote(dag_id, safe='')}"
-        self._json("PATCH", path, json={"is_paused": False})
+        self.set_paused(dag_id, False)
         body: dict[str, Any] = {
             "logical_date": logical_date.isoformat() if logical_date else None,
             "conf": dict(conf or {}),
@@ -265,6 +265,19 @@ class LocalAirflowCluster:
         # A client-side run id keeps a repeated POST (see _json) from creating a second run.
         body["dag_run_id"] = run_id or f"manual__{uuid.uuid4().hex[:12]}"
         return str(self._json("POST", f"{path}/dagRuns", json=body)["dag_run_id"])
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause or unpause a DAG (an asset-scheduled DAG must be unpaused before the event to be queued)."""
+        self._json("PATCH", f"dags/{quote(dag_id, safe='')}", json={"is_paused": paused})
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of ``dag_id`` (``dag_run_id``, ``state``, ``run_type``, ...)."""
+        return self._paged(f"dags/{quote(dag_id, safe='')}/dagRuns", "dag_runs")
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str | None]:
+        """The operator extra links of a task instance as the UI gets them (``{name: url}``)."""
+        path = f"{run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}/links"
+        return dict(self._json("GET", path, params={"map_index": map_index})["extra_links"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """The DAG run resource (``state``, ``start_date``, ``conf``, ...)."""

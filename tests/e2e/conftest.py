@@ -49,9 +49,15 @@ def _simulator_env(server: LumaSimulatorServer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(luma_sim: LumaSimulatorServer) -> dict[str, str]:
+def e2e_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the example DAGs store their clips (``LUMA_EXAMPLE_OUTPUT``) in the shared cluster."""
+    return tmp_path_factory.mktemp("luma-output")
+
+
+@pytest.fixture(scope="session")
+def e2e_env(luma_sim: LumaSimulatorServer, e2e_output: Path) -> dict[str, str]:
     """Extra environment for every cluster process."""
-    return _simulator_env(luma_sim)
+    return {**_simulator_env(luma_sim), "LUMA_EXAMPLE_OUTPUT": str(e2e_output)}
 
 
 @pytest.fixture(scope="session")

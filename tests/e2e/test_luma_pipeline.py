@@ -18,7 +18,7 @@ PIPELINE = "example_luma_content_pipeline"
 
 
 def test_content_pipeline_chains_generation_ids(
-    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
 ) -> None:
     cluster, sim = airflow_cluster, luma_sim.simulator
     cluster.wait_for_dag(PIPELINE)
@@ -49,6 +49,14 @@ def test_content_pipeline_chains_generation_ids(
     prompts = {p["prompt"] for p in payload.values()}
     ours = [r for r in sim.create_requests()[posts_before:] if r.payload and r.payload["payload"]["prompt"] in prompts]
     assert sorted(r.request_id or "" for r in ours) == sorted(r["request_id"] for r in result.values())
+    # Every clip is stored under $LUMA_EXAMPLE_OUTPUT/<run id>/<task id>-<generation id>.mp4 as the served MP4.
+    sample = (Path(__file__).parents[2] / "airflow_provider_luma" / "testing" / "sample.mp4").read_bytes()
+    for task_id, r in result.items():
+        stored = e2e_output / run_id / f"{task_id}-{r['generation_id']}.mp4"
+        assert r["video_path"] == f"file://{stored}" and stored.read_bytes() == sample
+    # The cost report task sums the five renders' estimates from XCom (5 x 720p SDR at $0.30).
+    report = cluster.xcom(PIPELINE, run_id, "cost_report")
+    assert report["total_estimated_cost_usd"] == 1.5 and report["renders"] == 5, report
     print(f"content pipeline: 5 renders in {elapsed:.1f} s")
 
 

@@ -1,0 +1,219 @@
+"""What happens after a render succeeded: store its files, emit Asset events, and set the "Luma video" link.
+
+Worker-side and imported lazily (never at DAG-parse time). Used by the render operators (after
+``execute_complete``) and by ``LumaDownloadVideoOperator``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_luma._storage import OutputSpec, StorageSink, asset_uri, browsable_url
+from airflow_provider_luma.download import DownloadStats, download, human_bytes, media_client
+from airflow_provider_luma.exceptions import LumaDownloadError, LumaError
+from airflow_provider_luma.models import GenerationStatus
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.download import LogLike
+    from airflow_provider_luma.hooks import LumaHook
+    from airflow_provider_luma.operators import LumaDownloadVideoOperator
+
+
+def placeholder_values(context: Any, task_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Values for the ``{placeholders}`` of ``output_path``, from the task context and the render's result."""
+    ti = _get(context, "ti")
+    return {
+        "generation_id": result.get("generation_id") or result.get("request_id"),
+        "request_id": result.get("request_id"),
+        "dag_id": getattr(ti, "dag_id", None) or "dag",
+        "task_id": task_id,
+        "run_id": _get(context, "run_id") or getattr(ti, "run_id", None) or "run",
+        "map_index": getattr(ti, "map_index", -1),
+        "mode": result.get("mode") or "video",
+    }
+
+
+def _get(context: Any, key: str) -> Any:
+    try:
+        return context[key]
+    except (KeyError, TypeError):
+        return None
+
+
+def store_outputs(
+    hook: LumaHook,
+    result: dict[str, Any],
+    spec: OutputSpec,
+    values: dict[str, Any],
+    log: LogLike,
+) -> dict[str, Any]:
+    """Download the video (and the EXR when there is one) to ``spec``; returns the updated result.
+
+    ``result`` must hold ``request_id``, ``generation_id`` and the presigned ``video_url`` / ``exr_url``. An
+    expired URL is replaced by polling the request again; the fresh URLs end up in the returned result.
+    """
+    from airflow.sdk.log import mask_secret
+
+    request_id = str(result.get("request_id") or "")
+    urls = {"mp4": result.get("video_url"), "exr": result.get("exr_url")}
+    if not urls["mp4"]:
+        raise LumaDownloadError(f"Luma request {request_id} reported success but no video URL; nothing to download")
+
+    def fresh_urls() -> None:
+        try:
+            generation = hook.get_generation(request_id)
+        except LumaError as exc:
+            raise LumaDownloadError(f"could not fetch fresh URLs for Luma request {request_id}: {exc}") from None
+        if generation.status is not GenerationStatus.SUCCESS or not generation.video_url:
+            raise LumaDownloadError(f"Luma request {request_id} no longer offers its video ({generation.status})")
+        for url in (generation.video_url, generation.exr_url):
+            if url:
+                mask_secret(url)
+        urls["mp4"], urls["exr"] = generation.video_url, generation.exr_url or urls["exr"]
+
+    def url_source(ext: str) -> Any:
+        def source(fresh: bool) -> str:
+            if fresh:
+                fresh_urls()
+            url = urls[ext]
+            if not url:
+                raise LumaDownloadError(f"Luma request {request_id} offers no {ext} URL")
+            return str(url)
+
+        return source
+
+    stored: dict[str, Any] = {"video_path": None, "exr_path": None, "video_bytes": None, "exr_bytes": None}
+    with media_client() as client:
+        for ext, kind in (("mp4", "video"), ("exr", "exr")):
+            if not urls[ext]:
+                continue
+            target = spec.resolve(ext, values)
+            label = f"{'EXR' if ext == 'exr' else 'video'} of generation {values['generation_id']}"
+            log.info("Downloading the %s to %s", label, target)
+            stats: DownloadStats = download(client, url_source(ext), StorageSink(target), label=label, logger=log)
+            log.info(
+                "Stored %s: %s in %.1f s (%s/s)%s",
+                target, human_bytes(stats.size), stats.seconds, human_bytes(stats.bytes_per_second),
+                f", after {stats.url_refreshes} fresh URL(s)" if stats.url_refreshes else "",
+            )  # fmt: skip
+            stored[f"{kind}_path"], stored[f"{kind}_bytes"] = str(target), stats.size
+    return {**result, **stored, "video_url": urls["mp4"], "exr_url": urls["exr"]}
+
+
+def asset_metadata(result: dict[str, Any], prompt: str | None, kind: str) -> dict[str, Any]:
+    """The ``extra`` of an Asset event for one stored file (JSON values only)."""
+    prompt_hash = hashlib.sha256((prompt or "").encode()).hexdigest()[:16] if prompt else None
+    return {
+        "kind": kind,
+        "generation_id": result.get("generation_id"),
+        "request_id": result.get("request_id"),
+        "mode": result.get("mode"),
+        "prompt_sha256": prompt_hash,
+        "estimated_cost_usd": result.get("estimated_cost_usd"),
+        "billed_blocks": result.get("billed_blocks"),
+        "resolution": result.get("resolution"),
+        "duration": result.get("duration"),
+        "size_bytes": result.get(f"{kind}_bytes"),
+        "path": result.get(f"{kind}_path"),
+    }
+
+
+def emit_assets(
+    context: Any,
+    alias: str | None,
+    result: dict[str, Any],
+    prompt: str | None,
+    log: LogLike,
+) -> list[str]:
+    """Emit one Asset event per stored file through ``AssetAlias(alias)``; returns the asset URIs."""
+    paths = [(kind, result.get(f"{kind}_path")) for kind in ("video", "exr")]
+    stored = [(kind, path) for kind, path in paths if path]
+    if not alias or not stored:
+        return []
+    events = _get(context, "outlet_events")
+    if events is None:
+        log.info("No outlet_events in this context (not run by Airflow's task runner); no Asset events emitted")
+        return []
+    from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
+
+    uris = []
+    for kind, path in stored:
+        uri = asset_uri(ObjectStoragePath(path))
+        events[AssetAlias(alias)].add(Asset(uri), extra=asset_metadata(result, prompt, kind))
+        uris.append(uri)
+    log.info("Asset event(s) through alias %r: %s", alias, ", ".join(uris))
+    return uris
+
+
+def video_link(result: dict[str, Any]) -> str | None:
+    """What the "Luma video" link opens: the stored copy when a browser can open it, else the presigned URL."""
+    path = result.get("video_path")
+    if path:
+        from airflow.sdk import ObjectStoragePath
+
+        stored = browsable_url(asset_uri(ObjectStoragePath(path)))
+        if stored:
+            return stored
+    url = result.get("video_url")
+    return str(url) if url else None
+
+
+def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, Any]:
+    """``LumaDownloadVideoOperator.execute``: look the request up, then store its files like a render task does."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from airflow_provider_luma._render import fail_or_retry
+    from airflow_provider_luma._storage import parse_output_path
+    from airflow_provider_luma.exceptions import LumaNotFoundError, LumaValidationError
+    from airflow_provider_luma.hooks import LumaHook
+
+    request_id = str(op.request_id or "").strip()
+    try:
+        if request_id in ("", "None", "null") or "/" in request_id:
+            raise LumaValidationError(
+                [
+                    f"request_id: got {op.request_id!r}; pass the request id of a finished render, e.g. "
+                    "upstream.output['request_id'] (GMI's queue looks renders up by request id, not generation id)"
+                ]
+            )
+        spec = parse_output_path(op.output_path)
+        if spec is None:
+            raise LumaValidationError(["output_path: required; a local path or an ObjectStoragePath URI"])
+    except LumaValidationError as exc:
+        raise AirflowFailException(str(exc)) from None
+    hook = LumaHook(op.luma_conn_id)
+    try:
+        generation = hook.get_generation(request_id)
+    except LumaNotFoundError as exc:
+        raise AirflowFailException(f"Luma request {request_id} is unknown to the service: {exc}") from None
+    except LumaError as exc:
+        raise fail_or_retry(exc, f"Could not look up Luma request {request_id}: {exc}") from None
+    if not generation.is_terminal:
+        raise AirflowException(f"Luma request {request_id} is still {generation.status}; a retry will look again")
+    if generation.status is not GenerationStatus.SUCCESS:
+        raise AirflowFailException(f"Luma request {request_id} ended {generation.status}; there is nothing to store")
+    expected = str(op.generation_id or "").strip()
+    if expected not in ("", "None") and generation.generation_id and generation.generation_id != expected:
+        raise AirflowFailException(
+            f"generation_id: request {request_id} holds generation {generation.generation_id}, not {expected}"
+        )
+    from airflow.sdk.log import mask_secret
+
+    for url in (generation.video_url, generation.exr_url):
+        if url:
+            mask_secret(url)
+    result: dict[str, Any] = {
+        "generation_id": generation.generation_id,
+        "request_id": request_id,
+        "video_url": generation.video_url,
+        "exr_url": generation.exr_url,
+    }
+    values = placeholder_values(context, op.task_id, {**result, "mode": "download"})
+    try:
+        result = store_outputs(hook, result, spec, values, op.log)
+    except LumaError as exc:
+        raise fail_or_retry(exc) from None
+    emit_assets(context, op.asset_alias, result, None, op.log)
+    op.luma_video_link = video_link(result)
+    return result

@@ -1,0 +1,72 @@
+"""What a DAG run's Luma renders are estimated to cost, summed from their XCom.
+
+Use :func:`luma_cost_report` as the callable of a task at the end of a DAG::
+
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow_provider_luma.cost import luma_cost_report
+
+    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
+    [render, extend, ...] >> report
+
+Every Luma render task pushes ``estimated_cost_usd`` (the seed price table's estimate, see
+:mod:`airflow_provider_luma.pricing`) when it succeeds; failed tasks push nothing, and a render reused after a
+clear (no new spend) still counts, since it is part of what the run's clips cost. GMI bills from its own meter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+COST_KEY = "estimated_cost_usd"
+
+
+def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """Sum per-task costs (one value per map index; ``None`` entries are skipped) into a report dict.
+
+    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float}}`` (JSON-safe, so it
+    can be the task's XCom).
+    """
+    by_task: dict[str, Decimal] = {}
+    renders = 0
+    for task_id, values in costs_by_task.items():
+        for value in values:
+            if value is None:
+                continue
+            by_task[task_id] = by_task.get(task_id, Decimal(0)) + Decimal(str(value))
+            renders += 1
+    total = sum(by_task.values(), Decimal(0))
+    return {
+        "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
+        "renders": renders,
+        "by_task": {task_id: float(cost.quantize(Decimal("0.01"))) for task_id, cost in sorted(by_task.items())},
+    }
+
+
+def luma_cost_report(**context: Any) -> dict[str, Any]:
+    """Task callable: read ``estimated_cost_usd`` of every other task in this DAG run (all map indexes), log a
+    per-task table and return the summary of :func:`summarize_costs`."""
+    import logging
+
+    from airflow.sdk.execution_time.xcom import XCom
+
+    log = logging.getLogger(__name__)
+    ti, dag = context["ti"], context["dag"]
+    costs: dict[str, list[Any]] = {}
+    for task_id in dag.task_ids:
+        if task_id == ti.task_id:
+            continue
+        values = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
+        if values:
+            costs[task_id] = list(values)
+    report = summarize_costs(costs)
+    for task_id, cost in report["by_task"].items():
+        log.info("  %-40s $%8.2f  (%d render(s))", task_id, cost, len([v for v in costs[task_id] if v is not None]))
+    log.info(
+        "Luma estimated cost of run %s: $%.2f for %d render(s)",
+        ti.run_id,
+        report["total_estimated_cost_usd"],
+        report["renders"],
+    )
+    return report

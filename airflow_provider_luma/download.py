@@ -1,0 +1,220 @@
+"""Stream a finished render from its presigned URL into a sink, in constant memory, surviving URL expiry.
+
+Airflow-free (httpx only): where the bytes go is a :class:`Sink`; the Airflow side (``ObjectStoragePath``,
+temporary names, rename on completion) is :mod:`airflow_provider_luma._storage`.
+
+* Memory: the body is read and written chunk by chunk (httpx hands over what the socket gave it, at most
+  64 KiB at a time), so a 512 MB video costs the same memory as a 5 MB one (``benchmarks/download.py``).
+* Expiry: presigned URLs die after about an hour and S3 answers ``403`` then. A 401/403/404/410 asks the
+  ``url_source`` for a fresh URL (the worker polls the request again) and starts over, at most
+  ``max_url_refreshes`` times.
+* Transient trouble (dropped connection, short body, 5xx, 429) restarts the download after a short back-off, at
+  most ``max_attempts`` times. Each attempt starts from byte 0 into a fresh temporary file: the API docs say
+  nothing about ``Range`` support on the media host, so resuming mid-file is not attempted.
+* Verification: when the host sends ``Content-Length`` (and no ``Content-Encoding``) the byte count must match.
+
+The presigned URL is a capability and a secret: it is never logged or put in an exception, and no
+``Authorization`` header is sent with it (the API key must never reach a storage host, and S3 rejects a request
+carrying two kinds of authentication).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+import httpx
+
+from airflow_provider_luma import __version__
+from airflow_provider_luma.exceptions import LumaDownloadError, LumaMediaURLExpired
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_SECONDS = 5.0
+_URL_REFUSED = frozenset({401, 403, 404, 410})
+
+
+class LogLike(Protocol):
+    """What a logger needs to offer here: stdlib loggers and Airflow's task logger both do."""
+
+    def info(self, msg: str, /, *args: Any) -> Any:
+        """Log progress."""
+
+    def warning(self, msg: str, /, *args: Any) -> Any:
+        """Log a recoverable problem."""
+
+
+class Sink(Protocol):
+    """Where one file's bytes go. :mod:`airflow_provider_luma._storage` implements it over ``ObjectStoragePath``."""
+
+    def open(self) -> BinaryIO:
+        """A fresh, empty, writable temporary file (called once per attempt)."""
+
+    def commit(self, size: int) -> None:
+        """Make the closed temporary file visible under its final name; ``size`` is the byte count written."""
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any (idempotent)."""
+
+
+UrlSource = Callable[[bool], str]
+"""``url_source(fresh)``: the URL to fetch; ``fresh=True`` means the last one was refused, mint a new one."""
+
+
+@dataclass(frozen=True)
+class DownloadStats:
+    """What one completed download did."""
+
+    size: int
+    seconds: float
+    attempts: int
+    url_refreshes: int
+
+    @property
+    def bytes_per_second(self) -> float:
+        """Average rate of the successful attempt and any failed ones before it."""
+        return self.size / self.seconds if self.seconds > 0 else float("inf")
+
+
+def media_client(*, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An httpx client for presigned media URLs: no API key, redirects followed, a read timeout per chunk."""
+    return httpx.Client(
+        headers={"User-Agent": f"airflow-provider-luma/{__version__}"},
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        follow_redirects=True,
+        transport=transport,
+    )
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` → ``'1.5 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def download(
+    client: httpx.Client,
+    url_source: UrlSource,
+    sink: Sink,
+    *,
+    label: str,
+    max_attempts: int = 4,
+    max_url_refreshes: int = 3,
+    sleep: Callable[[float], None] | None = None,
+    logger: LogLike | None = None,
+) -> DownloadStats:
+    """Copy one media file into ``sink``; returns its size and how it went.
+
+    :param label: what is downloaded, for logs and errors (e.g. ``"video of generation g-1"``); never the URL.
+    :raises LumaMediaURLExpired: the URL was still refused after ``max_url_refreshes`` fresh ones.
+    :raises LumaDownloadError: the download kept failing, or failed in a way a retry cannot fix (other 4xx).
+    """
+    logger = logger or log
+    sleep = sleep or time.sleep  # looked up per call, so tests can patch time.sleep
+    started, attempts, refreshes = time.monotonic(), 0, 0
+    url = url_source(False)
+    while True:
+        attempts += 1
+        try:
+            size = _stream_once(client, url, sink, label, logger)
+        except LumaMediaURLExpired as exc:
+            sink.discard()
+            if refreshes >= max_url_refreshes:
+                raise
+            refreshes += 1
+            attempts -= 1  # a refused URL is not a failed transfer
+            logger.warning("%s; asking the service for a fresh URL (%d of %d)", exc, refreshes, max_url_refreshes)
+            url = url_source(True)
+            continue
+        except LumaDownloadError as exc:
+            sink.discard()
+            if not exc.transient or attempts >= max_attempts:
+                raise
+            delay = min(2.0**attempts, 30.0)
+            logger.warning("%s; starting over in %.0f s (attempt %d of %d)", exc, delay, attempts + 1, max_attempts)
+            sleep(delay)
+            continue
+        except BaseException:
+            sink.discard()
+            raise
+        return DownloadStats(size, time.monotonic() - started, attempts, refreshes)
+
+
+def _stream_once(
+    client: httpx.Client,
+    url: str,
+    sink: Sink,
+    label: str,
+    logger: LogLike,
+) -> int:
+    """One GET of ``url`` into a fresh temporary file, committed only when complete."""
+    try:
+        with client.stream("GET", url) as response:
+            status = response.status_code
+            if status in _URL_REFUSED:
+                refused = f"{label}: storage refused the presigned URL (HTTP {status})"
+                raise LumaMediaURLExpired(refused, status_code=status)
+            if status >= 400:
+                transient = status == 429 or status >= 500
+                raise LumaDownloadError(
+                    f"{label}: storage answered HTTP {status}", status_code=status, transient=transient
+                )
+            expected = _expected_size(response)
+            received = _copy(response, sink.open(), label, expected, logger)
+    except httpx.HTTPError as exc:
+        # Transport errors can quote the request URL; keep only the exception type and a URL-free text.
+        text = str(exc).replace(url, "<media url>").split("?", 1)[0]
+        raise LumaDownloadError(f"{label}: transfer failed ({type(exc).__name__}: {text})") from None
+    if expected is not None and received != expected:
+        raise LumaDownloadError(f"{label}: got {received} bytes but the server announced {expected}")
+    try:
+        sink.commit(received)
+    except OSError as exc:
+        raise LumaDownloadError(f"{label}: could not store the file ({exc})", transient=False) from exc
+    return received
+
+
+def _expected_size(response: httpx.Response) -> int | None:
+    """The announced size, when the byte count we receive must equal it (no content encoding in between)."""
+    if response.headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _copy(
+    response: httpx.Response,
+    handle: BinaryIO,
+    label: str,
+    expected: int | None,
+    logger: LogLike,
+) -> int:
+    """Write the body chunk by chunk, logging progress every few seconds."""
+    received, started = 0, time.monotonic()
+    next_report = started + PROGRESS_EVERY_SECONDS
+    total = f" of {human_bytes(expected)}" if expected is not None else ""
+    try:
+        with handle:
+            for chunk in response.iter_bytes():
+                handle.write(chunk)
+                received += len(chunk)
+                now = time.monotonic()
+                if now >= next_report:
+                    next_report = now + PROGRESS_EVERY_SECONDS
+                    share = f" ({100 * received // expected} %)" if expected else ""
+                    rate = received / max(now - started, 1e-9)
+                    logger.info(
+                        "Downloading %s: %s%s%s, %s/s", label, human_bytes(received), total, share, human_bytes(rate)
+                    )
+    except OSError as exc:
+        # Not transient: a full disk stays full; an Airflow retry later may still succeed.
+        raise LumaDownloadError(f"{label}: writing to storage failed ({exc})", transient=False) from exc
+    return received

@@ -1,0 +1,277 @@
+"""Downloads to storage, driven through the simulator over a real socket: sizes, expiry, interruptions, layout."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_luma import _deliver
+from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path
+from airflow_provider_luma.client import ClientSettings, LumaClient
+from airflow_provider_luma.cost import summarize_costs
+from airflow_provider_luma.download import download, media_client
+from airflow_provider_luma.exceptions import (
+    LumaBudgetExceeded,
+    LumaDownloadError,
+    LumaMediaURLExpired,
+    LumaValidationError,
+)
+from airflow_provider_luma.hooks import LumaHook
+from airflow_provider_luma.models import VideoRequest
+from airflow_provider_luma.pricing import check_budget, parse_max_cost
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
+from airflow_provider_luma.testing._media import sample_mp4
+
+SIZE = 3 * 1024 * 1024 + 123  # several server chunks, not a round number
+log = logging.getLogger("test_download")
+
+
+def finished_render(server: LumaSimulatorServer, **params: Any) -> dict[str, Any]:
+    """Submit a render, finish it at once, and return its generation with (freshly minted) URLs."""
+    settings = ClientSettings(base_url=server.base_url, api_key=DEFAULT_TEST_API_KEY)
+    with LumaClient(settings) as client:
+        created = client.submit(VideoRequest.from_params(prompt="a fox", **params))
+        server.simulator.complete_now(created.request_id)
+        done = client.get_generation(created.request_id)
+    return {"request_id": done.request_id, "generation_id": done.generation_id, "video_url": done.video_url,
+            "exr_url": done.exr_url}  # fmt: skip
+
+
+def media_requests(server: LumaSimulatorServer) -> list[int | None]:
+    return [e.status for e in server.simulator.request_log if e.path.startswith("/files/")]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".part"))
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+    monkeypatch.setattr("airflow_provider_luma.download.time.sleep", slept.append)
+    return slept
+
+
+@pytest.mark.luma_simulator(video_size_bytes=SIZE)
+def test_streams_the_exact_bytes_to_a_local_file(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
+    render = finished_render(luma_simulator)
+    final = ObjectStoragePath(f"file://{tmp_path}/clips/v.mp4")
+    with media_client() as client:
+        stats = download(client, lambda fresh: render["video_url"], StorageSink(final), label="video")
+    data = (tmp_path / "clips" / "v.mp4").read_bytes()
+    assert stats.size == len(data) == SIZE and stats.attempts == 1 and stats.url_refreshes == 0
+    assert data.startswith(sample_mp4()) and data[len(sample_mp4()) + 8 :] == bytes(SIZE - len(sample_mp4()) - 8)
+    assert leftovers(tmp_path) == []
+
+
+def test_writes_to_an_in_memory_object_store(luma_simulator: LumaSimulatorServer) -> None:
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    render = finished_render(luma_simulator)
+    final = ObjectStoragePath("memory://bucket/renders/v.mp4")
+    with media_client() as client:
+        download(client, lambda fresh: render["video_url"], StorageSink(final), label="video")
+    assert final.read_bytes() == sample_mp4()
+    assert [p.name for p in final.parent.iterdir()] == ["v.mp4"], "the temporary name is gone"
+
+
+def test_expired_url_is_replaced_by_polling_the_request(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
+    """The URL minted at success has expired by the time the download starts (2 h later): a fresh one is used."""
+    clock = ManualClock()
+    luma_simulator.simulator.set_clock(clock)
+    render = finished_render(luma_simulator)
+    clock.advance(2 * 3600)  # presigned URLs live 1 h
+    spec = parse_output_path(f"{tmp_path}/{{generation_id}}.mp4")
+    assert spec is not None
+    hook = LumaHook()
+    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
+    result = _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
+    stored = tmp_path / f"{render['generation_id']}.mp4"
+    assert stored.read_bytes() == sample_mp4()
+    assert result["video_path"] == f"file://{stored}" and result["video_bytes"] == len(sample_mp4())
+    assert result["video_url"] != render["video_url"], "the fresh URL replaces the expired one in the result"
+    assert media_requests(luma_simulator) == [403, 200]
+
+
+def _conn(server: LumaSimulatorServer) -> Any:
+    from airflow.sdk import Connection
+
+    return Connection(conn_id="luma_default", conn_type="luma", host=server.base_url, password=DEFAULT_TEST_API_KEY)
+
+
+def test_interrupted_download_starts_over_and_never_shows_a_partial_file(
+    luma_simulator: LumaSimulatorServer, tmp_path: Path, no_sleep: list[float]
+) -> None:
+    render = finished_render(luma_simulator)
+    luma_simulator.simulator.inject(Fault.cut_body(after_bytes=1000))
+    final = tmp_path / "v.mp4"
+    with media_client() as client:
+        stats = download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{final}")),
+                         label="video")  # fmt: skip
+    assert stats.attempts == 2 and len(no_sleep) == 1
+    assert final.read_bytes() == sample_mp4() and leftovers(tmp_path) == []
+
+
+def test_a_download_that_keeps_failing_leaves_nothing_behind(
+    luma_simulator: LumaSimulatorServer, tmp_path: Path, no_sleep: list[float]
+) -> None:
+    render = finished_render(luma_simulator)
+    luma_simulator.simulator.inject(Fault.cut_body(after_bytes=1000, times=10))
+    final = tmp_path / "v.mp4"
+    with media_client() as client, pytest.raises(LumaDownloadError, match="transfer failed") as caught:
+        download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{final}")),
+                 label="video")  # fmt: skip
+    assert caught.value.retryable, "an Airflow retry may still get it"
+    assert "sig=" not in str(caught.value) and render["video_url"] not in str(caught.value)
+    assert not final.exists() and list(tmp_path.iterdir()) == []
+    assert media_requests(luma_simulator) == [200] * 4
+
+
+def test_a_url_that_stays_refused_fails_after_a_few_fresh_ones(
+    luma_simulator: LumaSimulatorServer, tmp_path: Path
+) -> None:
+    render = finished_render(luma_simulator)
+    luma_simulator.simulator.inject(Fault.http_error(403, "Request has expired", on="download", times=10))
+    asked: list[bool] = []
+
+    def source(fresh: bool) -> str:
+        asked.append(fresh)
+        return str(render["video_url"])
+
+    with media_client() as client, pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
+        download(client, source, StorageSink(ObjectStoragePath(f"file://{tmp_path}/v.mp4")), label="video")
+    assert asked == [False, True, True, True] and list(tmp_path.iterdir()) == []
+
+
+def test_other_client_errors_are_not_retried(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
+    render = finished_render(luma_simulator)
+    luma_simulator.simulator.inject(Fault.http_error(400, "Bad request", on="download", times=5))
+    with media_client() as client, pytest.raises(LumaDownloadError, match="HTTP 400"):
+        download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{tmp_path}/v")),
+                 label="video")  # fmt: skip
+    assert media_requests(luma_simulator) == [400]
+
+
+def test_no_api_key_is_sent_to_the_storage_host() -> None:
+    with media_client() as client:
+        assert "authorization" not in {k.lower() for k in client.headers}
+
+
+# -- output_path -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output_path", "video", "exr"),
+    [
+        ("/data/out/", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
+        ("/data/out", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
+        ("file:///data/{task_id}/{generation_id}.mp4", "file:///data/t/g-1.mp4", "file:///data/t/g-1.exr"),
+        ("/data/{run_id}/clip.{ext}", "file:///data/manual__x/clip.mp4", "file:///data/manual__x/clip.exr"),
+        ("s3://aws_default@bucket/videos/", "s3://aws_default@bucket/videos/g-1.mp4", None),
+    ],
+)
+def test_output_path_is_a_folder_or_a_pattern(output_path: str, video: str, exr: str | None) -> None:
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("s3", conn_id="aws_default", fs=MemoryFileSystem())  # stands in for s3fs: no provider, no network
+    spec = parse_output_path(output_path)
+    assert spec is not None
+    values = {"generation_id": "g-1", "task_id": "t", "run_id": "manual__x"}
+    assert str(spec.resolve("mp4", values)) == video
+    if exr:
+        assert str(spec.resolve("exr", values)) == exr
+
+
+def test_relative_local_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = parse_output_path("output/")
+    assert spec is not None and str(spec.resolve("mp4", {"generation_id": "g"})) == f"file://{tmp_path}/output/g.mp4"
+
+
+def test_placeholder_values_cannot_escape_the_folder() -> None:
+    spec = parse_output_path("/data/{generation_id}.mp4")
+    assert (
+        spec is not None
+        and str(spec.resolve("mp4", {"generation_id": "../../etc/x"})) == "file:///data/.._.._etc_x.mp4"
+    )
+
+
+@pytest.mark.parametrize(
+    ("output_path", "fragment"),
+    [
+        ("/data/{gen_id}.mp4", "output_path: unknown placeholder(s) {gen_id}"),
+        ("/data/{generation_id.mp4", "output_path: '/data/{generation_id.mp4' is not a valid pattern"),
+        ("nosuchfs://bucket/videos/", "output_path: cannot write to nosuchfs://"),
+    ],
+)
+def test_bad_output_paths_name_the_field_and_rule(output_path: str, fragment: str) -> None:
+    with pytest.raises(LumaValidationError) as caught:
+        parse_output_path(output_path)
+    assert fragment in str(caught.value)
+
+
+def test_unset_output_path_means_no_download() -> None:
+    assert parse_output_path(None) is None and parse_output_path("") is None and parse_output_path("None") is None
+
+
+def test_asset_uris_drop_the_connection_id_and_links_open_browsable_copies() -> None:
+    assert asset_uri(ObjectStoragePath("s3://aws_default@bucket/v/g.mp4")) == "s3://bucket/v/g.mp4"
+    assert asset_uri(ObjectStoragePath("file:///data/g.mp4")) == "file:///data/g.mp4"
+    assert browsable_url("s3://bucket/v/g.mp4") == "https://s3.console.aws.amazon.com/s3/object/bucket?prefix=v/g.mp4"
+    assert browsable_url("gs://b/g.mp4") == "https://console.cloud.google.com/storage/browser/_details/b/g.mp4"
+    assert browsable_url("file:///data/g.mp4") is None
+    presigned = "http://127.0.0.1:1/files/g.mp4?expires=1&sig=abc"
+    assert _deliver.video_link({"video_path": "file:///data/g.mp4", "video_url": presigned}) == presigned
+    assert _deliver.video_link({"video_path": "s3://c@bucket/g.mp4", "video_url": presigned}).startswith("https://s3.")
+    assert _deliver.video_link({"video_path": None, "video_url": None}) is None
+
+
+# -- budget and cost report ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "cap", "fails"),
+    [
+        ({"resolution": "720p"}, "0.30", False),  # exactly at the cap is allowed
+        ({"resolution": "720p"}, "0.29", True),
+        ({"resolution": "1080p", "duration": "10s"}, 2.0, True),  # 2 blocks x $1.20
+        ({"resolution": "1080p", "hdr": True, "exr_export": True}, 8.40, False),
+        ({"resolution": "540p"}, None, False),
+        ({"resolution": "540p"}, "$0.15", False),
+    ],
+)
+def test_budget_guard_table(params: dict[str, Any], cap: Any, fails: bool) -> None:
+    request = VideoRequest.from_params(prompt="p", **params)
+    limit = parse_max_cost(cap)
+    if not fails:
+        check_budget(request, limit)
+        return
+    with pytest.raises(LumaBudgetExceeded) as caught:
+        check_budget(request, limit)
+    text = str(caught.value)
+    assert f"max_cost_usd=${Decimal(str(cap)):.2f}" in text and f"resolution={request.resolution}" in text
+    assert f"duration={request.duration}" in text and "Nothing was submitted" in text
+
+
+@pytest.mark.parametrize("cap", ["cheap", -1, True, "nan"])
+def test_invalid_caps_name_the_field(cap: Any) -> None:
+    with pytest.raises(LumaValidationError, match="max_cost_usd: got"):
+        parse_max_cost(cap)
+
+
+def test_cost_summary_adds_every_map_index_and_skips_missing_ones() -> None:
+    report = summarize_costs({"opening": [0.3], "fanout": [0.15, None, 0.15], "extend": [0.3]})
+    assert report == {
+        "total_estimated_cost_usd": 0.9,
+        "renders": 4,
+        "by_task": {"extend": 0.3, "fanout": 0.3, "opening": 0.3},
+    }
+    assert summarize_costs({}) == {"total_estimated_cost_usd": 0.0, "renders": 0, "by_task": {}}

@@ -1,0 +1,216 @@
+"""Operators storing their renders: output_path, Asset events, the "Luma video" link, max_cost_usd, downloads.
+
+Driven like Airflow does (execute → TaskDeferred → trigger.run() → execute_complete) against the simulator; the
+real scheduler/triggerer versions of these are in tests/e2e/test_luma_outputs.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import AssetAlias
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
+from test_operator import make, posts, run_deferred
+
+from airflow_provider_luma._render import STATE_KEY
+from airflow_provider_luma.client import ClientSettings, LumaClient
+from airflow_provider_luma.models import VideoRequest
+from airflow_provider_luma.operators import (
+    LumaDownloadVideoOperator,
+    LumaExtendVideoOperator,
+    LumaGenerateVideoOperator,
+    LumaVideoLink,
+)
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
+from airflow_provider_luma.testing._media import EXR_BYTES, sample_mp4
+
+
+@pytest.fixture
+def outputs_context(context: dict[str, Any]) -> dict[str, Any]:
+    return {**context, "outlet_events": OutletEventAccessors(), "run_id": "manual__1"}
+
+
+def alias_events(context: dict[str, Any], alias: str = "luma_videos") -> list[Any]:
+    return list(context["outlet_events"][AssetAlias(alias)].asset_alias_events)
+
+
+def media_statuses(server: LumaSimulatorServer) -> list[int | None]:
+    return [e.status for e in server.simulator.request_log if e.path.startswith("/files/")]
+
+
+async def test_render_is_stored_announced_and_linked(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    kwargs = {"prompt": "a fox", "hdr": True, "exr_export": True, "output_path": f"{tmp_path}/{{task_id}}/"}
+    op = make(**kwargs)
+    assert AssetAlias("luma_videos") in op.outlets, "declared at parse time, so the DAG graph shows it"
+    result = await run_deferred(lambda: make(**kwargs), outputs_context)
+    gid = result["generation_id"]
+    video, exr = tmp_path / "render" / f"{gid}.mp4", tmp_path / "render" / f"{gid}.exr"
+    assert video.read_bytes() == sample_mp4() and exr.read_bytes() == EXR_BYTES
+    assert (result["video_path"], result["exr_path"]) == (f"file://{video}", f"file://{exr}")
+    events = alias_events(outputs_context)
+    assert [e.dest_asset_key.uri for e in events] == [f"file://{video}", f"file://{exr}"]
+    extra = events[0].extra
+    assert extra["generation_id"] == gid and extra["mode"] == "text_to_video" and extra["estimated_cost_usd"] == 2.1
+    assert extra["size_bytes"] == len(sample_mp4()) and len(extra["prompt_sha256"]) == 16
+    assert outputs_context["task_state_store"].values[STATE_KEY]["phase"] == "succeeded"
+    assert DEFAULT_TEST_API_KEY not in json.dumps([result, [e.extra for e in events]])
+
+
+async def test_the_link_opens_the_latest_presigned_url_for_local_copies(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    holder: list[LumaGenerateVideoOperator] = []
+
+    def factory() -> LumaGenerateVideoOperator:
+        holder.append(make(prompt="a fox", output_path=str(tmp_path)))
+        return holder[-1]
+
+    result = await run_deferred(factory, outputs_context)
+    link = LumaVideoLink().get_link(holder[-1], ti_key=None)  # type: ignore[arg-type]
+    assert link == result["video_url"] and "/files/" in link
+    assert LumaVideoLink().get_link(make(prompt="p"), ti_key=None) == "", "no link before the render is done"  # type: ignore[arg-type]
+
+
+async def test_url_refused_between_success_and_download_still_delivers(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    luma_conn_env.simulator.inject(Fault.http_error(403, "Request has expired", on="download"))
+    result = await run_deferred(lambda: make(prompt="a fox", output_path=str(tmp_path)), outputs_context)
+    assert Path(result["video_path"].removeprefix("file://")).read_bytes() == sample_mp4()
+    assert media_statuses(luma_conn_env) == [403, 200]
+    assert len(posts(luma_conn_env)) == 1
+
+
+async def test_failed_download_keeps_the_render_for_the_retry(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("airflow_provider_luma.download.time.sleep", lambda s: None)
+    luma_conn_env.simulator.inject(Fault.cut_body(after_bytes=100, times=4))
+    # reuse_existing=False buys a fresh take after a *successful* task; a failed download is not one.
+    kwargs = {"prompt": "a fox", "output_path": str(tmp_path), "reuse_existing": False}
+    with pytest.raises(AirflowException, match="a retry downloads it again") as caught:
+        await run_deferred(lambda: make(**kwargs), outputs_context)
+    assert not isinstance(caught.value, AirflowFailException), "retryable"
+    assert outputs_context["task_state_store"].values[STATE_KEY]["phase"] == "rendered"
+    assert list(tmp_path.iterdir()) == [] and alias_events(outputs_context) == []
+    result = make(**kwargs).execute(outputs_context)  # the retry: no defer, no POST, just the download
+    assert Path(result["video_path"].removeprefix("file://")).read_bytes() == sample_mp4()
+    assert len(posts(luma_conn_env)) == 1
+
+
+async def test_writes_to_an_object_store_uri(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    kwargs = {"prompt": "a fox", "output_path": "memory://renders/{run_id}/{task_id}.mp4"}
+    result = await run_deferred(lambda: make(**kwargs), outputs_context)
+    assert result["video_path"] == "memory://renders/manual__1/render.mp4"
+    assert ObjectStoragePath(result["video_path"]).read_bytes() == sample_mp4()
+
+
+def test_bad_output_path_fails_before_any_http(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    with pytest.raises(AirflowFailException, match=r"output_path: unknown placeholder\(s\) \{gid\}"):
+        make(prompt="a fox", output_path="/tmp/{gid}.mp4").execute(outputs_context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+def test_over_budget_fails_without_retry_or_http(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    op = make(prompt="a fox", resolution="1080p", hdr=True, exr_export=True, max_cost_usd="5")
+    with pytest.raises(AirflowFailException) as caught:
+        op.execute(outputs_context)
+    text = str(caught.value)
+    assert "Estimated cost $8.40 is above max_cost_usd=$5.00" in text
+    assert "resolution=1080p" in text and "hdr=True" in text and "exr_export=True" in text
+    assert "Estimated cost $8.40" in capsys.readouterr().out, "the reason is in the task log"
+    assert luma_conn_env.simulator.request_log == []
+    assert outputs_context["task_state_store"].values == {}, "nothing recorded: nothing was attempted"
+
+
+def test_budget_applies_dag_wide_through_default_args(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    from airflow.sdk import DAG
+
+    with DAG("budget", schedule=None, default_args={"max_cost_usd": 0.20}):
+        cheap = LumaGenerateVideoOperator(task_id="cheap", prompt="p", resolution="540p")
+        dear = LumaExtendVideoOperator(task_id="dear", generation_id="g", prompt="p", resolution="720p")
+    assert cheap.max_cost_usd == dear.max_cost_usd == 0.20
+    with pytest.raises(AirflowFailException, match=r"\$0.30 is above max_cost_usd=\$0.20"):
+        dear.execute(outputs_context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+# -- LumaDownloadVideoOperator ---------------------------------------------------------------------------
+
+
+def earlier_render(server: LumaSimulatorServer) -> str:
+    settings = ClientSettings(base_url=server.base_url, api_key=DEFAULT_TEST_API_KEY)
+    with LumaClient(settings) as client:
+        created = client.submit(VideoRequest.from_params(prompt="earlier"))
+    server.simulator.complete_now(created.request_id)
+    return created.request_id
+
+
+def test_download_operator_stores_an_earlier_render(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    request_id = earlier_render(luma_conn_env)
+    gid = luma_conn_env.simulator.generation(request_id).generation_id
+    op = LumaDownloadVideoOperator(
+        task_id="fetch", request_id=request_id, generation_id=gid, output_path=f"{tmp_path}/{{request_id}}.mp4"
+    )
+    result = op.execute(outputs_context)
+    assert Path(result["video_path"].removeprefix("file://")) == tmp_path / f"{request_id}.mp4"
+    assert (tmp_path / f"{request_id}.mp4").read_bytes() == sample_mp4()
+    assert [e.extra["generation_id"] for e in alias_events(outputs_context)] == [gid]
+    assert op.luma_video_link == result["video_url"]
+    assert len(posts(luma_conn_env)) == 1, "only the earlier render's POST"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"request_id": "None"}, AirflowFailException, "request_id: got 'None'"),
+        ({"output_path": None}, AirflowFailException, "output_path: required"),
+        ({"generation_id": "someone-else"}, AirflowFailException, "not someone-else"),
+    ],
+)
+def test_download_operator_refuses_bad_input(
+    luma_conn_env: LumaSimulatorServer,
+    outputs_context: dict[str, Any],
+    tmp_path: Path,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    fragment: str,
+) -> None:
+    base = {"task_id": "fetch", "request_id": earlier_render(luma_conn_env), "output_path": str(tmp_path)}
+    with pytest.raises(error, match=fragment):
+        LumaDownloadVideoOperator(**{**base, **kwargs}).execute(outputs_context)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.luma_simulator(render_seconds=600)
+def test_download_operator_waits_for_an_unfinished_render(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = ClientSettings(base_url=luma_conn_env.base_url, api_key=DEFAULT_TEST_API_KEY)
+    with LumaClient(settings) as client:
+        request_id = client.submit(VideoRequest.from_params(prompt="slow")).request_id
+    op = LumaDownloadVideoOperator(task_id="fetch", request_id=request_id, output_path=str(tmp_path))
+    with pytest.raises(AirflowException, match="a retry will look again") as caught:
+        op.execute(outputs_context)
+    assert not isinstance(caught.value, AirflowFailException)
