@@ -34,6 +34,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.triggers"]},
         ],
+        "extra-links": ["airflow_provider_luma.operators.LumaVideoLink"],
         "connection-types": [
             {
                 "connection-type": "luma",

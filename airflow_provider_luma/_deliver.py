@@ -84,20 +84,20 @@ def store_outputs(
         return source
 
     stored: dict[str, Any] = {"video_path": None, "exr_path": None, "video_bytes": None, "exr_bytes": None}
-    with media_client() as client:
-        for ext, kind in (("mp4", "video"), ("exr", "exr")):
-            if not urls[ext]:
-                continue
-            target = spec.resolve(ext, values)
-            label = f"{'EXR' if ext == 'exr' else 'video'} of generation {values['generation_id']}"
-            log.info("Downloading the %s to %s", label, target)
-            stats: DownloadStats = download(client, url_source(ext), StorageSink(target), label=label, logger=log)
-            log.info(
-                "Stored %s: %s in %.1f s (%s/s)%s",
-                target, human_bytes(stats.size), stats.seconds, human_bytes(stats.bytes_per_second),
-                f", after {stats.url_refreshes} fresh URL(s)" if stats.url_refreshes else "",
-            )  # fmt: skip
-            stored[f"{kind}_path"], stored[f"{kind}_bytes"] = str(target), stats.size
+    client = media_client()  # one opener for both files
+    for ext, kind in (("mp4", "video"), ("exr", "exr")):
+        if not urls[ext]:
+            continue
+        target = spec.resolve(ext, values)
+        label = f"{'EXR' if ext == 'exr' else 'video'} of generation {values['generation_id']}"
+        log.info("Downloading the %s to %s", label, target)
+        stats: DownloadStats = download(client, url_source(ext), StorageSink(target), label=label, logger=log)
+        log.info(
+            "Stored %s: %s in %.1f s (%s/s)%s",
+            target, human_bytes(stats.size), stats.seconds, human_bytes(stats.bytes_per_second),
+            f", after {stats.url_refreshes} fresh URL(s)" if stats.url_refreshes else "",
+        )  # fmt: skip
+        stored[f"{kind}_path"], stored[f"{kind}_bytes"] = str(target), stats.size
     return {**result, **stored, "video_url": urls["mp4"], "exr_url": urls["exr"]}
 
 

@@ -116,11 +116,6 @@ class RenderRun:
             r.mode, chained, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
             " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
         )  # fmt: skip
-        try:
-            check_budget(r, self.max_cost)
-        except LumaBudgetExceeded as exc:
-            self.log.error("%s", exc)
-            raise AirflowFailException(str(exc)) from None
         generation = self._resume() or self._submit()
         if generation.is_terminal:
             return self.finish_generation(generation)
@@ -175,6 +170,13 @@ class RenderRun:
         return None
 
     def _submit(self) -> Generation:
+        # The cap guards new spend only: re-attaching to (or reusing) a render already paid for costs nothing, so
+        # a lowered cap never orphans one. A fresh task instance has no record, so this runs before any request.
+        try:
+            check_budget(self.request, self.max_cost)
+        except LumaBudgetExceeded as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
         fp = fingerprint(self.request)
         while True:
             self.state.set(phase="submitting", fingerprint=fp, attempted_at=time.time(), request_id=None)

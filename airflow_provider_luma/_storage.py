@@ -111,8 +111,10 @@ class StorageSink:
         """A fresh temporary file ``.<name>.<random>.part`` in the final folder."""
         self.discard()
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
-        handle: BinaryIO = self._temp.open("wb")  # type: ignore[no-untyped-call]
+        temp = self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
+        # The filesystem's own file, not ObjectStoragePath.open(): that wrapper reports hook lineage on every
+        # write() call, i.e. thousands of times per file, for the temporary name. commit() reports the final one.
+        handle: BinaryIO = temp.fs.open(temp.path, "wb")
         return handle
 
     def commit(self, size: int) -> None:
@@ -125,6 +127,7 @@ class StorageSink:
             temp.unlink(missing_ok=True)
             raise OSError(f"storage holds {stored} bytes of {size} written")
         temp.rename(self.final)
+        _report_lineage(self.final)
 
     def discard(self) -> None:
         """Remove the temporary file of an abandoned attempt."""
@@ -134,6 +137,16 @@ class StorageSink:
                 temp.unlink(missing_ok=True)
             except OSError:
                 pass  # best effort: the final name is untouched either way
+
+
+def _report_lineage(path: ObjectStoragePath) -> None:
+    """Tell Airflow's hook-lineage collector (OpenLineage, ...) about the stored file, once."""
+    try:
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        get_hook_lineage_collector().add_output_asset(context=path, uri=asset_uri(path))
+    except Exception:  # noqa: BLE001 - lineage is informational; it must never fail a paid render's delivery
+        pass
 
 
 def asset_uri(path: ObjectStoragePath) -> str:

@@ -1,10 +1,15 @@
 """Stream a finished render from its presigned URL into a sink, in constant memory, surviving URL expiry.
 
-Airflow-free (httpx only): where the bytes go is a :class:`Sink`; the Airflow side (``ObjectStoragePath``,
-temporary names, rename on completion) is :mod:`airflow_provider_luma._storage`.
+Airflow-free: where the bytes go is a :class:`Sink`; the Airflow side (``ObjectStoragePath``, temporary names,
+rename on completion) is :mod:`airflow_provider_luma._storage`.
 
-* Memory: the body is read and written chunk by chunk (httpx hands over what the socket gave it, at most
-  64 KiB at a time), so a 512 MB video costs the same memory as a 5 MB one (``benchmarks/download.py``).
+* Transport: the API calls go through httpx (:mod:`airflow_provider_luma.client`), but the media bytes go through
+  the standard library's ``urllib.request`` (proxies from the environment, redirects and TLS included), read with
+  ``read1`` (whatever the socket has, up to 1 MiB) and written straight out. httpx reads a socket 64 KiB at a time
+  and copies each piece several times: on a 512 MiB file it ran at 27 % of a raw loopback copy; this path runs at
+  over 80 % (``benchmarks/download.py``, figures in docs/performance.md). Filling a fixed 1 MiB buffer before each
+  write (``readinto``) was as fast on average but, on ext4, now and then stalled a first large write for a second.
+* Memory: at most one 1 MiB chunk in flight, whatever the file size.
 * Expiry: presigned URLs die after about an hour and S3 answers ``403`` then. A 401/403/404/410 asks the
   ``url_source`` for a fresh URL (the worker polls the request again) and starts over, at most
   ``max_url_refreshes`` times.
@@ -20,13 +25,14 @@ carrying two kinds of authentication).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
-
-import httpx
 
 from airflow_provider_luma import __version__
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaMediaURLExpired
@@ -34,6 +40,8 @@ from airflow_provider_luma.exceptions import LumaDownloadError, LumaMediaURLExpi
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_SECONDS = 5.0
+CHUNK_SIZE = 1 << 20
+USER_AGENT = f"airflow-provider-luma/{__version__}"
 _URL_REFUSED = frozenset({401, 403, 404, 410})
 
 
@@ -79,14 +87,11 @@ class DownloadStats:
         return self.size / self.seconds if self.seconds > 0 else float("inf")
 
 
-def media_client(*, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """An httpx client for presigned media URLs: no API key, redirects followed, a read timeout per chunk."""
-    return httpx.Client(
-        headers={"User-Agent": f"airflow-provider-luma/{__version__}"},
-        timeout=httpx.Timeout(timeout, connect=10.0),
-        follow_redirects=True,
-        transport=transport,
-    )
+def media_client() -> urllib.request.OpenerDirector:
+    """An opener for presigned media URLs: no API key, redirects followed, proxies from the environment."""
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("User-Agent", USER_AGENT)]
+    return opener
 
 
 def human_bytes(n: float) -> str:
@@ -99,18 +104,21 @@ def human_bytes(n: float) -> str:
 
 
 def download(
-    client: httpx.Client,
+    client: urllib.request.OpenerDirector,
     url_source: UrlSource,
     sink: Sink,
     *,
     label: str,
     max_attempts: int = 4,
     max_url_refreshes: int = 3,
+    timeout: float = 60.0,
     sleep: Callable[[float], None] | None = None,
     logger: LogLike | None = None,
 ) -> DownloadStats:
     """Copy one media file into ``sink``; returns its size and how it went.
 
+    :param client: from :func:`media_client`.
+    :param timeout: seconds any single connect or read may block.
     :param label: what is downloaded, for logs and errors (e.g. ``"video of generation g-1"``); never the URL.
     :raises LumaMediaURLExpired: the URL was still refused after ``max_url_refreshes`` fresh ones.
     :raises LumaDownloadError: the download kept failing, or failed in a way a retry cannot fix (other 4xx).
@@ -122,7 +130,7 @@ def download(
     while True:
         attempts += 1
         try:
-            size = _stream_once(client, url, sink, label, logger)
+            size = _stream_once(client, url, sink, label, logger, timeout)
         except LumaMediaURLExpired as exc:
             sink.discard()
             if refreshes >= max_url_refreshes:
@@ -147,30 +155,25 @@ def download(
 
 
 def _stream_once(
-    client: httpx.Client,
-    url: str,
-    sink: Sink,
-    label: str,
-    logger: LogLike,
+    client: urllib.request.OpenerDirector, url: str, sink: Sink, label: str, logger: LogLike, timeout: float
 ) -> int:
     """One GET of ``url`` into a fresh temporary file, committed only when complete."""
     try:
-        with client.stream("GET", url) as response:
-            status = response.status_code
-            if status in _URL_REFUSED:
-                refused = f"{label}: storage refused the presigned URL (HTTP {status})"
-                raise LumaMediaURLExpired(refused, status_code=status)
-            if status >= 400:
-                transient = status == 429 or status >= 500
-                raise LumaDownloadError(
-                    f"{label}: storage answered HTTP {status}", status_code=status, transient=transient
-                )
-            expected = _expected_size(response)
-            received = _copy(response, sink.open(), label, expected, logger)
-    except httpx.HTTPError as exc:
-        # Transport errors can quote the request URL; keep only the exception type and a URL-free text.
-        text = str(exc).replace(url, "<media url>").split("?", 1)[0]
-        raise LumaDownloadError(f"{label}: transfer failed ({type(exc).__name__}: {text})") from None
+        response = client.open(urllib.request.Request(url), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        status = exc.code
+        if status in _URL_REFUSED:
+            refused = f"{label}: storage refused the presigned URL (HTTP {status})"
+            raise LumaMediaURLExpired(refused, status_code=status) from None
+        transient = status == 429 or status >= 500
+        answered = f"{label}: storage answered HTTP {status}"
+        raise LumaDownloadError(answered, status_code=status, transient=transient) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, bad status lines
+        raise LumaDownloadError(f"{label}: could not connect ({_describe(exc, url)})") from None
+    with response:
+        expected = _expected_size(response)
+        received = _copy(response, sink.open(), label, expected, logger, url)
     if expected is not None and received != expected:
         raise LumaDownloadError(f"{label}: got {received} bytes but the server announced {expected}")
     try:
@@ -180,41 +183,56 @@ def _stream_once(
     return received
 
 
-def _expected_size(response: httpx.Response) -> int | None:
+def _describe(exc: BaseException, url: str) -> str:
+    """``TypeName: text`` with the URL (a secret) and anything after a ``?`` taken out."""
+    text = str(getattr(exc, "reason", None) or exc).replace(url, "<media url>").split("?", 1)[0]
+    return f"{type(exc).__name__}: {text}"
+
+
+def _expected_size(response: http.client.HTTPResponse) -> int | None:
     """The announced size, when the byte count we receive must equal it (no content encoding in between)."""
-    if response.headers.get("content-encoding", "identity").lower() != "identity":
+    if (response.getheader("Content-Encoding") or "identity").lower() != "identity":
         return None
     try:
-        return int(response.headers["content-length"])
-    except (KeyError, ValueError):
+        return int(response.getheader("Content-Length") or "")
+    except ValueError:
         return None
 
 
 def _copy(
-    response: httpx.Response,
+    response: http.client.HTTPResponse,
     handle: BinaryIO,
     label: str,
     expected: int | None,
     logger: LogLike,
+    url: str,
 ) -> int:
-    """Write the body chunk by chunk, logging progress every few seconds."""
+    """Write the body out as it arrives (at most 1 MiB at a time), logging progress every few seconds.
+
+    A body cut short ends with ``read1`` returning nothing early; the caller's byte-count check catches it.
+    """
     received, started = 0, time.monotonic()
     next_report = started + PROGRESS_EVERY_SECONDS
     total = f" of {human_bytes(expected)}" if expected is not None else ""
-    try:
-        with handle:
-            for chunk in response.iter_bytes():
+    with handle:
+        while True:
+            try:
+                chunk = response.read1(CHUNK_SIZE)
+            except (OSError, http.client.HTTPException) as exc:
+                raise LumaDownloadError(f"{label}: transfer failed ({_describe(exc, url)})") from None
+            if not chunk:
+                return received
+            try:
                 handle.write(chunk)
-                received += len(chunk)
-                now = time.monotonic()
-                if now >= next_report:
-                    next_report = now + PROGRESS_EVERY_SECONDS
-                    share = f" ({100 * received // expected} %)" if expected else ""
-                    rate = received / max(now - started, 1e-9)
-                    logger.info(
-                        "Downloading %s: %s%s%s, %s/s", label, human_bytes(received), total, share, human_bytes(rate)
-                    )
-    except OSError as exc:
-        # Not transient: a full disk stays full; an Airflow retry later may still succeed.
-        raise LumaDownloadError(f"{label}: writing to storage failed ({exc})", transient=False) from exc
-    return received
+            except OSError as exc:
+                # Not transient: a full disk stays full; an Airflow retry later may still succeed.
+                raise LumaDownloadError(f"{label}: writing to storage failed ({exc})", transient=False) from exc
+            received += len(chunk)
+            now = time.monotonic()
+            if now >= next_report:
+                next_report = now + PROGRESS_EVERY_SECONDS
+                share = f" ({100 * received // expected} %)" if expected else ""
+                rate = received / max(now - started, 1e-9)
+                logger.info(
+                    "Downloading %s: %s%s%s, %s/s", label, human_bytes(received), total, share, human_bytes(rate)
+                )

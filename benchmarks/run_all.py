@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SCRIPTS = [
     "import_cost.py",
+    "download.py",
     "polling_efficiency.py",
     "triggerer_capacity.py",
     "worker_slots.py",

@@ -61,8 +61,7 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def test_streams_the_exact_bytes_to_a_local_file(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
     render = finished_render(luma_simulator)
     final = ObjectStoragePath(f"file://{tmp_path}/clips/v.mp4")
-    with media_client() as client:
-        stats = download(client, lambda fresh: render["video_url"], StorageSink(final), label="video")
+    stats = download(media_client(), lambda fresh: render["video_url"], StorageSink(final), label="video")
     data = (tmp_path / "clips" / "v.mp4").read_bytes()
     assert stats.size == len(data) == SIZE and stats.attempts == 1 and stats.url_refreshes == 0
     assert data.startswith(sample_mp4()) and data[len(sample_mp4()) + 8 :] == bytes(SIZE - len(sample_mp4()) - 8)
@@ -76,8 +75,7 @@ def test_writes_to_an_in_memory_object_store(luma_simulator: LumaSimulatorServer
     attach("memory", fs=MemoryFileSystem())
     render = finished_render(luma_simulator)
     final = ObjectStoragePath("memory://bucket/renders/v.mp4")
-    with media_client() as client:
-        download(client, lambda fresh: render["video_url"], StorageSink(final), label="video")
+    download(media_client(), lambda fresh: render["video_url"], StorageSink(final), label="video")
     assert final.read_bytes() == sample_mp4()
     assert [p.name for p in final.parent.iterdir()] == ["v.mp4"], "the temporary name is gone"
 
@@ -112,9 +110,8 @@ def test_interrupted_download_starts_over_and_never_shows_a_partial_file(
     render = finished_render(luma_simulator)
     luma_simulator.simulator.inject(Fault.cut_body(after_bytes=1000))
     final = tmp_path / "v.mp4"
-    with media_client() as client:
-        stats = download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{final}")),
-                         label="video")  # fmt: skip
+    sink = StorageSink(ObjectStoragePath(f"file://{final}"))
+    stats = download(media_client(), lambda fresh: render["video_url"], sink, label="video")
     assert stats.attempts == 2 and len(no_sleep) == 1
     assert final.read_bytes() == sample_mp4() and leftovers(tmp_path) == []
 
@@ -125,9 +122,9 @@ def test_a_download_that_keeps_failing_leaves_nothing_behind(
     render = finished_render(luma_simulator)
     luma_simulator.simulator.inject(Fault.cut_body(after_bytes=1000, times=10))
     final = tmp_path / "v.mp4"
-    with media_client() as client, pytest.raises(LumaDownloadError, match="transfer failed") as caught:
-        download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{final}")),
-                 label="video")  # fmt: skip
+    sink = StorageSink(ObjectStoragePath(f"file://{final}"))
+    with pytest.raises(LumaDownloadError, match="got 1000 bytes but the server announced") as caught:
+        download(media_client(), lambda fresh: render["video_url"], sink, label="video")
     assert caught.value.retryable, "an Airflow retry may still get it"
     assert "sig=" not in str(caught.value) and render["video_url"] not in str(caught.value)
     assert not final.exists() and list(tmp_path.iterdir()) == []
@@ -145,23 +142,22 @@ def test_a_url_that_stays_refused_fails_after_a_few_fresh_ones(
         asked.append(fresh)
         return str(render["video_url"])
 
-    with media_client() as client, pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
-        download(client, source, StorageSink(ObjectStoragePath(f"file://{tmp_path}/v.mp4")), label="video")
+    with pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
+        download(media_client(), source, StorageSink(ObjectStoragePath(f"file://{tmp_path}/v.mp4")), label="video")
     assert asked == [False, True, True, True] and list(tmp_path.iterdir()) == []
 
 
 def test_other_client_errors_are_not_retried(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
     render = finished_render(luma_simulator)
     luma_simulator.simulator.inject(Fault.http_error(400, "Bad request", on="download", times=5))
-    with media_client() as client, pytest.raises(LumaDownloadError, match="HTTP 400"):
-        download(client, lambda fresh: render["video_url"], StorageSink(ObjectStoragePath(f"file://{tmp_path}/v")),
-                 label="video")  # fmt: skip
+    with pytest.raises(LumaDownloadError, match="HTTP 400"):
+        sink = StorageSink(ObjectStoragePath(f"file://{tmp_path}/v"))
+        download(media_client(), lambda fresh: render["video_url"], sink, label="video")
     assert media_requests(luma_simulator) == [400]
 
 
 def test_no_api_key_is_sent_to_the_storage_host() -> None:
-    with media_client() as client:
-        assert "authorization" not in {k.lower() for k in client.headers}
+    assert "authorization" not in {name.lower() for name, _ in media_client().addheaders}
 
 
 # -- output_path -------------------------------------------------------------------------------------------

@@ -214,3 +214,15 @@ def test_download_operator_waits_for_an_unfinished_render(
     with pytest.raises(AirflowException, match="a retry will look again") as caught:
         op.execute(outputs_context)
     assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_a_lowered_cap_never_orphans_a_render_already_paid_for(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred):
+        make(prompt="a fox", resolution="1080p").execute(outputs_context)  # try 1 submits ($1.20)
+    with pytest.raises(TaskDeferred):  # try 2, cap lowered meanwhile: re-attaches instead of failing
+        make(prompt="a fox", resolution="1080p", max_cost_usd=0.5).execute(outputs_context)
+    assert len(posts(luma_conn_env)) == 1

@@ -42,6 +42,8 @@ def test_airflow_cli_lists_provider_hook_and_trigger(tmp_path: Path) -> None:
     assert luma["conn_id_attribute_name"] == "luma_conn_id"
     triggers = airflow_json(tmp_path, "providers", "triggers")
     assert any(t["class"] == "airflow_provider_luma.triggers" for t in triggers)
+    links = airflow_json(tmp_path, "providers", "links")
+    assert any(link["extra_link_class_name"] == "airflow_provider_luma.operators.LumaVideoLink" for link in links)
 
 
 def test_importing_operators_stays_light() -> None:
@@ -69,8 +71,15 @@ def test_importing_operators_stays_light() -> None:
         ("airflow_provider_luma.triggers", ["LumaGenerationTrigger"]),
         (
             "airflow_provider_luma.operators",
-            ["LumaGenerateVideoOperator", "LumaExtendVideoOperator", "LumaInterpolateVideoOperator"],
+            [
+                "LumaGenerateVideoOperator",
+                "LumaExtendVideoOperator",
+                "LumaInterpolateVideoOperator",
+                "LumaDownloadVideoOperator",
+                "LumaVideoLink",
+            ],
         ),
+        ("airflow_provider_luma.cost", ["luma_cost_report", "summarize_costs"]),
         ("airflow_provider_luma.testing", ["LumaSimulator", "LumaSimulatorServer", "Fault"]),
     ],
 )
