@@ -7,9 +7,11 @@ Worker-side and imported lazily (never at DAG-parse time). Used by the render op
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_luma._storage import OutputSpec, StorageSink, asset_uri, browsable_url
+from airflow_provider_luma._task_state import context_get, fail_or_retry
 from airflow_provider_luma.download import DownloadStats, download, human_bytes, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaError
 from airflow_provider_luma.models import GenerationStatus
@@ -22,23 +24,16 @@ if TYPE_CHECKING:
 
 def placeholder_values(context: Any, task_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """Values for the ``{placeholders}`` of ``output_path``, from the task context and the render's result."""
-    ti = _get(context, "ti")
+    ti = context_get(context, "ti")
     return {
         "generation_id": result.get("generation_id") or result.get("request_id"),
         "request_id": result.get("request_id"),
         "dag_id": getattr(ti, "dag_id", None) or "dag",
         "task_id": task_id,
-        "run_id": _get(context, "run_id") or getattr(ti, "run_id", None) or "run",
+        "run_id": context_get(context, "run_id") or getattr(ti, "run_id", None) or "run",
         "map_index": getattr(ti, "map_index", -1),
         "mode": result.get("mode") or "video",
     }
-
-
-def _get(context: Any, key: str) -> Any:
-    try:
-        return context[key]
-    except (KeyError, TypeError):
-        return None
 
 
 def store_outputs(
@@ -70,6 +65,11 @@ def store_outputs(
         for url in (generation.video_url, generation.exr_url):
             if url:
                 mask_secret(url)
+        if (generation.video_url, generation.exr_url) == (urls["mp4"], urls["exr"]):
+            # Same URL again: minted within the same second, or the service hands out a stored one. Give a
+            # transient refusal a moment; download() bounds how often this happens (max_url_refreshes).
+            log.warning("Luma request %s returned the same media URL; trying it again in %.0f s", request_id, 2.0)
+            time.sleep(2.0)
         urls["mp4"], urls["exr"] = generation.video_url, generation.exr_url or urls["exr"]
 
     def url_source(ext: str) -> Any:
@@ -131,7 +131,7 @@ def emit_assets(
     stored = [(kind, path) for kind, path in paths if path]
     if not alias or not stored:
         return []
-    events = _get(context, "outlet_events")
+    events = context_get(context, "outlet_events")
     if events is None:
         log.info("No outlet_events in this context (not run by Airflow's task runner); no Asset events emitted")
         return []
@@ -163,7 +163,6 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
     """``LumaDownloadVideoOperator.execute``: look the request up, then store its files like a render task does."""
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from airflow_provider_luma._render import fail_or_retry
     from airflow_provider_luma._storage import parse_output_path
     from airflow_provider_luma.exceptions import LumaNotFoundError, LumaValidationError
     from airflow_provider_luma.hooks import LumaHook

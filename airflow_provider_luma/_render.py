@@ -16,8 +16,6 @@ The key name and the record's field names are a compatibility contract: renaming
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -26,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_luma._retry import RetryPolicy
-from airflow_provider_luma._storage import parse_output_path
+from airflow_provider_luma._storage import parse_output_path, probe_writable
+from airflow_provider_luma._task_state import (
+    STATE_KEY,
+    StateStore,
+    context_get,
+    fail_or_retry,
+    fingerprint,
+)
 from airflow_provider_luma.exceptions import (
     LumaBudgetExceeded,
     LumaError,
@@ -40,49 +45,16 @@ from airflow_provider_luma.exceptions import (
 from airflow_provider_luma.models import Generation, GenerationStatus, VideoRequest
 from airflow_provider_luma.pricing import billed_blocks, check_budget, estimate_cost_usd, parse_max_cost
 
+__all__ = ["MAX_RATE_LIMIT_WAITS", "STATE_KEY", "WORKER_RETRY", "RenderRun", "fail_or_retry", "fingerprint"]
+
 if TYPE_CHECKING:
     from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.operators import LumaGenerateVideoOperator
 
-STATE_KEY = "luma_render"  # stable across releases
-STATE_RETENTION = timedelta(days=30)
 # In a worker, sleep through short Retry-After waits only; a longer one (the concurrency limit says 60 s) is
 # waited out in the triggerer so the slot is free meanwhile.
 WORKER_RETRY = RetryPolicy(retry_after_cap=15.0)
 MAX_RATE_LIMIT_WAITS = 120
-
-
-def fingerprint(request: VideoRequest) -> str:
-    """Stable hash of what would be sent, so a retry with different parameters never re-attaches."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
-
-
-def fail_or_retry(exc: BaseException, message: str | None = None) -> AirflowException:
-    """The Airflow exception for a Luma error: permanent ones skip the task's remaining retries."""
-    text = message or str(exc)
-    return AirflowException(text) if getattr(exc, "retryable", False) else AirflowFailException(text)
-
-
-class _StateStore:
-    """``task_state_store`` with a tolerant fallback (``dag.test`` and older runtimes may not offer one)."""
-
-    def __init__(self, context: Any) -> None:
-        try:
-            self._store = context["task_state_store"]
-        except (KeyError, TypeError):
-            self._store = None
-        self._memory: dict[str, Any] = {}
-
-    def get(self) -> dict[str, Any] | None:
-        value = self._store.get(STATE_KEY) if self._store is not None else self._memory.get(STATE_KEY)
-        return value if isinstance(value, dict) else None
-
-    def set(self, **record: Any) -> None:
-        if self._store is not None:
-            self._store.set(STATE_KEY, record, retention=STATE_RETENTION)
-        else:
-            self._memory[STATE_KEY] = record
 
 
 class RenderRun:
@@ -90,12 +62,21 @@ class RenderRun:
 
     def __init__(self, operator: LumaGenerateVideoOperator, context: Any) -> None:
         self.op, self.context, self.log = operator, context, operator.log
-        self.state = _StateStore(context)
+        self.state = StateStore(context)
         self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
         try:
             self.request = VideoRequest.from_params(**operator.request_params())
             self.output = parse_output_path(getattr(operator, "output_path", None))
             self.max_cost = parse_max_cost(getattr(operator, "max_cost_usd", None))
+            map_index = getattr(context_get(context, "ti"), "map_index", -1)
+            mapped = isinstance(map_index, int) and map_index >= 0
+            if self.output is not None and mapped and not self.output.unique_per_render:
+                raise LumaValidationError(
+                    [
+                        f"output_path: got {self.output.raw!r}; in a mapped task every element would write the same "
+                        "file: put {generation_id}, {request_id} or {map_index} in it, or end it with / (a folder)"
+                    ]
+                )
         except LumaValidationError as exc:
             raise AirflowFailException(str(exc)) from None
 
@@ -116,7 +97,13 @@ class RenderRun:
             r.mode, chained, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
             " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
         )  # fmt: skip
+        if self.output is not None:
+            try:
+                probe_writable(self.output)  # a storage problem must show before the spend, not after
+            except LumaValidationError as exc:
+                raise AirflowFailException(str(exc)) from None
         generation = self._resume() or self._submit()
+        self._push_cost()
         if generation.is_terminal:
             return self.finish_generation(generation)
         return self._wait(generation.request_id)
@@ -141,9 +128,10 @@ class RenderRun:
         except LumaError as exc:
             raise fail_or_retry(exc, f"Could not check stored Luma request {request_id}: {exc}") from None
         if generation.status is GenerationStatus.SUCCESS:
-            if record.get("phase") == "rendered":
-                # Rendered, but the try that saw it did not store its files: finishing that is not a new take.
-                self.log.info("Luma request %s already rendered; storing its files now (no new render)", request_id)
+            if record.get("phase") != "succeeded":
+                # The try that paid for it never finished (deadline event, worker death, failed download):
+                # finishing it is not a "fresh take", whatever reuse_existing says.
+                self.log.info("Luma request %s already rendered; finishing it now (no new render)", request_id)
                 return generation
             if self.op.reuse_existing:
                 self.log.info("Luma request %s already succeeded; reusing it (no new render is paid)", request_id)
@@ -155,6 +143,16 @@ class RenderRun:
             return None
         self.log.info("Re-attaching to Luma request %s (%s); no new render is submitted", request_id, generation.status)
         return generation
+
+    def _push_cost(self) -> None:
+        """Publish the estimate as soon as a render is ours, so a cost report counts it even if the task fails."""
+        ti = context_get(self.context, "ti")
+        if ti is None:
+            return
+        try:
+            ti.xcom_push(key="estimated_cost_usd", value=estimate_cost_usd(self.request))
+        except Exception as exc:  # noqa: BLE001 - reporting must not fail a render that is already paid for
+            self.log.warning("Could not push estimated_cost_usd to XCom early (%s)", exc)
 
     def _ambiguous(self, record: dict[str, Any]) -> Generation | None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
@@ -356,6 +354,8 @@ class RenderRun:
         )
         if not result["generation_id"]:
             self.log.warning("The service reported success without a generation_id; chaining from it will fail")
+        if r.exr_export and not result["exr_url"]:
+            self.log.warning("exr_export was requested but the service returned no EXR URL; only the MP4 is kept")
         if self.output is not None:
             # "rendered" = paid for, files not stored yet: a retry after a failed download reuses the render
             # whatever reuse_existing says (see _resume).

@@ -1,15 +1,15 @@
 """Where downloaded renders go: ``output_path`` parsing, an ``ObjectStoragePath`` sink, asset URIs, UI links.
 
-``output_path`` (templated by Airflow first) is a local path or any ``ObjectStoragePath`` URI (``file:///…``,
-``s3://conn_id@bucket/key``, ...), and either
+``output_path`` (templated by Airflow first) is an absolute local path or any ``ObjectStoragePath`` URI
+(``file:///…``, ``s3://conn_id@bucket/key``, ...), and either
 
-* a **folder**: it ends with ``/``, or its last segment has neither a ``{placeholder}`` nor a file suffix. Files are
-  named ``{generation_id}.mp4`` (and ``{generation_id}.exr``); or
-* a **file name pattern**: ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``, ``{run_id}``,
-  ``{map_index}``, ``{mode}`` and ``{ext}`` (``mp4`` / ``exr``) are filled in. Without ``{ext}``, the EXR export takes
-  the video's name with the suffix ``.exr``.
+* a **file name pattern**, when its last segment ends in ``.mp4`` or ``.{ext}``: ``{generation_id}``,
+  ``{request_id}``, ``{dag_id}``, ``{task_id}``, ``{run_id}``, ``{map_index}``, ``{mode}`` and ``{ext}``
+  (``mp4`` / ``exr``) are filled in; without ``{ext}`` the EXR export takes the video's name with ``.exr``; or
+* a **folder**, anything else: files are named ``{generation_id}.mp4`` (and ``{generation_id}.exr``).
 
-Single braces are ours; double braces are Jinja's and are rendered before this module sees the string.
+Single braces are ours; double braces are Jinja's and are rendered before this module sees the string. Values
+are reduced to ``[A-Za-z0-9._+=@:-]`` and ``.``/``..`` become ``_``, so no value can leave the folder.
 """
 
 from __future__ import annotations
@@ -28,8 +28,15 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 PLACEHOLDERS = ("generation_id", "request_id", "dag_id", "task_id", "run_id", "map_index", "mode", "ext")
+UNIQUE_PER_RENDER = ("generation_id", "request_id", "map_index")
 DEFAULT_FILE_NAME = "{generation_id}.{ext}"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@:-]")
+_FILE_SUFFIXES = (".mp4", ".{ext}")
+
+
+def _safe(value: Any) -> str:
+    text = _UNSAFE.sub("_", str(value if value is not None else "none"))
+    return "_" if text in (".", "..", "") else text
 
 
 @dataclass(frozen=True)
@@ -38,21 +45,34 @@ class OutputSpec:
 
     raw: str
     pattern: str  # the full path pattern, placeholders unresolved
+    names: frozenset[str]  # the placeholders it uses
+
+    @property
+    def unique_per_render(self) -> bool:
+        """Whether two renders (e.g. two map indexes) always get different file names."""
+        return any(name in self.names for name in UNIQUE_PER_RENDER)
 
     def resolve(self, ext: str, values: dict[str, Any]) -> ObjectStoragePath:
         """The final location of the ``ext`` file ("mp4" / "exr") for these placeholder values."""
         from airflow.sdk import ObjectStoragePath
 
-        safe = {key: _UNSAFE.sub("_", str(value if value is not None else "none")) for key, value in values.items()}
+        safe = {key: _safe(value) for key, value in values.items()}
         text = self.pattern.format_map({**safe, "ext": ext})
         path = ObjectStoragePath(text)
         if ext != "mp4" and "{ext}" not in self.pattern:
             path = path.with_suffix(f".{ext}")
         return path
 
+    def static_folder(self) -> ObjectStoragePath:
+        """The deepest folder that does not depend on a placeholder (where a write probe can go)."""
+        from airflow.sdk import ObjectStoragePath
+
+        static = self.pattern.split("{", 1)[0]
+        return ObjectStoragePath(static.rsplit("/", 1)[0] + "/")
+
 
 def parse_output_path(value: Any, field: str = "output_path") -> OutputSpec | None:
-    """Validate ``output_path`` (after templating, before any request): placeholders, scheme, filesystem.
+    """Validate ``output_path`` (after templating, before any request): shape, placeholders, filesystem.
 
     :raises LumaValidationError: naming ``field`` and the rule it breaks.
     """
@@ -61,35 +81,75 @@ def parse_output_path(value: Any, field: str = "output_path") -> OutputSpec | No
     raw = str(value).strip()
     if raw in ("", "None"):
         return None
+
+    given = raw
+
+    def invalid(rule: str) -> LumaValidationError:
+        return LumaValidationError([f"{field}: got {given!r}; {rule}"])
+
+    if "\\" in raw or re.match(r"^[A-Za-z]:", raw):
+        raise invalid("use forward slashes and a POSIX path or a URI (workers run on Linux)")
+    if "?" in raw or "#" in raw:
+        raise invalid("'?' and '#' are not allowed (they would end the path part of the stored file's URI)")
     if "://" not in raw:
-        # A plain local path: make it absolute now, so the worker's working directory does not matter later.
-        folder = raw.endswith(("/", "\\"))
-        # Not Path.as_uri(): it would percent-encode the {placeholders}.
-        raw = "file://" + str(Path(raw).expanduser().absolute()) + ("/" if folder else "")
+        if raw.startswith("~"):
+            raw = str(Path(raw).expanduser()) + ("/" if raw.endswith("/") else "")
+        if not raw.startswith("/"):
+            raise invalid("a local path must be absolute: execute() and its resumption may run in different workers")
+        raw = "file://" + raw  # not Path.as_uri(): it would percent-encode the {placeholders}
     last = raw.rstrip("/").rsplit("/", 1)[-1]
-    is_folder = raw.endswith("/") or ("{" not in last and "." not in last)
-    pattern = f"{raw.rstrip('/')}/{DEFAULT_FILE_NAME}" if is_folder else raw
+    is_file = not raw.endswith("/") and last.lower().endswith(_FILE_SUFFIXES)
+    pattern = raw if is_file else f"{raw.rstrip('/')}/{DEFAULT_FILE_NAME}"
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
     except ValueError as exc:
-        problem = f"{field}: {value!r} is not a valid pattern ({exc}); use {{name}} placeholders"
-        raise LumaValidationError([problem]) from None
+        raise invalid(f"it is not a valid pattern ({exc}); use {{name}} placeholders") from None
+    names = frozenset(name for name, _, _ in fields)
     unknown = sorted(n for n in names if n not in PLACEHOLDERS)
     if unknown:
-        raise LumaValidationError(
-            [f"{field}: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; use {_known()}"]
-        )
-    spec = OutputSpec(raw=str(value), pattern=pattern)
+        raise invalid(f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; use {_known()}")
+    if any(spec or conv for _, spec, conv in fields):
+        raise invalid("format specs and conversions ({name:03d}, {name!r}) are not supported; use plain {name}")
+    spec = OutputSpec(raw=str(value), pattern=pattern, names=names)
+    probe = spec.pattern.format_map(dict.fromkeys(PLACEHOLDERS, "x"))
+    if "{" in probe or "}" in probe:
+        raise invalid("it has braces left over, e.g. Jinja {{ ... }} in a field that was not templated")
     scheme = pattern.split("://", 1)[0]
     try:
         # Resolving the filesystem is the check: an unknown scheme, or one whose provider is not installed, fails
         # here, before any spend.
         spec.resolve("mp4", dict.fromkeys(PLACEHOLDERS, "x")).fs  # noqa: B018
     except (ValueError, ImportError) as exc:
-        raise LumaValidationError(
-            [f"{field}: cannot write to {scheme}:// ({exc}); install the Airflow provider for that storage"]
-        ) from None
+        raise invalid(f"cannot write to {scheme}:// ({exc}); install the Airflow provider for that storage") from None
     return spec
+
+
+def probe_writable(spec: OutputSpec, field: str = "output_path") -> None:
+    """Create the static part of the folder and write, then delete, a tiny probe file there, before any spend.
+
+    Catches missing buckets, bad credentials, read-only filesystems (``http://``) and permissions while nothing
+    has been paid for yet.
+
+    :raises LumaValidationError: naming ``field``, the folder and the storage error.
+    """
+    folder = spec.static_folder()
+    probe = folder / f".luma-write-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        ensure_folder(folder)
+        with probe.fs.open(probe.path, "wb") as handle:
+            handle.write(b"")
+        probe.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own types; all mean "cannot store here"
+        raise LumaValidationError(
+            [f"{field}: cannot write to {folder} ({type(exc).__name__}: {exc}); nothing was submitted"]
+        ) from None
+
+
+def ensure_folder(folder: ObjectStoragePath) -> None:
+    """Create a local folder (and its parents). Object stores have no folders, and ``mkdir`` there could even
+    create a bucket (s3fs does for a missing one), so nothing is done for them."""
+    if (folder.protocol or "file") in ("file", "local"):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def _known() -> str:
@@ -108,9 +168,10 @@ class StorageSink:
         self._temp: ObjectStoragePath | None = None
 
     def open(self) -> BinaryIO:
-        """A fresh temporary file ``.<name>.<random>.part`` in the final folder."""
+        """A fresh temporary file ``.<name>.<random>.part`` in the final folder (older ones are swept first)."""
         self.discard()
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        ensure_folder(self.final.parent)
+        self._sweep()
         temp = self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
         # The filesystem's own file, not ObjectStoragePath.open(): that wrapper reports hook lineage on every
         # write() call, i.e. thousands of times per file, for the temporary name. commit() reports the final one.
@@ -119,15 +180,23 @@ class StorageSink:
 
     def commit(self, size: int) -> None:
         """Rename into place and check the stored size."""
-        if self._temp is None:
+        temp = self._temp
+        if temp is None:
             raise OSError("commit() without open()")
-        temp, self._temp = self._temp, None
         stored = int(temp.stat().st_size)
         if stored != size:
-            temp.unlink(missing_ok=True)
-            raise OSError(f"storage holds {stored} bytes of {size} written")
+            raise OSError(f"storage holds {stored} bytes of {size} written")  # discard() removes the temp file
         temp.rename(self.final)
+        self._temp = None
         _report_lineage(self.final)
+
+    def _sweep(self) -> None:
+        """Remove temporary files an earlier, killed attempt left for the same final name."""
+        try:
+            for stale in self.final.parent.glob(f".{self.final.name}.*.part"):
+                stale.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - best effort: a leftover temp file never shadows the final name
+            pass
 
     def discard(self) -> None:
         """Remove the temporary file of an abandoned attempt."""

@@ -171,9 +171,15 @@ def _stream_once(
         raise LumaDownloadError(answered, status_code=status, transient=transient) from None
     except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, bad status lines
         raise LumaDownloadError(f"{label}: could not connect ({_describe(exc, url)})") from None
+    except ValueError as exc:  # not a URL urllib can fetch; its message would quote the URL
+        raise LumaDownloadError(f"{label}: unusable media URL ({_describe(exc, url)})", transient=False) from None
     with response:
         expected = _expected_size(response)
-        received = _copy(response, sink.open(), label, expected, logger, url)
+        try:
+            handle = sink.open()
+        except OSError as exc:
+            raise LumaDownloadError(f"{label}: could not create the file in storage ({exc})", transient=False) from exc
+        received = _copy(response, handle, label, expected, logger, url)
     if expected is not None and received != expected:
         raise LumaDownloadError(f"{label}: got {received} bytes but the server announced {expected}")
     try:

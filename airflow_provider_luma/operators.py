@@ -88,10 +88,11 @@ class LumaGenerateVideoOperator(BaseOperator):
         re-attached and failed ones always resubmitted, whatever this says.
     :param resubmit_unknown: when an earlier try sent a create request whose answer was lost, submit again
         anyway (risking a second charge) instead of failing (default False).
-    :param output_path: where to store the finished MP4 (and EXR): a local path or an ``ObjectStoragePath`` URI
-        (``file:///…``, ``s3://conn_id@bucket/key``), either a folder (files named ``{generation_id}.mp4``) or a
-        file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``, ``{run_id}``,
-        ``{map_index}``, ``{mode}``, ``{ext}``. Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+    :param output_path: where to store the finished MP4 (and EXR): an absolute local path or an
+        ``ObjectStoragePath`` URI (``file:///…``, ``s3://conn_id@bucket/key``). Ending in ``.mp4`` or ``.{ext}``
+        it is a file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``,
+        ``{run_id}``, ``{map_index}``, ``{mode}``, ``{ext}``; otherwise a folder (files named
+        ``{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
     :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
         ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
     :param max_cost_usd: fail (without retries, before any request) when the estimated cost from the price table

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma import _deliver
-from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path
+from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
 from airflow_provider_luma.client import ClientSettings, LumaClient
 from airflow_provider_luma.cost import summarize_costs
 from airflow_provider_luma.download import download, media_client
@@ -98,6 +98,24 @@ def test_expired_url_is_replaced_by_polling_the_request(luma_simulator: LumaSimu
     assert media_requests(luma_simulator) == [403, 200]
 
 
+def test_a_url_that_stays_refused_even_when_refreshed_fails_after_a_bounded_number_of_tries(
+    luma_simulator: LumaSimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("airflow_provider_luma._deliver.time.sleep", slept.append)
+    luma_simulator.simulator.set_clock(ManualClock())  # time stands still: every URL minted is the same
+    render = finished_render(luma_simulator)
+    luma_simulator.simulator.inject(Fault.http_error(403, "Request has expired", on="download", times=10))
+    spec = parse_output_path(f"{tmp_path}/")
+    assert spec is not None
+    hook = LumaHook()
+    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
+    with pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
+        _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
+    assert slept == [2.0, 2.0, 2.0], "an unchanged URL is retried after a pause, three times at most"
+    assert media_requests(luma_simulator) == [403] * 4 and list(tmp_path.iterdir()) == []
+
+
 def _conn(server: LumaSimulatorServer) -> Any:
     from airflow.sdk import Connection
 
@@ -168,6 +186,9 @@ def test_no_api_key_is_sent_to_the_storage_host() -> None:
     [
         ("/data/out/", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
         ("/data/out", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
+        ("/data/{run_id}", "file:///data/manual__x/g-1.mp4", "file:///data/manual__x/g-1.exr"),  # no suffix: folder
+        ("/data/v1.2", "file:///data/v1.2/g-1.mp4", "file:///data/v1.2/g-1.exr"),
+        ("~/clips/", f"file://{Path.home()}/clips/g-1.mp4", None),
         ("file:///data/{task_id}/{generation_id}.mp4", "file:///data/t/g-1.mp4", "file:///data/t/g-1.exr"),
         ("/data/{run_id}/clip.{ext}", "file:///data/manual__x/clip.mp4", "file:///data/manual__x/clip.exr"),
         ("s3://aws_default@bucket/videos/", "s3://aws_default@bucket/videos/g-1.mp4", None),
@@ -186,32 +207,63 @@ def test_output_path_is_a_folder_or_a_pattern(output_path: str, video: str, exr:
         assert str(spec.resolve("exr", values)) == exr
 
 
-def test_relative_local_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    spec = parse_output_path("output/")
-    assert spec is not None and str(spec.resolve("mp4", {"generation_id": "g"})) == f"file://{tmp_path}/output/g.mp4"
-
-
 def test_placeholder_values_cannot_escape_the_folder() -> None:
-    spec = parse_output_path("/data/{generation_id}.mp4")
-    assert (
-        spec is not None
-        and str(spec.resolve("mp4", {"generation_id": "../../etc/x"})) == "file:///data/.._.._etc_x.mp4"
-    )
+    spec = parse_output_path("/data/{run_id}/{generation_id}.mp4")
+    assert spec is not None
+    assert str(spec.resolve("mp4", {"run_id": "r", "generation_id": "../../etc/x"})) == "file:///data/r/.._.._etc_x.mp4"
+    assert str(spec.resolve("mp4", {"run_id": "..", "generation_id": "g"})) == "file:///data/_/g.mp4"
+
+
+def test_only_placeholders_that_differ_per_render_make_a_mapped_pattern_safe() -> None:
+    for unique in ("/d/", "/d/{map_index}.mp4", "/d/{request_id}/clip.mp4"):
+        spec = parse_output_path(unique)
+        assert spec is not None and spec.unique_per_render, unique
+    spec = parse_output_path("/d/{run_id}/{task_id}.mp4")
+    assert spec is not None and not spec.unique_per_render
 
 
 @pytest.mark.parametrize(
     ("output_path", "fragment"),
     [
-        ("/data/{gen_id}.mp4", "output_path: unknown placeholder(s) {gen_id}"),
-        ("/data/{generation_id.mp4", "output_path: '/data/{generation_id.mp4' is not a valid pattern"),
-        ("nosuchfs://bucket/videos/", "output_path: cannot write to nosuchfs://"),
+        ("/data/{gen_id}.mp4", "unknown placeholder(s) {gen_id}"),
+        ("/data/{generation_id.mp4", "it is not a valid pattern"),
+        ("nosuchfs://bucket/videos/", "cannot write to nosuchfs://"),
+        ("output/", "a local path must be absolute"),
+        ("C:\\videos\\", "use forward slashes"),
+        ("/data/take#1/", "'?' and '#' are not allowed"),
+        ("s3://b/dir?x=1", "'?' and '#' are not allowed"),
+        ("/data/{{ run_id }}/", "braces left over"),
+        ("/data/{map_index:03d}.mp4", "format specs and conversions"),
+        ("/data/{generation_id!r}.mp4", "format specs and conversions"),
     ],
 )
 def test_bad_output_paths_name_the_field_and_rule(output_path: str, fragment: str) -> None:
     with pytest.raises(LumaValidationError) as caught:
         parse_output_path(output_path)
-    assert fragment in str(caught.value)
+    assert f"output_path: got {output_path!r}; " in str(caught.value) and fragment in str(caught.value)
+
+
+def test_write_probe_fails_before_spend_when_storage_is_unusable(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    spec = parse_output_path(f"{tmp_path}/a-file/clips/")
+    assert spec is not None
+    with pytest.raises(LumaValidationError, match="output_path: cannot write to .*a-file/clips.*nothing was submitted"):
+        probe_writable(spec)
+    ok = parse_output_path(f"{tmp_path}/clips/{{run_id}}/")
+    assert ok is not None
+    probe_writable(ok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "clips"]
+    assert list((tmp_path / "clips").iterdir()) == [], "the probe file is removed"
+
+
+def test_stale_temporary_files_of_a_killed_attempt_are_swept(
+    luma_simulator: LumaSimulatorServer, tmp_path: Path
+) -> None:
+    render = finished_render(luma_simulator)
+    (tmp_path / ".v.mp4.deadbeef.part").write_bytes(b"half a file from a SIGKILLed worker")
+    sink = StorageSink(ObjectStoragePath(f"file://{tmp_path}/v.mp4"))
+    download(media_client(), lambda fresh: render["video_url"], sink, label="video")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
 
 
 def test_unset_output_path_means_no_download() -> None:

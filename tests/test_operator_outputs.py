@@ -78,8 +78,9 @@ async def test_the_link_opens_the_latest_presigned_url_for_local_copies(
 
 
 async def test_url_refused_between_success_and_download_still_delivers(
-    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("airflow_provider_luma._deliver.time.sleep", lambda s: None)
     luma_conn_env.simulator.inject(Fault.http_error(403, "Request has expired", on="download"))
     result = await run_deferred(lambda: make(prompt="a fox", output_path=str(tmp_path)), outputs_context)
     assert Path(result["video_path"].removeprefix("file://")).read_bytes() == sample_mp4()
@@ -121,7 +122,7 @@ async def test_writes_to_an_object_store_uri(
 def test_bad_output_path_fails_before_any_http(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
-    with pytest.raises(AirflowFailException, match=r"output_path: unknown placeholder\(s\) \{gid\}"):
+    with pytest.raises(AirflowFailException, match=r"output_path: got .*; unknown placeholder\(s\) \{gid\}"):
         make(prompt="a fox", output_path="/tmp/{gid}.mp4").execute(outputs_context)
     assert luma_conn_env.simulator.request_log == []
 
@@ -225,4 +226,59 @@ def test_a_lowered_cap_never_orphans_a_render_already_paid_for(
         make(prompt="a fox", resolution="1080p").execute(outputs_context)  # try 1 submits ($1.20)
     with pytest.raises(TaskDeferred):  # try 2, cap lowered meanwhile: re-attaches instead of failing
         make(prompt="a fox", resolution="1080p", max_cost_usd=0.5).execute(outputs_context)
+    assert len(posts(luma_conn_env)) == 1
+
+
+class RecordingTI:
+    """What the operators use of ``context["ti"]``: its map index and ``xcom_push``."""
+
+    def __init__(self, map_index: int = -1) -> None:
+        self.map_index = map_index
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_mapped_tasks_need_a_file_name_that_differs_per_element(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    context = {**outputs_context, "ti": RecordingTI(map_index=1)}
+    with pytest.raises(AirflowFailException, match=r"output_path: .* every element would write the same file"):
+        make(prompt="a fox", output_path=f"{tmp_path}/{{run_id}}/clip.mp4").execute(context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+def test_unusable_storage_fails_before_any_http(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(AirflowFailException, match="output_path: cannot write to .*nothing was submitted"):
+        make(prompt="a fox", output_path=f"{tmp_path}/a-file/").execute(outputs_context)
+    assert luma_conn_env.simulator.request_log == []
+
+
+def test_estimate_is_pushed_as_soon_as_the_render_is_ours(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    """So luma_cost_report counts a render whose task fails later (deadline, failed download)."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    ti = RecordingTI()
+    with pytest.raises(TaskDeferred):
+        make(prompt="a fox", resolution="1080p").execute({**outputs_context, "ti": ti})
+    assert ti.pushed == {"estimated_cost_usd": 1.2}
+
+
+def test_a_render_whose_task_never_finished_is_finished_not_bought_again(
+    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
+) -> None:
+    """reuse_existing=False means "a clear after success buys a fresh take", not "abandon a render in progress"."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    with pytest.raises(TaskDeferred) as deferred:  # try 1 submits, then e.g. its trigger times out
+        make(prompt="a fox", reuse_existing=False).execute(outputs_context)
+    luma_conn_env.simulator.complete_now(deferred.value.trigger.request_id)
+    result = make(prompt="a fox", reuse_existing=False).execute(outputs_context)  # try 2
+    assert result["request_id"] == deferred.value.trigger.request_id
     assert len(posts(luma_conn_env)) == 1
