@@ -14,12 +14,21 @@ from airflow_provider_luma._storage import OutputSpec, StorageSink, asset_uri, b
 from airflow_provider_luma._task_state import context_get, fail_or_retry
 from airflow_provider_luma.download import DownloadStats, download, human_bytes, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaError
-from airflow_provider_luma.models import GenerationStatus
+from airflow_provider_luma.models import GenerationStatus, is_unset
 
 if TYPE_CHECKING:
     from airflow_provider_luma.download import LogLike
     from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.operators import LumaDownloadVideoOperator
+
+
+def mask_urls(*urls: str | None) -> None:
+    """Register presigned URLs with Airflow's secrets masker: they are capabilities, kept out of task logs."""
+    from airflow.sdk.log import mask_secret
+
+    for url in urls:
+        if url:
+            mask_secret(url)
 
 
 def placeholder_values(context: Any, task_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +57,6 @@ def store_outputs(
     ``result`` must hold ``request_id``, ``generation_id`` and the presigned ``video_url`` / ``exr_url``. An
     expired URL is replaced by polling the request again; the fresh URLs end up in the returned result.
     """
-    from airflow.sdk.log import mask_secret
-
     request_id = str(result.get("request_id") or "")
     urls = {"mp4": result.get("video_url"), "exr": result.get("exr_url")}
     if not urls["mp4"]:
@@ -62,9 +69,7 @@ def store_outputs(
             raise LumaDownloadError(f"could not fetch fresh URLs for Luma request {request_id}: {exc}") from None
         if generation.status is not GenerationStatus.SUCCESS or not generation.video_url:
             raise LumaDownloadError(f"Luma request {request_id} no longer offers its video ({generation.status})")
-        for url in (generation.video_url, generation.exr_url):
-            if url:
-                mask_secret(url)
+        mask_urls(generation.video_url, generation.exr_url)
         if (generation.video_url, generation.exr_url) == (urls["mp4"], urls["exr"]):
             # Same URL again: minted within the same second, or the service hands out a stored one. Give a
             # transient refusal a moment; download() bounds how often this happens (max_url_refreshes).
@@ -135,11 +140,11 @@ def emit_assets(
     if events is None:
         log.info("No outlet_events in this context (not run by Airflow's task runner); no Asset events emitted")
         return []
-    from airflow.sdk import Asset, AssetAlias, ObjectStoragePath
+    from airflow.sdk import Asset, AssetAlias
 
     uris = []
     for kind, path in stored:
-        uri = asset_uri(ObjectStoragePath(path))
+        uri = asset_uri(path)
         events[AssetAlias(alias)].add(Asset(uri), extra=asset_metadata(result, prompt, kind))
         uris.append(uri)
     log.info("Asset event(s) through alias %r: %s", alias, ", ".join(uris))
@@ -149,12 +154,9 @@ def emit_assets(
 def video_link(result: dict[str, Any]) -> str | None:
     """What the "Luma video" link opens: the stored copy when a browser can open it, else the presigned URL."""
     path = result.get("video_path")
-    if path:
-        from airflow.sdk import ObjectStoragePath
-
-        stored = browsable_url(asset_uri(ObjectStoragePath(path)))
-        if stored:
-            return stored
+    stored = browsable_url(asset_uri(path)) if path else None
+    if stored:
+        return stored
     url = result.get("video_url")
     return str(url) if url else None
 
@@ -169,7 +171,7 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
 
     request_id = str(op.request_id or "").strip()
     try:
-        if request_id in ("", "None", "null") or "/" in request_id:
+        if is_unset(request_id) or "/" in request_id:
             raise LumaValidationError(
                 [
                     f"request_id: got {op.request_id!r}; pass the request id of a finished render, e.g. "
@@ -193,15 +195,11 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
     if generation.status is not GenerationStatus.SUCCESS:
         raise AirflowFailException(f"Luma request {request_id} ended {generation.status}; there is nothing to store")
     expected = str(op.generation_id or "").strip()
-    if expected not in ("", "None") and generation.generation_id and generation.generation_id != expected:
+    if not is_unset(expected) and generation.generation_id and generation.generation_id != expected:
         raise AirflowFailException(
             f"generation_id: request {request_id} holds generation {generation.generation_id}, not {expected}"
         )
-    from airflow.sdk.log import mask_secret
-
-    for url in (generation.video_url, generation.exr_url):
-        if url:
-            mask_secret(url)
+    mask_urls(generation.video_url, generation.exr_url)
     result: dict[str, Any] = {
         "generation_id": generation.generation_id,
         "request_id": request_id,

@@ -97,7 +97,7 @@ class RenderRun:
             r.mode, chained, r.resolution, r.duration, r.aspect_ratio, " HDR" if r.hdr else "",
             " +EXR" if r.exr_export else "", estimate_cost_usd(r), billed_blocks(r),
         )  # fmt: skip
-        if self.output is not None:
+        if self.output is not None and self.waits_so_far == 0:  # probed once; not again after each 429 wait
             try:
                 probe_writable(self.output)  # a storage problem must show before the spend, not after
             except LumaValidationError as exc:
@@ -326,13 +326,9 @@ class RenderRun:
 
     def finish_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Record success durably, store the files (when ``output_path`` is set) and build the XCom result."""
-        from airflow.sdk.log import mask_secret
-
         from airflow_provider_luma import _deliver
 
-        for url in (event.get("video_url"), event.get("exr_url")):
-            if url:
-                mask_secret(url)  # presigned URLs are capabilities: keep them out of logs
+        _deliver.mask_urls(event.get("video_url"), event.get("exr_url"))
         r = self.request
         result = {
             "generation_id": event.get("generation_id"),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_luma.exceptions import LumaValidationError
+from airflow_provider_luma.models import is_unset
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -76,11 +77,9 @@ def parse_output_path(value: Any, field: str = "output_path") -> OutputSpec | No
 
     :raises LumaValidationError: naming ``field`` and the rule it breaks.
     """
-    if value is None:
+    if is_unset(value):
         return None
     raw = str(value).strip()
-    if raw in ("", "None"):
-        return None
 
     given = raw
 
@@ -218,7 +217,7 @@ def _report_lineage(path: ObjectStoragePath) -> None:
         pass
 
 
-def asset_uri(path: ObjectStoragePath) -> str:
+def asset_uri(path: ObjectStoragePath | str) -> str:
     """The stored location as an Asset URI: the path's URI without the ``conn_id@`` Airflow puts in it."""
     parts = urllib.parse.urlsplit(str(path))
     netloc = parts.netloc.rpartition("@")[2]

@@ -19,6 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_provider_luma.exceptions import LumaValidationError
 
+_UNSET_TEXTS: Final = ("", "None", "null")
+
+
+def is_unset(value: object) -> bool:
+    """True for ``None`` and for what a missing value renders to in a template: ``""``, ``"None"``, ``"null"``."""
+    return value is None or (isinstance(value, str) and value.strip() in _UNSET_TEXTS)
+
+
 MODEL_ID: Final = "luma-ray-3-2-generate"
 
 VIDEO_ASPECT_RATIOS: Final = ("9:16", "3:4", "1:1", "4:3", "16:9", "21:9")

@@ -238,7 +238,9 @@ class LumaExtendVideoOperator(LumaGenerateVideoOperator):
         direction = str(self.direction).strip().lower()
         if direction not in ("forward", "backward"):
             raise LumaValidationError([f"direction: got {self.direction!r}; must be 'forward' or 'backward'"])
-        if not self.generation_id or str(self.generation_id).strip() in ("", "None", "null"):
+        from airflow_provider_luma.models import is_unset
+
+        if not self.generation_id or is_unset(str(self.generation_id)):
             raise LumaValidationError(
                 [f"generation_id: got {self.generation_id!r}; extend needs the generation id of a prior render"]
             )
@@ -277,12 +279,13 @@ class LumaInterpolateVideoOperator(LumaGenerateVideoOperator):
     def request_params(self) -> dict[str, Any]:
         """Route each end to its ``*_frame_url`` or ``*_frame_generation_id`` field."""
         from airflow_provider_luma.exceptions import LumaValidationError
+        from airflow_provider_luma.models import is_unset
 
         params = super().request_params()
         ends = {"start": self.start, "end": self.end}
         for name, value in ends.items():
             text = str(value or "").strip()
-            if text in ("", "None", "null"):
+            if is_unset(text):
                 raise LumaValidationError([f"{name}: got {value!r}; interpolation needs both keyframes"])
             is_url = text.lower().startswith(("http://", "https://"))
             params[f"{name}_frame_url" if is_url else f"{name}_frame_generation_id"] = text

@@ -60,8 +60,9 @@ def parse_max_cost(value: object, field: str = "max_cost_usd") -> Decimal | None
     from decimal import InvalidOperation
 
     from airflow_provider_luma.exceptions import LumaValidationError
+    from airflow_provider_luma.models import is_unset
 
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+    if is_unset(value):
         return None
     if isinstance(value, bool):
         raise LumaValidationError([f"{field}: got {value!r}; must be a number of US dollars, e.g. 2.50"])
