@@ -4,12 +4,11 @@ Airflow-free: where the bytes go is a :class:`Sink`; the Airflow side (``ObjectS
 rename on completion) is :mod:`airflow_provider_luma._storage`.
 
 * Transport: the API calls go through httpx (:mod:`airflow_provider_luma.client`), but the media bytes go through
-  the standard library's ``urllib.request`` (proxies from the environment, redirects and TLS included), read with
-  ``read1`` (whatever the socket has, up to 1 MiB) and written straight out. httpx reads a socket 64 KiB at a time
-  and copies each piece several times: on a 512 MiB file it ran at 27 % of a raw loopback copy; this path runs at
-  over 80 % (``benchmarks/download.py``, figures in docs/performance.md). Filling a fixed 1 MiB buffer before each
-  write (``readinto``) was as fast on average but, on ext4, now and then stalled a first large write for a second.
-* Memory: at most one 1 MiB chunk in flight, whatever the file size.
+  the standard library's ``urllib.request`` (proxies from the environment, redirects and TLS included) into one
+  reused 1 MiB buffer (see :func:`_body_reader`). httpx reads a socket 64 KiB at a time and copies each piece
+  several times: on a 512 MiB file it ran at 27 % of a raw loopback copy; this path runs at over 80 %
+  (``benchmarks/download.py``, figures in docs/performance.md).
+* Memory: one 1 MiB buffer, whatever the file size.
 * Expiry: presigned URLs die after about an hour and S3 answers ``403`` then. A 401/403/404/410 asks the
   ``url_source`` for a fresh URL (the worker polls the request again) and starts over, at most
   ``max_url_refreshes`` times.
@@ -213,27 +212,30 @@ def _copy(
     logger: LogLike,
     url: str,
 ) -> int:
-    """Write the body out as it arrives (at most 1 MiB at a time), logging progress every few seconds.
+    """Write the body out as it arrives, through one reused 1 MiB buffer, logging progress every few seconds.
 
-    A body cut short ends with ``read1`` returning nothing early; the caller's byte-count check catches it.
+    A body cut short ends with a read returning 0 early; the caller's byte-count check catches it.
     """
+    read = _body_reader(response, expected)
+    buffer = memoryview(bytearray(CHUNK_SIZE))
     received, started = 0, time.monotonic()
     next_report = started + PROGRESS_EVERY_SECONDS
     total = f" of {human_bytes(expected)}" if expected is not None else ""
     with handle:
         while True:
             try:
-                chunk = response.read1(CHUNK_SIZE)
+                n = read(buffer if expected is None else buffer[: min(CHUNK_SIZE, expected - received)])
             except (OSError, http.client.HTTPException) as exc:
                 raise LumaDownloadError(f"{label}: transfer failed ({_describe(exc, url)})") from None
-            if not chunk:
+            if not n:
                 return received
+            chunk = buffer[:n]
             try:
-                handle.write(chunk)
+                handle.write(chunk)  # file objects copy what they are given, so the buffer can be reused
             except OSError as exc:
                 # Not transient: a full disk stays full; an Airflow retry later may still succeed.
                 raise LumaDownloadError(f"{label}: writing to storage failed ({exc})", transient=False) from exc
-            received += len(chunk)
+            received += n
             now = time.monotonic()
             if now >= next_report:
                 next_report = now + PROGRESS_EVERY_SECONDS
@@ -242,3 +244,18 @@ def _copy(
                 logger.info(
                     "Downloading %s: %s%s%s, %s/s", label, human_bytes(received), total, share, human_bytes(rate)
                 )
+
+
+def _body_reader(response: http.client.HTTPResponse, expected: int | None) -> Callable[[memoryview], int]:
+    """How to read the body into a buffer: ``readinto1`` on the socket reader for a plain sized body.
+
+    ``HTTPResponse.read1`` allocates a new bytes object per chunk (page faults for every MiB, which halved the
+    throughput on a busy machine) and ``HTTPResponse.readinto`` always fills the whole buffer (fixed 1 MiB writes
+    now and then stalled ext4 for a second). ``readinto1`` on the response's buffered socket reader puts what
+    arrived into the reused buffer, as a raw socket copy does. That is only the body when the body is sent as is
+    with a ``Content-Length`` (``expected``); chunked or unsized bodies go through ``HTTPResponse.readinto``.
+    """
+    socket_reader = getattr(response, "fp", None)
+    if expected is None or response.chunked or not hasattr(socket_reader, "readinto1"):
+        return response.readinto
+    return socket_reader.readinto1  # type: ignore[union-attr,no-any-return]

@@ -323,3 +323,25 @@ def test_cost_summary_adds_every_map_index_and_skips_missing_ones() -> None:
         "by_task": {"extend": 0.3, "fanout": 0.3, "opening": 0.3},
     }
     assert summarize_costs({}) == {"total_estimated_cost_usd": 0.0, "renders": 0, "by_task": {}}
+
+
+def test_a_body_without_content_length_is_read_to_the_end(tmp_path: Path) -> None:
+    """Hosts that stream without a Content-Length (read until close) take the generic reader."""
+    import socket
+    import threading
+
+    body = sample_mp4()
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp4\r\n\r\n" + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/v.mp4"
+    stats = download(media_client(), lambda fresh: url, StorageSink(ObjectStoragePath(f"file://{tmp_path}/v.mp4")),
+                     label="video")  # fmt: skip
+    server.close()
+    assert stats.size == len(body) and (tmp_path / "v.mp4").read_bytes() == body
