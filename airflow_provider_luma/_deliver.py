@@ -10,14 +10,15 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_luma._state import context_get, fail_or_retry
 from airflow_provider_luma._storage import OutputSpec, StorageSink, asset_uri, browsable_url
-from airflow_provider_luma._task_state import context_get, fail_or_retry
-from airflow_provider_luma.download import DownloadStats, download, human_bytes, media_client
-from airflow_provider_luma.exceptions import LumaDownloadError, LumaError
-from airflow_provider_luma.models import GenerationStatus, is_unset
+from airflow_provider_luma.core.errors import LumaDownloadError, LumaError
+from airflow_provider_luma.core.jobs import JobStatus
+from airflow_provider_luma.core.media import DownloadStats, download, human_bytes, media_client
+from airflow_provider_luma.core.specs.base import is_unset
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.download import LogLike
+    from airflow_provider_luma.core.media import LogLike
     from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.operators import LumaDownloadVideoOperator
 
@@ -64,10 +65,10 @@ def store_outputs(
 
     def fresh_urls() -> None:
         try:
-            generation = hook.get_generation(request_id)
+            generation = hook.get_generation(request_id, result.get("model"))
         except LumaError as exc:
             raise LumaDownloadError(f"could not fetch fresh URLs for Luma request {request_id}: {exc}") from None
-        if generation.status is not GenerationStatus.SUCCESS or not generation.video_url:
+        if generation.status is not JobStatus.SUCCESS or not generation.video_url:
             raise LumaDownloadError(f"Luma request {request_id} no longer offers its video ({generation.status})")
         mask_urls(generation.video_url, generation.exr_url)
         if (generation.video_url, generation.exr_url) == (urls["mp4"], urls["exr"]):
@@ -111,6 +112,7 @@ def asset_metadata(result: dict[str, Any], prompt: str | None, kind: str) -> dic
     prompt_hash = hashlib.sha256((prompt or "").encode()).hexdigest()[:16] if prompt else None
     return {
         "kind": kind,
+        "model": result.get("model"),
         "generation_id": result.get("generation_id"),
         "request_id": result.get("request_id"),
         "mode": result.get("mode"),
@@ -166,7 +168,7 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     from airflow_provider_luma._storage import parse_output_path
-    from airflow_provider_luma.exceptions import LumaNotFoundError, LumaValidationError
+    from airflow_provider_luma.core.errors import LumaNotFoundError, LumaValidationError
     from airflow_provider_luma.hooks import LumaHook
 
     request_id = str(op.request_id or "").strip()
@@ -192,7 +194,7 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
         raise fail_or_retry(exc, f"Could not look up Luma request {request_id}: {exc}") from None
     if not generation.is_terminal:
         raise AirflowException(f"Luma request {request_id} is still {generation.status}; a retry will look again")
-    if generation.status is not GenerationStatus.SUCCESS:
+    if generation.status is not JobStatus.SUCCESS:
         raise AirflowFailException(f"Luma request {request_id} ended {generation.status}; there is nothing to store")
     expected = str(op.generation_id or "").strip()
     if not is_unset(expected) and generation.generation_id and generation.generation_id != expected:
@@ -203,6 +205,8 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
     result: dict[str, Any] = {
         "generation_id": generation.generation_id,
         "request_id": request_id,
+        "model": generation.model,
+        "backend": generation.backend,
         "video_url": generation.video_url,
         "exr_url": generation.exr_url,
     }

@@ -9,7 +9,7 @@ Use :func:`luma_cost_report` as the callable of a task at the end of a DAG::
     [render, extend, ...] >> report
 
 Every Luma render task pushes ``estimated_cost_usd`` (the seed price table's estimate, see
-:mod:`airflow_provider_luma.pricing`) as soon as the service accepted its render, so a render paid for by a task
+:mod:`airflow_provider_luma.core.pricing`) as soon as the service accepted its render, so a render paid for by a task
 that later failed still counts; a task stopped before submitting pushes nothing. A render reused after a clear
 (no new spend) counts too, since it is part of what the run's clips cost. GMI bills from its own meter.
 """

@@ -6,6 +6,8 @@ Connection fields (type ``luma``):
 * **Host** — base URL (optional): a full URL such as ``http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey`` or a
   bare host name (``https://`` and the documented path are added). Default: GMI's public endpoint.
 * **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
+* **Extra** ``prices`` — the account's own prices, replacing the built-in table for each model named
+  (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe.
 
 In the triggerer, connections are fetched with the async API only, and every trigger of one connection shares a
 single ``httpx.AsyncClient`` per event loop (see :meth:`LumaHook.ashared_client`).
@@ -23,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_luma._retry import RetryPolicy
-from airflow_provider_luma.client import AsyncLumaClient, ClientSettings, LumaClient, normalize_base_url
-from airflow_provider_luma.exceptions import LumaConfigurationError, LumaError
+from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError
+from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings, LumaClient, normalize_base_url
+from airflow_provider_luma.core.pricing import PriceTable
+from airflow_provider_luma.core.retry import RetryPolicy
+from airflow_provider_luma.core.specs import SPECS
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.models import Generation, VideoRequest
+    from airflow_provider_luma.core.jobs import Job
+    from airflow_provider_luma.core.specs.base import RenderSpec
 
 # event loop -> {settings fingerprint -> [client, users]}; weak so a finished loop drops its clients.
 _SHARED_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]] = (
@@ -70,11 +75,11 @@ def _fingerprint(settings: ClientSettings) -> str:
 
 
 class LumaHook(BaseHook):
-    """Talk to ``luma-ray-3-2-generate`` on GMI Cloud's request queue.
+    """Talk to the Luma Ray 3.2 models (generate, edit, reframe) on GMI Cloud's request queue.
 
     :param luma_conn_id: the Airflow connection id (type ``luma``).
     :param timeout: per-request HTTP timeout in seconds.
-    :param retry_policy: how transient errors are retried (see :mod:`airflow_provider_luma._retry`).
+    :param retry_policy: how transient errors are retried (see :mod:`airflow_provider_luma.core.retry`).
     """
 
     conn_name_attr = "luma_conn_id"
@@ -96,10 +101,29 @@ class LumaHook(BaseHook):
 
     # -- settings ------------------------------------------------------------------------------------------
 
+    def _connection(self) -> Any:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.luma_conn_id)
+        except AirflowNotFoundException:
+            raise LumaConfigurationError(
+                f"Airflow connection {self.luma_conn_id!r} is not defined: create it (type 'luma', the API key in "
+                "its Password) or set luma_conn_id to the one you have"
+            ) from None
+
     def get_settings(self) -> ClientSettings:
-        """Client settings from the connection (sync lookup; for workers)."""
-        conn = self.get_connection(self.luma_conn_id)
+        """Client settings from the connection (sync lookup; for workers).
+
+        :raises LumaConfigurationError: the connection does not exist, has no API key or an unusable host.
+        """
+        conn = self._connection()
         return settings_from_connection(conn, conn.extra_dejson, timeout=self.timeout, retry=self.retry_policy)
+
+    def price_table(self) -> PriceTable:
+        """The built-in prices with the connection's ``prices`` extra applied (see ``core/pricing.py``)."""
+        conn = self._connection()
+        return PriceTable.with_overrides(conn.extra_dejson.get("prices"), self.luma_conn_id)
 
     async def aget_settings(self) -> ClientSettings:
         """Client settings from the connection, fetched with the async API (safe on the triggerer's loop)."""
@@ -120,26 +144,28 @@ class LumaHook(BaseHook):
         """The sync client (Airflow's conventional hook accessor)."""
         return self.client
 
-    def submit_generation(self, request: VideoRequest) -> Generation:
+    def submit_generation(self, spec: RenderSpec) -> Job:
         """Submit a render; see :meth:`LumaClient.submit` for the no-double-spend retry rule."""
-        return self.client.submit(request)
+        return self.client.submit(spec)
 
-    def get_generation(self, request_id: str) -> Generation:
-        """Current state of a request."""
-        return self.client.get_generation(request_id)
+    def get_generation(self, request_id: str, model: str | None = None) -> Job:
+        """Current state of a render."""
+        return self.client.get_generation(request_id, model)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Used by the UI's Test button: lists models and checks ``luma-ray-3-2-generate`` is among them."""
-        from airflow_provider_luma.models import MODEL_ID
-
+        """Used by the UI's Test button: lists models and says which Ray 3.2 models this key can use."""
         try:
-            with LumaClient(self.get_settings()) as client:
+            settings = self.get_settings()
+            with LumaClient(settings) as client:
                 models = client.list_models()
         except LumaError as exc:
             return False, str(exc)
-        if models and MODEL_ID not in models:
-            return True, f"Connected, but {MODEL_ID} is not in this key's model list ({len(models)} models)"
-        return True, f"Connected to {self.get_settings().base_url}"
+        missing = [m for m in SPECS if models and m not in models]
+        if models and len(missing) == len(SPECS):
+            return True, f"Connected, but no Ray 3.2 model is in this key's model list ({len(models)} models)"
+        if missing:
+            return True, f"Connected to {settings.base_url}; not in this key's model list: {', '.join(missing)}"
+        return True, f"Connected to {settings.base_url}"
 
     # -- async (triggerer) -----------------------------------------------------------------------------------
 
@@ -165,12 +191,12 @@ class LumaHook(BaseHook):
                 del clients[key]
                 await entry[0].aclose()
 
-    async def aget_generation(self, request_id: str) -> Generation:
+    async def aget_generation(self, request_id: str, model: str | None = None) -> Job:
         """Async :meth:`get_generation` through the shared client."""
         async with self.ashared_client() as client:
-            return await client.aget_generation(request_id)
+            return await client.aget_generation(request_id, model)
 
-    async def asubmit_generation(self, request: VideoRequest) -> Generation:
+    async def asubmit_generation(self, spec: RenderSpec) -> Job:
         """Async :meth:`submit_generation` through the shared client."""
         async with self.ashared_client() as client:
-            return await client.asubmit(request)
+            return await client.asubmit(spec)

@@ -15,44 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_luma._retry import RetryPolicy
+from airflow_provider_luma._results import TriggerEventPayload, error_event, job_event
+from airflow_provider_luma.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.client import AsyncLumaClient
-    from airflow_provider_luma.models import Generation
+    from airflow_provider_luma.core.http import AsyncLumaClient
 
 CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
 
 # One quick retry inside a status call; the poll loop itself is the outer retry (until the deadline).
 POLL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=5.0, retry_after_cap=60.0)
-
-# Errors that polling again cannot fix: stop at once instead of waiting for the deadline.
-_PERMANENT_POLL_ERRORS = ("LumaAuthError", "LumaNotFoundError", "LumaBadRequestError", "LumaConfigurationError")
-
-
-def generation_event(generation: Generation, *, elapsed: float, with_urls: bool = True) -> dict[str, Any]:
-    """The event payload for a terminal generation (no secrets).
-
-    ``with_urls=False`` (what the trigger sends) leaves ``video_url``/``exr_url`` out: presigned URLs are
-    capabilities, and registering each one with the triggerer's secrets masker recompiles the masker's regex of
-    every secret so far (quadratic in the renders a long-lived triggerer has seen; 1,000 renders cost minutes of
-    CPU). The worker fetches fresh URLs in ``execute_complete`` and masks them in its own short-lived process.
-    """
-    from airflow_provider_luma.exceptions import is_permanent_failure
-
-    status = generation.status.value
-    failed = status != "success"
-    return {
-        "status": status,
-        "request_id": generation.request_id,
-        "generation_id": generation.generation_id,
-        "video_url": generation.video_url if with_urls else None,
-        "exr_url": generation.exr_url if with_urls else None,
-        "message": generation.error if failed else "render finished",
-        "failure_code": generation.failure_code,
-        "retryable": failed and not is_permanent_failure(generation.failure_code, generation.error),
-        "elapsed_seconds": round(elapsed, 1),
-    }
 
 
 class LumaGenerationTrigger(BaseTrigger):
@@ -60,7 +32,7 @@ class LumaGenerationTrigger(BaseTrigger):
 
     Event ``status`` is one of ``success``, ``failed``, ``cancelled``, ``timeout``, ``error``; the payload also
     carries ``request_id``, ``generation_id``, ``message``, ``failure_code`` and ``retryable``; ``video_url`` and
-    ``exr_url`` are ``None`` (the worker fetches them; see :func:`generation_event`).
+    ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma._results.job_event`).
 
     :param request_id: the GMI queue request id.
     :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
@@ -69,9 +41,11 @@ class LumaGenerationTrigger(BaseTrigger):
     :param first_poll_at: absolute epoch of the first status call (lets the first poll wait for a likely render
         time); defaults to now.
     :param submitted_at: absolute epoch of submission, for elapsed-time log lines and the poll schedule.
-    :param expected_seconds: the render's expected duration (:mod:`airflow_provider_luma._schedule`); with
+    :param expected_seconds: the render's expected duration (:mod:`airflow_provider_luma.core.schedule`); with
         ``submitted_at``, polls come every ``poll_interval / 2`` until 1.5 × this after submission, then every
         ``poll_interval``. ``None`` (older serialized triggers): every ``poll_interval``.
+    :param backend: the wire format the render was bought on (``"gmi"``; triggers serialized by 0.1 have none).
+    :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     """
 
     def __init__(
@@ -84,6 +58,8 @@ class LumaGenerationTrigger(BaseTrigger):
         first_poll_at: float | None = None,
         submitted_at: float | None = None,
         expected_seconds: float | None = None,
+        backend: str = "gmi",
+        model: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.request_id = request_id
@@ -93,6 +69,8 @@ class LumaGenerationTrigger(BaseTrigger):
         self.first_poll_at = first_poll_at
         self.submitted_at = submitted_at
         self.expected_seconds = float(expected_seconds) if expected_seconds is not None else None
+        self.backend = backend
+        self.model = model
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (never the API key)."""
@@ -106,6 +84,8 @@ class LumaGenerationTrigger(BaseTrigger):
                 "first_poll_at": self.first_poll_at,
                 "submitted_at": self.submitted_at,
                 "expected_seconds": self.expected_seconds,
+                "backend": self.backend,
+                "model": self.model,
             },
         )
 
@@ -115,7 +95,7 @@ class LumaGenerationTrigger(BaseTrigger):
 
         try:
             async with LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).ashared_client() as client:
-                payload = await self._poll(client)
+                payload: TriggerEventPayload = await self._poll(client)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
@@ -125,36 +105,26 @@ class LumaGenerationTrigger(BaseTrigger):
     def _elapsed(self) -> float:
         return time.time() - (self.submitted_at or time.time())
 
-    def _error_event(self, exc: BaseException) -> dict[str, Any]:
-        from airflow_provider_luma.exceptions import LumaError
+    def _error_event(self, exc: BaseException) -> TriggerEventPayload:
+        from airflow_provider_luma.core.errors import LumaError
 
         retryable = bool(getattr(exc, "retryable", False)) if isinstance(exc, LumaError) else True
-        return {
-            "status": "error",
-            "request_id": self.request_id,
-            "generation_id": None,
-            "video_url": None,
-            "exr_url": None,
-            "message": f"{type(exc).__name__}: {exc}",
-            "failure_code": None,
-            "retryable": retryable,
-            "elapsed_seconds": round(self._elapsed(), 1),
-        }
+        return error_event(self.request_id, exc, elapsed=self._elapsed(), retryable=retryable)
 
-    async def _poll(self, client: AsyncLumaClient) -> dict[str, Any]:
-        from airflow_provider_luma.exceptions import LumaError
-        from airflow_provider_luma.models import GenerationStatus
+    async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
+        from airflow_provider_luma.core.errors import LumaError, poll_should_stop
+        from airflow_provider_luma.core.jobs import JobStatus
 
         if self.first_poll_at and self.first_poll_at > time.time():
             await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
-        last: GenerationStatus | None = None
+        last: JobStatus | None = None
         while True:
             if time.time() >= self.deadline:
                 return self._timeout_event(last)
             try:
-                generation = await client.aget_generation(self.request_id)
+                generation = await client.aget_generation(self.request_id, self.model)
             except LumaError as exc:
-                if type(exc).__name__ in _PERMANENT_POLL_ERRORS:
+                if poll_should_stop(exc):
                     return self._error_event(exc)
                 self.log.warning(
                     "Luma request %s: status check failed (%s); still polling until the deadline",
@@ -167,32 +137,29 @@ class LumaGenerationTrigger(BaseTrigger):
                         self.request_id, last or "submitted", generation.raw_status or generation.status,
                         self._elapsed(),
                     )  # fmt: skip
-                    if generation.status is GenerationStatus.UNKNOWN:
+                    if generation.status is JobStatus.UNKNOWN:
                         self.log.warning(
                             "Luma request %s: unknown status %r; treating it as still running",
                             self.request_id, generation.raw_status,
                         )  # fmt: skip
                     last = generation.status
                 if generation.is_terminal:
-                    return generation_event(generation, elapsed=self._elapsed(), with_urls=False)
+                    return job_event(generation, elapsed=self._elapsed(), with_urls=False)
             await asyncio.sleep(max(0.0, min(self._next_gap(), self.deadline - time.time())))
 
     def _next_gap(self) -> float:
-        from airflow_provider_luma._schedule import poll_gap
+        from airflow_provider_luma.core.schedule import poll_gap
 
         if self.submitted_at is None:
             return self.poll_interval
         return poll_gap(time.time() - self.submitted_at, self.expected_seconds, self.poll_interval)
 
-    def _timeout_event(self, last: object) -> dict[str, Any]:
+    def _timeout_event(self, last: object) -> TriggerEventPayload:
         event = self._error_event(TimeoutError())
-        event.update(
-            status="timeout",
-            retryable=True,
-            message=(
-                f"Luma request {self.request_id} was still {last or 'not confirmed'} at its deadline. "
-                "The render may still finish (and is billed); a retry of this task re-attaches to it."
-            ),
+        event["status"], event["retryable"] = "timeout", True
+        event["message"] = (
+            f"Luma request {self.request_id} was still {last or 'not confirmed'} at its deadline. "
+            "The render may still finish (and is billed); a retry of this task re-attaches to it."
         )
         return event
 

@@ -8,8 +8,8 @@ each (raw, provider, raw, provider, ...), deleting the output between runs:
 * **raw** — the baseline: a plain ``socket`` HTTP/1.1 ``GET`` (``Connection: close``), headers skipped, then
   ``recv_into`` a 1 MiB buffer and ``write`` it to a file opened with ``open(dest, "wb")``. No HTTP library, no
   storage layer: about as fast as Python can move loopback bytes to disk.
-* **provider** — what the operator does: :func:`airflow_provider_luma.download.download` with
-  :func:`~airflow_provider_luma.download.media_client` into a
+* **provider** — what the operator does: :func:`airflow_provider_luma.core.media.download` with
+  :func:`~airflow_provider_luma.core.media.media_client` into a
   :class:`~airflow_provider_luma._storage.StorageSink` over ``ObjectStoragePath("file://...")`` (temporary name,
   rename on completion); the final file must hold exactly the served byte count.
 
@@ -148,7 +148,7 @@ def child(mode: str, url: str, dest: str, size: int) -> int:
         from airflow.sdk import ObjectStoragePath
 
         from airflow_provider_luma._storage import StorageSink
-        from airflow_provider_luma.download import download, media_client
+        from airflow_provider_luma.core.media import download, media_client
 
         client = media_client()
         client.open(urllib.request.Request(url, method="HEAD"), timeout=30).close()
@@ -255,8 +255,9 @@ def stop_simulator(proc: subprocess.Popen[str]) -> None:
 
 def render_video_url(base_url: str) -> str:
     """Submit one render to the simulator and wait for its presigned video URL."""
-    from airflow_provider_luma.client import ClientSettings, LumaClient
-    from airflow_provider_luma.models import GenerationStatus, VideoRequest
+    from airflow_provider_luma.core.http import ClientSettings, LumaClient
+    from airflow_provider_luma.core.jobs import JobStatus as GenerationStatus
+from airflow_provider_luma.core.specs.generate import VideoRequest
     from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY
 
     with LumaClient(ClientSettings(base_url=base_url, api_key=DEFAULT_TEST_API_KEY)) as client:

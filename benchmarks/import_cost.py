@@ -17,7 +17,7 @@ import sys
 
 TARGET_MS = 50.0
 LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
-FORBIDDEN = ("airflow_provider_luma.client", "airflow_provider_luma.hooks", "airflow_provider_luma.testing",
+FORBIDDEN = ("airflow_provider_luma.core.http", "airflow_provider_luma.hooks", "airflow_provider_luma.testing",
              "fastapi", "uvicorn")  # fmt: skip
 
 

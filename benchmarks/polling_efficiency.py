@@ -5,7 +5,7 @@ times each policy makes, and count the calls up to and including the first one a
 that sees the terminal status); the detection delay is that call's time minus the finish time.
 
 * **fixed 5 s** — a call every 5 s from submission (5, 10, 15, ... s), what many API clients do.
-* **provider** — :func:`airflow_provider_luma._schedule.poll_times` with the operator's default
+* **provider** — :func:`airflow_provider_luma.core.schedule.poll_times` with the operator's default
   ``poll_interval=10``: the exact functions the trigger uses (first poll at 60 % of the table's expected time,
   every 5 s until 1.5 × expected, then every 10 s).
 * **provider, no near-finish tightening** — first poll as above, then every 10 s (shows why rule 2 exists).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airflow_provider_luma._schedule import expected_render_seconds, first_poll_delay, poll_times  # noqa: E402
+from airflow_provider_luma.core.schedule import expected_render_seconds, first_poll_delay, poll_times  # noqa: E402
 
 CLASSES = {  # label -> (resolution, duration, hdr)
     "5s/720p": ("720p", "5s", False),

@@ -63,9 +63,9 @@ def pct(values: list[float], q: float) -> float:
 async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
     import httpx
 
-    from airflow_provider_luma.client import AsyncLumaClient
+    from airflow_provider_luma.core.http import AsyncLumaClient
     from airflow_provider_luma.hooks import LumaHook
-    from airflow_provider_luma.models import VideoRequest
+    from airflow_provider_luma.core.specs.generate import VideoRequest
     from airflow_provider_luma.triggers import POLL_RETRY, LumaGenerationTrigger
 
     class ClientPerPoll:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_luma._retry import RetryPolicy
-from airflow_provider_luma.client import AsyncLumaClient, ClientSettings, LumaClient
+from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings, LumaClient
+from airflow_provider_luma.core.jobs import JobStatus as GenerationStatus
+from airflow_provider_luma.core.retry import RetryPolicy
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.exceptions import LumaAuthError, LumaNotFoundError, LumaSubmissionOutcomeUnknown
-from airflow_provider_luma.models import GenerationStatus, VideoRequest
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)

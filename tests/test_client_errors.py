@@ -12,14 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_luma._retry import RetryPolicy
-from airflow_provider_luma.client import (
+from airflow_provider_luma.core.http import (
     USER_AGENT,
     AsyncLumaClient,
     ClientSettings,
     LumaClient,
     normalize_base_url,
 )
+from airflow_provider_luma.core.retry import RetryPolicy
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.exceptions import (
     LumaAuthError,
     LumaBadRequestError,
@@ -33,7 +34,6 @@ from airflow_provider_luma.exceptions import (
     LumaSubmissionOutcomeUnknown,
     LumaTimeoutError,
 )
-from airflow_provider_luma.models import VideoRequest
 
 KEY = "sk-test-SECRETKEY-123456"
 BASE = "http://luma.test/api/v1/ie/requestqueue/apikey"

@@ -12,9 +12,11 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
-from airflow_provider_luma.client import ClientSettings, LumaClient
+from airflow_provider_luma.core.http import ClientSettings, LumaClient
+from airflow_provider_luma.core.media import download, media_client
+from airflow_provider_luma.core.pricing import check_budget, parse_max_cost
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.cost import summarize_costs
-from airflow_provider_luma.download import download, media_client
 from airflow_provider_luma.exceptions import (
     LumaBudgetExceeded,
     LumaDownloadError,
@@ -22,8 +24,6 @@ from airflow_provider_luma.exceptions import (
     LumaValidationError,
 )
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.models import VideoRequest
-from airflow_provider_luma.pricing import check_budget, parse_max_cost
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.testing._media import sample_mp4
 
@@ -53,7 +53,7 @@ def leftovers(folder: Path) -> list[str]:
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr("airflow_provider_luma.download.time.sleep", slept.append)
+    monkeypatch.setattr("airflow_provider_luma.core.media.time.sleep", slept.append)
     return slept
 
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.exceptions import LumaConfigurationError
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.models import VideoRequest
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_luma._render import STATE_KEY, fail_or_retry
+from airflow_provider_luma._state import STATE_KEY, fail_or_retry
 from airflow_provider_luma.exceptions import (
     LumaAuthError,
     LumaBadRequestError,

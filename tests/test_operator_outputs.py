@@ -16,9 +16,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from test_operator import make, posts, run_deferred
 
-from airflow_provider_luma._render import STATE_KEY
-from airflow_provider_luma.client import ClientSettings, LumaClient
-from airflow_provider_luma.models import VideoRequest
+from airflow_provider_luma._state import STATE_KEY
+from airflow_provider_luma.core.http import ClientSettings, LumaClient
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
     LumaExtendVideoOperator,
@@ -91,7 +91,7 @@ async def test_url_refused_between_success_and_download_still_delivers(
 async def test_failed_download_keeps_the_render_for_the_retry(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("airflow_provider_luma.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("airflow_provider_luma.core.media.time.sleep", lambda s: None)
     luma_conn_env.simulator.inject(Fault.cut_body(after_bytes=100, times=4))
     # reuse_existing=False buys a fresh take after a *successful* task; a failed download is not one.
     kwargs = {"prompt": "a fox", "output_path": str(tmp_path), "reuse_existing": False}

@@ -56,7 +56,7 @@ def test_importing_operators_stays_light() -> None:
         m
         for m in added
         if m.startswith(
-            ("airflow_provider_luma.client", "airflow_provider_luma.hooks", "airflow_provider_luma.testing")
+            ("airflow_provider_luma.core.http", "airflow_provider_luma.hooks", "airflow_provider_luma.testing")
         )
         or m.split(".")[0] in {"fastapi", "uvicorn", "httpx"}
     ]

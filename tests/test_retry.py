@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from airflow_provider_luma._retry import (
+from airflow_provider_luma.core.retry import (
     Outcome,
     RetryPolicy,
     backoff_delay,

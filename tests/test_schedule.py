@@ -1,4 +1,4 @@
-"""The default poll schedule (airflow_provider_luma._schedule): the table, the rule, and its wiring."""
+"""The default poll schedule (airflow_provider_luma.core.schedule): the table, the rule, and its wiring."""
 
 from __future__ import annotations
 

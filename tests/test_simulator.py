@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_luma.models import parse_generation
+from airflow_provider_luma.core.backends.gmi import parse_job as parse_generation
 from airflow_provider_luma.testing import (
     DEFAULT_TEST_API_KEY,
     Fault,
@@ -734,7 +734,7 @@ def test_public_api_is_sorted_and_importable() -> None:
     for name in testing.__all__:
         assert getattr(testing, name) is not None
     assert testing.DEFAULT_TEST_API_KEY == "sim-test-key-7f3a9c2e"
-    from airflow_provider_luma.models import MODEL_ID
+    from airflow_provider_luma.core.specs.generate import MODEL_ID
     from airflow_provider_luma.testing._types import GENERATE_MODEL_ID
 
     assert GENERATE_MODEL_ID == MODEL_ID  # _types keeps its own copy to stay import-light

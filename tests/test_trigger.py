@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.models import VideoRequest
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
-from airflow_provider_luma.exceptions import LumaValidationError
-from airflow_provider_luma.models import MODEL_ID, VideoRequest
+from airflow_provider_luma.core.errors import LumaValidationError
+from airflow_provider_luma.core.specs.generate import MODEL_ID, VideoRequest
 from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, rate_limit_headers
 from airflow_provider_luma.testing._media import MediaBody, exr_body, mp4_body, sign, signature_ok
 from airflow_provider_luma.testing._types import (

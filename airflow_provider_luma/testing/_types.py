@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.models import VideoRequest
+    from airflow_provider_luma.core.specs.generate import VideoRequest
     from airflow_provider_luma.testing._faults import Fault
 
 DEFAULT_TEST_API_KEY: Final = "sim-test-key-7f3a9c2e"

@@ -1,4 +1,4 @@
-"""Every seed rule, valid and invalid, plus pricing and tolerant response parsing."""
+"""luma-ray-3-2-generate: every seed rule, valid and invalid, and its built-in prices."""
 
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_luma.exceptions import LumaValidationError
-from airflow_provider_luma.models import (
-    GenerationStatus,
-    Mode,
-    VideoRequest,
-    normalize_status,
-    parse_generation,
-)
-from airflow_provider_luma.pricing import billed_blocks, estimate_cost, estimate_cost_usd
+from airflow_provider_luma.core.errors import LumaValidationError
+from airflow_provider_luma.core.pricing import estimate
+from airflow_provider_luma.core.specs.base import Mode
+from airflow_provider_luma.core.specs.generate import VideoRequest
 
 GEN = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 GEN2 = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
@@ -151,99 +146,5 @@ PRICES = [
 @pytest.mark.parametrize(("params", "usd", "blocks"), PRICES)
 def test_price_table(params: dict[str, Any], usd: str, blocks: int) -> None:
     request = VideoRequest.from_params(prompt="p", **params)
-    assert estimate_cost(request) == Decimal(usd)
-    assert estimate_cost_usd(request) == float(usd)
-    assert billed_blocks(request) == blocks
-
-
-# -- responses --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "status"),
-    [
-        ("queued", GenerationStatus.QUEUED),
-        ("created", GenerationStatus.CREATED),
-        ("dispatched", GenerationStatus.DISPATCHED),
-        ("PROCESSING", GenerationStatus.PROCESSING),
-        ("success", GenerationStatus.SUCCESS),
-        ("completed", GenerationStatus.SUCCESS),
-        ("failed", GenerationStatus.FAILED),
-        ("cancelled", GenerationStatus.CANCELLED),
-        ("canceled", GenerationStatus.CANCELLED),
-        ("paused", GenerationStatus.UNKNOWN),
-        (None, GenerationStatus.UNKNOWN),
-    ],
-)
-def test_status_normalisation(raw: object, status: GenerationStatus) -> None:
-    assert normalize_status(raw) is status
-    assert status.is_terminal == (
-        status in {GenerationStatus.SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
-    )
-
-
-LAYOUTS = [
-    (
-        "flat",
-        {"request_id": "r1", "status": "success", "generation_id": "g1", "video_url": "https://s/v.mp4"},
-        ("g1", "https://s/v.mp4", None),
-    ),
-    (
-        "outcome-fields",
-        {"request_id": "r1", "status": "success", "outcome": {"generation_id": "g1", "video_url": "https://s/v.mp4"}},
-        ("g1", "https://s/v.mp4", None),
-    ),
-    (
-        "outcome-media-urls-with-exr",
-        {
-            "request_id": "r1",
-            "status": "success",
-            "outcome": {
-                "generation_id": "g1",
-                "media_urls": [{"id": "m1", "url": "https://s/v.mp4"}, {"url": "https://s/v.exr?X-Amz=1"}],
-            },
-        },
-        ("g1", "https://s/v.mp4", "https://s/v.exr?X-Amz=1"),
-    ),
-    (
-        "outcome-url-fallback",
-        {"request_id": "r1", "status": "success", "outcome": {"id": "g1", "url": "https://s/v.mp4"}},
-        ("g1", "https://s/v.mp4", None),
-    ),
-    ("queued-no-outcome", {"request_id": "r1", "status": "queued", "outcome": None}, (None, None, None)),
-]
-
-
-@pytest.mark.parametrize(("body", "expected"), [(b, e) for _, b, e in LAYOUTS], ids=[i for i, _, _ in LAYOUTS])
-def test_parse_generation_finds_results_wherever_they_are(body: dict[str, Any], expected: tuple[Any, ...]) -> None:
-    generation = parse_generation(body)
-    assert (generation.generation_id, generation.video_url, generation.exr_url) == expected
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ({"request_id": "r", "status": "failed", "error": "boom"}, "boom"),
-        ({"request_id": "r", "status": "failed", "detail": "bad prompt"}, "bad prompt"),
-        ({"request_id": "r", "status": "failed", "outcome": {"error": "upstream"}}, "upstream"),
-        (
-            {"request_id": "r", "status": "failed", "failure_reason": "moderated", "failure_code": "content_moderated"},
-            "moderated",
-        ),
-        ({"request_id": "r", "status": "failed"}, None),
-    ],
-)
-def test_parse_generation_failure_text(body: dict[str, Any], message: str | None) -> None:
-    assert parse_generation(body).error == message
-
-
-def test_parse_generation_keeps_unknown_fields_and_uses_asked_id() -> None:
-    generation = parse_generation({"status": "processing", "qworker_id": "w7"}, request_id="asked")
-    assert generation.request_id == "asked"
-    assert generation.model_extra == {"qworker_id": "w7"}
-
-
-@pytest.mark.parametrize("body", [[], "text", None, {"status": "queued"}])
-def test_parse_generation_rejects_unusable_bodies(body: object) -> None:
-    with pytest.raises(ValueError):
-        parse_generation(body)
+    est = estimate(request)
+    assert (est.cost, est.cost_usd, est.blocks, est.source) == (Decimal(usd), float(usd), blocks, "built-in")

@@ -3,7 +3,13 @@
 Airflow-free: where the bytes go is a :class:`Sink`; the Airflow side (``ObjectStoragePath``, temporary names,
 rename on completion) is :mod:`airflow_provider_luma._storage`.
 
-* Transport: the API calls go through httpx (:mod:`airflow_provider_luma.client`), but the media bytes go through
+* What is opened: a media URL comes from a response body, so it is untrusted. Only ``https`` URLs are opened
+  (``http`` only to a loopback host, where the bundled simulator runs); :func:`check_media_url` is applied when a
+  body is parsed *and* again here, and the opener has no ``file:``, ``ftp:`` or ``data:`` handler and refuses
+  redirects that leave the allow-list. Without this a hostile or broken response naming ``file:///etc/...``
+  would copy a worker's local file into the user's bucket.
+
+* Transport: the API calls go through httpx (:mod:`airflow_provider_luma.core.http`), but the media bytes go through
   the standard library's ``urllib.request`` (proxies from the environment, redirects and TLS included) into one
   reused 1 MiB buffer (see :func:`_body_reader`). httpx reads a socket 64 KiB at a time and copies each piece
   several times: on a 512 MiB file it ran at 27 % of a raw loopback copy; this path runs at over 80 %
@@ -25,6 +31,7 @@ carrying two kinds of authentication).
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import logging
 import time
 import urllib.error
@@ -32,9 +39,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 from airflow_provider_luma import __version__
-from airflow_provider_luma.exceptions import LumaDownloadError, LumaMediaURLExpired
+from airflow_provider_luma.core.errors import LumaDownloadError, LumaMediaURLExpired
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +94,58 @@ class DownloadStats:
         return self.size / self.seconds if self.seconds > 0 else float("inf")
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and any address in 127.0.0.0/8 or ``::1``."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def media_url_problem(url: object) -> str | None:
+    """Why a media URL must not be opened (``None`` when it may): https only, http only to a loopback host."""
+    if not isinstance(url, str) or not url:
+        return "it is empty"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "it is not a URL"
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and is_loopback_host(host):
+        return None
+    scheme = parts.scheme or "no scheme"
+    return f"its scheme is {scheme!r} to host {host or '(none)'!r}; only https (http to a loopback host) is opened"
+
+
+class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to URLs that pass :func:`media_url_problem` (urllib would follow one to ftp)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        problem = media_url_problem(newurl)
+        if problem:
+            raise LumaDownloadError(f"storage redirected to a URL that is not opened: {problem}", transient=False)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def media_client() -> urllib.request.OpenerDirector:
-    """An opener for presigned media URLs: no API key, redirects followed, proxies from the environment."""
-    opener = urllib.request.build_opener()
+    """An opener for presigned media URLs: http(s) handlers only, checked redirects, proxies from the environment,
+    no API key."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _AllowListRedirects(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
     opener.addheaders = [("User-Agent", USER_AGENT)]
     return opener
 
@@ -157,6 +214,9 @@ def _stream_once(
     client: urllib.request.OpenerDirector, url: str, sink: Sink, label: str, logger: LogLike, timeout: float
 ) -> int:
     """One GET of ``url`` into a fresh temporary file, committed only when complete."""
+    problem = media_url_problem(url)
+    if problem:
+        raise LumaDownloadError(f"{label}: the service gave a media URL that is not opened: {problem}", transient=False)
     try:
         response = client.open(urllib.request.Request(url), timeout=timeout)
     except urllib.error.HTTPError as exc:

@@ -1,10 +1,11 @@
-"""Airflow-free HTTP client for GMI Cloud's request queue, as sync and async twins over httpx.
+"""Airflow-free HTTP client for Luma renders, as sync and async twins over httpx, generic over a wire format.
 
 ``LumaClient`` (worker) and ``AsyncLumaClient`` (triggerer) share everything but ``await``: requests are built
-by :func:`~airflow_provider_luma._wire.build_submit` / ``build_get`` / ``build_list_models``, every response goes
-through :func:`~airflow_provider_luma._wire.decode_response`, and retry decisions come from
-:mod:`airflow_provider_luma._retry` through :class:`_Attempts`. The API key lives only in the ``Authorization``
-header; it is never logged and is scrubbed from any server text that ends up in an exception.
+by the backend module (:mod:`airflow_provider_luma.core.backends.gmi`: ``build_submit`` / ``build_get`` /
+``build_list_models``), every response goes through its ``decode_response`` and ``to_job``, and retry
+decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The API key lives only in
+the ``Authorization`` header; it is never logged and is scrubbed from any server text that ends up in an
+exception.
 """
 
 from __future__ import annotations
@@ -12,33 +13,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from airflow_provider_luma import __version__
-from airflow_provider_luma._retry import Outcome, RetryPolicy, next_delay
-from airflow_provider_luma._wire import (
-    Call,
-    build_get,
-    build_list_models,
-    build_submit,
-    decode_response,
-    error_for_response,
-    model_ids,
-    scrub,
-    to_generation,
-)
-from airflow_provider_luma.exceptions import (
+from airflow_provider_luma.core.backends import Backend, backend_named
+from airflow_provider_luma.core.backends.gmi import Call, scrub
+from airflow_provider_luma.core.errors import (
     LumaConnectionError,
     LumaError,
     LumaRateLimitError,
     LumaSubmissionOutcomeUnknown,
     LumaTimeoutError,
 )
-from airflow_provider_luma.models import Generation, VideoRequest
+from airflow_provider_luma.core.jobs import Job
+from airflow_provider_luma.core.retry import Outcome, RetryPolicy, next_delay
+from airflow_provider_luma.core.specs.base import RenderSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +50,12 @@ class ClientSettings:
     timeout: float = 60.0
     connect_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    backend: str = "gmi"
+
+    @property
+    def wire(self) -> Backend:
+        """The wire-format module of :attr:`backend`."""
+        return backend_named(self.backend)
 
     def headers(self) -> dict[str, str]:
         """Request headers: bearer auth, optional organization, provider User-Agent."""
@@ -113,14 +112,14 @@ class _Attempts:
         self.count += 1
         if response.status_code < 400:
             return None
-        error = error_for_response(response, self.call, self.settings.api_key)
+        error = self.settings.wire.error_for_response(response, self.call, self.settings.api_key)
         retry_after = error.retry_after if isinstance(error, LumaRateLimitError) else None
         delay = next_delay(self.settings.retry, self.call.kind, response.status_code, self.count, retry_after)
         if delay is None:
             if self.call.kind == "submit" and response.status_code >= 500:
                 raise LumaSubmissionOutcomeUnknown(
-                    f"POST /requests answered {error}. The service may still have accepted the render; "
-                    "it is not resent automatically so it cannot be bought twice."
+                    f"{self.call.method} {self.call.path} answered {error}. The service may still have accepted the "
+                    "render; it is not resent automatically so it cannot be bought twice."
                 ) from error
             return None  # decode_response raises the mapped error
         what = f"{error.kind} limit" if isinstance(error, LumaRateLimitError) else f"HTTP {response.status_code}"
@@ -140,8 +139,8 @@ class _Attempts:
         if delay is None:
             if self.call.kind == "submit" and outcome == "lost":
                 raise LumaSubmissionOutcomeUnknown(
-                    f"POST /requests was sent but no answer arrived ({detail}). The service may have accepted "
-                    "the render; it is not resent automatically so it cannot be bought twice."
+                    f"{self.call.method} {self.call.path} was sent but no answer arrived ({detail}). The service may "
+                    "have accepted the render; it is not resent automatically so it cannot be bought twice."
                 ) from None
             cls = LumaTimeoutError if isinstance(exc, httpx.TimeoutException) else LumaConnectionError
             raise cls(f"{self.call.method} {self.call.path} failed after {self.count} attempt(s): {detail}") from None
@@ -150,6 +149,17 @@ class _Attempts:
             self.call.method, self.call.path, detail, delay, self.count + 1, self.settings.retry.max_attempts,
         )  # fmt: skip
         return delay
+
+
+def _stream_headers(call: Call) -> dict[str, str]:
+    assert call.stream is not None
+    return {"Content-Type": "application/json", "Content-Length": str(call.stream.length)}
+
+
+async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    # File reads are short (1 MiB) and this path is for the rare async submit; no thread hop needed.
+    for chunk in chunks:
+        yield chunk
 
 
 # -- the twins -------------------------------------------------------------------------------------------
@@ -171,6 +181,7 @@ class LumaClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
+        self._wire = settings.wire
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
@@ -181,29 +192,34 @@ class LumaClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = self._http.request(call.method, call.path, json=call.json)
+                if call.stream is None:
+                    response = self._http.request(call.method, call.path, json=call.json)
+                else:
+                    response = self._http.request(
+                        call.method, call.path, content=call.stream.chunks(), headers=_stream_headers(call)
+                    )
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return decode_response(response, call, self.settings.api_key)
+                    return self._wire.decode_response(response, call, self.settings.api_key)
                 delay = retry_in
             self._sleep(delay)
 
-    def submit(self, request: VideoRequest) -> Generation:
+    def submit(self, spec: RenderSpec) -> Job:
         """Create a render. Retries only when the request provably was not accepted."""
-        call = build_submit(request)
-        return to_generation(self._send(call), call)
+        call = self._wire.build_submit(spec)
+        return self._wire.to_job(self._send(call), call)
 
-    def get_generation(self, request_id: str) -> Generation:
-        """Read the current state of a request (retries transient failures)."""
-        call = build_get(request_id)
-        return to_generation(self._send(call), call)
+    def get_generation(self, request_id: str, model: str | None = None) -> Job:
+        """Read the current state of a render (retries transient failures)."""
+        call = self._wire.build_get(request_id, model)
+        return self._wire.to_job(self._send(call), call)
 
     def list_models(self) -> list[str]:
         """Model ids visible to this key."""
-        return model_ids(self._send(build_list_models()))
+        return self._wire.model_ids(self._send(self._wire.build_list_models()))
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -228,6 +244,7 @@ class AsyncLumaClient:
         max_connections: int = 64,
     ) -> None:
         self.settings = settings
+        self._wire = settings.wire
         self._sleep = sleep
         # Requests beyond the pool size wait here, not in httpcore's pool queue: httpcore rescans its whole queue
         # on every request, which is quadratic when thousands of triggers poll at once (5,000 polls at the same
@@ -244,29 +261,34 @@ class AsyncLumaClient:
         while True:
             try:
                 async with self._slots:
-                    response = await self._http.request(call.method, call.path, json=call.json)
+                    if call.stream is None:
+                        response = await self._http.request(call.method, call.path, json=call.json)
+                    else:
+                        response = await self._http.request(
+                            call.method, call.path, content=_aiter(call.stream.chunks()), headers=_stream_headers(call)
+                        )
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return decode_response(response, call, self.settings.api_key)
+                    return self._wire.decode_response(response, call, self.settings.api_key)
                 delay = retry_in
             await self._sleep(delay)
 
-    async def asubmit(self, request: VideoRequest) -> Generation:
+    async def asubmit(self, spec: RenderSpec) -> Job:
         """Async :meth:`LumaClient.submit`."""
-        call = build_submit(request)
-        return to_generation(await self._asend(call), call)
+        call = self._wire.build_submit(spec)
+        return self._wire.to_job(await self._asend(call), call)
 
-    async def aget_generation(self, request_id: str) -> Generation:
+    async def aget_generation(self, request_id: str, model: str | None = None) -> Job:
         """Async :meth:`LumaClient.get_generation`."""
-        call = build_get(request_id)
-        return to_generation(await self._asend(call), call)
+        call = self._wire.build_get(request_id, model)
+        return self._wire.to_job(await self._asend(call), call)
 
     async def alist_models(self) -> list[str]:
         """Async :meth:`LumaClient.list_models`."""
-        return model_ids(await self._asend(build_list_models()))
+        return self._wire.model_ids(await self._asend(self._wire.build_list_models()))
 
     @property
     def is_closed(self) -> bool:
@@ -291,9 +313,5 @@ __all__ = [
     "ClientSettings",
     "LumaClient",
     "LumaError",
-    "build_get",
-    "build_list_models",
-    "build_submit",
-    "decode_response",
     "normalize_base_url",
 ]

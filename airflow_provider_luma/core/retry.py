@@ -8,7 +8,7 @@ Two kinds of call, two rules:
 * **submit** (``POST /requests``): costs money. Retry only when the request provably was not accepted: the
   connection was never made (connect error / connect timeout / pool timeout) or the server said 429.
   Anything else after the body was sent (read timeout, dropped connection, 5xx) is *ambiguous*: the client raises
-  :class:`~airflow_provider_luma.exceptions.LumaSubmissionOutcomeUnknown` instead of buying a second render.
+  :class:`~airflow_provider_luma.core.errors.LumaSubmissionOutcomeUnknown` instead of buying a second render.
 """
 
 from __future__ import annotations

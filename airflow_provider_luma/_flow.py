@@ -1,0 +1,279 @@
+"""The worker-side flow of one render: validate, submit at most once, wait, and finish.
+
+Imported lazily by the operators (never at DAG-parse time), and it never imports them: it reads a
+:class:`~airflow_provider_luma._plan.RenderPlan` and uses the task only to log, defer and set its link. Durable
+state lives in Airflow 3.3's ``context["task_state_store"]`` under ``luma_render`` (:mod:`._state`), which
+survives retries of the same task instance:
+
+* ``phase="submitting"`` is written right before the create request leaves (after the connection and its key were
+  found: a failure that sent nothing never looks like a possible charge); ``phase="submitted"`` with the
+  ``request_id`` once it is accepted; with ``output_path``, ``phase="rendered"`` once the render is done but its
+  files are not stored yet; ``phase="succeeded"`` when everything is done.
+* A later try reads it: an in-flight request is re-attached (no POST), a succeeded one is returned (no POST, when
+  ``reuse_existing``), a ``rendered`` one is always finished (its download failed), a failed one is resubmitted,
+  and a ``submitting`` record without a request id is an ambiguous submission that fails loudly instead of
+  silently buying a second render.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_luma._finish import Finisher
+from airflow_provider_luma._plan import RenderPlan, build_plan
+from airflow_provider_luma._state import StateStore, context_get, fail_or_retry
+from airflow_provider_luma._storage import probe_writable
+from airflow_provider_luma.core.errors import (
+    LumaBudgetExceeded,
+    LumaError,
+    LumaNotFoundError,
+    LumaRateLimitError,
+    LumaSubmissionOutcomeUnknown,
+    LumaValidationError,
+    failure_prefix,
+    poll_should_stop,
+)
+from airflow_provider_luma.core.jobs import Job, JobStatus
+from airflow_provider_luma.core.pricing import Estimate, check_budget, estimate
+from airflow_provider_luma.core.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow_provider_luma.operators._base import LumaRenderOperator
+
+__all__ = ["MAX_RATE_LIMIT_WAITS", "WORKER_RETRY", "RenderRun"]
+
+# In a worker, sleep through short Retry-After waits only; a longer one (the concurrency limit says 60 s) is
+# waited out in the triggerer so the slot is free meanwhile.
+WORKER_RETRY = RetryPolicy(retry_after_cap=15.0)
+MAX_RATE_LIMIT_WAITS = 120
+
+
+class RenderRun(Finisher):
+    """One execution (or resumption) of a Luma render operator."""
+
+    def __init__(self, operator: LumaRenderOperator, context: Any) -> None:
+        self.op, self.context, self.log = operator, context, operator.log
+        self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
+        try:
+            self.plan: RenderPlan = build_plan(operator, context)
+        except LumaValidationError as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
+        self.spec = self.plan.spec
+        self.state = StateStore(context, self.spec, self.backend)
+
+    @cached_property
+    def hook(self) -> Any:
+        from airflow_provider_luma.hooks import LumaHook
+
+        return LumaHook(self.op.luma_conn_id, retry_policy=WORKER_RETRY)
+
+    @property
+    def backend(self) -> str:
+        """The wire format renders are bought on (only GMI's queue today)."""
+        return "gmi"
+
+    @cached_property
+    def estimate(self) -> Estimate:
+        """The price estimate, with the connection's own prices when it has them."""
+        try:
+            table = self.hook.price_table()
+        except LumaError as exc:
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        return estimate(self.spec, table, self.plan.source)
+
+    # -- execute() -------------------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """Validate, resume or submit, then wait (deferring or polling)."""
+        s = self.spec
+        chained = f" from generation {', '.join(s.source_generation_ids)}" if s.source_generation_ids else ""
+        self.log.info(
+            "Luma %s %s render%s: %s, estimated cost %s",
+            s.MODEL_ID, s.mode, chained, s.describe(), self.estimate.describe(),
+        )  # fmt: skip
+        if self.plan.output is not None and self.waits_so_far == 0:  # probed once; not again after each 429 wait
+            try:
+                probe_writable(self.plan.output)  # a storage problem must show before the spend, not after
+            except LumaValidationError as exc:
+                raise AirflowFailException(str(exc)) from None
+        job = self._resume() or self._submit()
+        self._push_cost()
+        if job.is_terminal:
+            return self.finish_job(job)
+        return self._wait(job.request_id)
+
+    def _resume(self) -> Job | None:
+        record = self.state.get()
+        if not record:
+            return None
+        if not self.state.matches(record):
+            self.log.info("Stored Luma request was for different parameters; submitting a new render")
+            return None
+        request_id = record.get("request_id")
+        if record.get("phase") == "submitting" and not request_id:
+            return self._ambiguous(record)
+        if not request_id:
+            return None
+        try:
+            job: Job = self.hook.get_generation(str(request_id), self.spec.MODEL_ID)
+        except LumaNotFoundError:
+            self.log.warning("Stored Luma request %s is unknown to the service; submitting anew", request_id)
+            return None
+        except LumaError as exc:
+            raise fail_or_retry(exc, f"Could not check stored Luma request {request_id}: {exc}") from None
+        if job.status is JobStatus.SUCCESS:
+            if record.get("phase") != "succeeded":
+                # The try that paid for it never finished (deadline event, worker death, failed download):
+                # finishing it is not a "fresh take", whatever reuse_existing says.
+                self.log.info("Luma request %s already rendered; finishing it now (no new render)", request_id)
+                return job
+            if self.op.reuse_existing:
+                self.log.info("Luma request %s already succeeded; reusing it (no new render is paid)", request_id)
+                return job
+            self.log.info("Luma request %s already succeeded but reuse_existing=False; rendering again", request_id)
+            return None
+        if job.is_terminal:
+            self.log.info("Previous Luma request %s ended %s; submitting a fresh render", request_id, job.status)
+            return None
+        self.log.info("Re-attaching to Luma request %s (%s); no new render is submitted", request_id, job.status)
+        return job
+
+    def _push_cost(self) -> None:
+        """Publish the estimate as soon as a render is ours, so a cost report counts it even if the task fails."""
+        ti = context_get(self.context, "ti")
+        if ti is None:
+            return
+        try:
+            ti.xcom_push(key="estimated_cost_usd", value=self.estimate.cost_usd)
+        except Exception as exc:  # noqa: BLE001 - reporting must not fail a render that is already paid for
+            self.log.warning("Could not push estimated_cost_usd to XCom early (%s)", exc)
+
+    def _ambiguous(self, record: dict[str, Any]) -> Job | None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
+        message = (
+            f"A previous try sent a Luma create request at {when} but never learned its request id (the answer "
+            "was lost). That render may exist and be billed. Check the GMI console; to accept the risk of paying "
+            "twice, set resubmit_unknown=True on this task and clear it."
+        )
+        if not self.op.resubmit_unknown:
+            self.log.error(message)
+            raise AirflowFailException(message)
+        self.log.warning("%s resubmit_unknown=True: submitting a new render.", message)
+        return None
+
+    def _submit(self) -> Job:
+        # The cap guards new spend only: re-attaching to (or reusing) a render already paid for costs nothing, so
+        # a lowered cap never orphans one. A fresh task instance has no record, so this runs before any request.
+        try:
+            check_budget(self.spec, self.estimate, self.plan.max_cost)
+        except LumaBudgetExceeded as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
+        try:
+            client = self.hook.client  # connection and key first: a failure here has sent nothing
+        except LumaError as exc:
+            raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
+        while True:
+            self.state.set(phase="submitting", attempted_at=time.time(), request_id=None)
+            try:
+                job: Job = client.submit(self.spec)
+            except LumaSubmissionOutcomeUnknown as exc:
+                self.log.error("%s", exc)
+                raise AirflowFailException(str(exc)) from None
+            except LumaError as exc:
+                # Provably not accepted: forget the attempt so a retry submits cleanly.
+                self.state.set(phase="rejected", attempted_at=time.time(), request_id=None)
+                if not isinstance(exc, LumaRateLimitError) or self.waits_so_far >= MAX_RATE_LIMIT_WAITS:
+                    raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
+                self._wait_for_capacity(exc)
+                continue
+            self.state.set(phase="submitted", attempted_at=time.time(), request_id=job.request_id)
+            self.log.info("Submitted Luma request %s (status %s)", job.request_id, job.raw_status or "-")
+            return job
+
+    def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
+        """Wait out a rate limit: deferred in the triggerer (no worker slot), or asleep when not deferrable."""
+        import random
+
+        self.waits_so_far += 1
+        # Jitter spreads a fan-out's resubmissions so they do not all hit the limit again together.
+        delay = (exc.retry_after or 30.0) * random.uniform(1.0, 1.2)
+        what = "concurrent-jobs limit" if exc.kind == "concurrency" else "requests-per-minute limit"
+        where = "in the triggerer (no worker slot held)" if self.op.deferrable else "in the worker (deferrable=False)"
+        self.log.warning(
+            "Luma %s reached (%s): waiting %.0f s %s, then submitting again (wait %d of at most %d). "
+            "Size an Airflow pool to your account's concurrency to avoid this.",
+            what, exc.message, delay, where, self.waits_so_far, MAX_RATE_LIMIT_WAITS,
+        )  # fmt: skip
+        if not self.op.deferrable:
+            time.sleep(delay)
+            return
+        import pendulum
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        self.op.defer(
+            trigger=DateTimeTrigger(moment=pendulum.now("UTC").add(seconds=delay)),
+            method_name="execute_after_rate_limit",
+            kwargs={"rate_limit_waits": self.waits_so_far},
+            timeout=timedelta(seconds=delay + 300),
+        )
+
+    def _wait(self, request_id: str) -> dict[str, Any]:
+        from airflow_provider_luma.core.schedule import first_poll_delay
+        from airflow_provider_luma.triggers import LumaGenerationTrigger
+
+        now = time.time()
+        budget = float(self.op.timeout)
+        if self.op.execution_timeout is not None:
+            # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
+            budget = min(budget, self.op.execution_timeout.total_seconds())
+        deadline = now + budget
+        if not self.op.deferrable:
+            return self._poll_in_worker(request_id, deadline)
+        # The first poll waits for a fraction of the render's expected time; see core/schedule.py.
+        expected = self.spec.expected_seconds(self.plan.source)
+        trigger = LumaGenerationTrigger(
+            request_id=request_id,
+            deadline=deadline,
+            luma_conn_id=self.op.luma_conn_id,
+            poll_interval=self.op.poll_interval,
+            first_poll_at=now + first_poll_delay(expected, self.op.poll_interval),
+            submitted_at=now,
+            expected_seconds=expected,
+            backend=self.backend,
+            model=self.spec.MODEL_ID,
+        )
+        # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
+        backstop = timedelta(seconds=budget + max(60.0, 3 * self.op.poll_interval))
+        self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
+        self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def _poll_in_worker(self, request_id: str, deadline: float) -> dict[str, Any]:
+        from airflow_provider_luma._results import job_event
+
+        last: JobStatus | None = None
+        started = time.time()
+        while time.time() < deadline:
+            try:
+                job: Job = self.hook.get_generation(request_id, self.spec.MODEL_ID)
+            except LumaError as exc:
+                if poll_should_stop(exc):
+                    raise fail_or_retry(exc) from None
+                self.log.warning("Luma request %s: status check failed (%s); still polling", request_id, exc)
+            else:
+                if job.status != last:
+                    self.log.info("Luma request %s: %s after %.0f s", request_id, job.status, time.time() - started)
+                    last = job.status
+                if job.is_terminal:
+                    return self.complete(dict(job_event(job, elapsed=time.time() - started)))
+            time.sleep(max(0.0, min(self.op.poll_interval, deadline - time.time())))
+        raise AirflowException(
+            f"Luma request {request_id} did not finish before the deadline; the render may still finish and is "
+            "billed. A retry of this task re-attaches to it."
+        )

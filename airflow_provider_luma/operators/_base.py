@@ -1,0 +1,168 @@
+"""The shared render operator, the "Luma video" link and the asset-alias helper.
+
+Importing this is what a DAG file does at parse time, so it imports only ``airflow.sdk``: the worker flow, the
+specs, the hook and the trigger are imported inside methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
+
+    from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
+
+DEFAULT_ASSET_ALIAS = "luma_videos"
+"""Stored files are announced as Asset events through ``AssetAlias("luma_videos")`` unless ``asset_alias`` says
+otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
+
+COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd")
+
+
+class LumaVideoLink(BaseOperatorLink):
+    """ "Luma video" button: the stored copy when a browser can open it (S3/GCS console, http), else the presigned URL.
+
+    The worker computes the value when the task finishes and Airflow stores it as XCom ``_link_LumaVideoLink``; the
+    UI reads that XCom. A presigned URL expires about an hour after the task finished.
+    """
+
+    name = "Luma video"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """The link computed by the task that just ran (empty while deferred or after a failure)."""
+        return str(getattr(operator, "luma_video_link", None) or "")
+
+
+def add_alias(kwargs: dict[str, Any], output_path: Any, alias: str | None) -> None:
+    """Add the asset alias that stored files are announced through to the task's outlets (declared at parse time,
+    so the DAG graph shows it)."""
+    if output_path is None or not alias:
+        return
+    outlets = kwargs.get("outlets")
+    current = [] if outlets is None else list(outlets) if isinstance(outlets, list | tuple) else [outlets]
+    if not any(isinstance(o, AssetAlias) and o.name == alias for o in current):
+        kwargs["outlets"] = [*current, AssetAlias(alias)]
+
+
+class LumaRenderOperator(BaseOperator):
+    """Base of every operator that buys a render: connection, polling, deadline, durability, storage, budget.
+
+    Subclasses set :attr:`MODEL_ID`, list their own parameters in :attr:`PARAMS` (all templated, with
+    the common ones below) and map them onto the model's payload in :meth:`spec_params`. Literal (untemplated)
+    values are validated when the DAG is parsed; templated ones after templating, before any request.
+
+    :param luma_conn_id: Airflow connection (type ``luma``) holding the API key.
+    :param poll_interval: seconds between status checks (default 10).
+    :param timeout: render deadline in seconds (default 3600); the trigger sends a ``timeout`` event then. An
+        ``execution_timeout``, if shorter, becomes the deadline (Airflow 3.3 does not enforce it while deferred).
+    :param deferrable: wait in the triggerer without holding a worker slot (default True); ``False`` polls in
+        the worker, for deployments without a triggerer.
+    :param reuse_existing: when this task instance already rendered successfully (e.g. it was cleared after
+        success), return that render instead of paying for a new one (default True). In-flight renders are always
+        re-attached and failed ones always resubmitted, whatever this says.
+    :param resubmit_unknown: when an earlier try sent a create request whose answer was lost, submit again
+        anyway (risking a second charge) instead of failing (default False).
+    :param output_path: where to store the finished MP4 (and EXR): an absolute local path or an
+        ``ObjectStoragePath`` URI (``file:///…``, ``s3://conn_id@bucket/key``). Ending in ``.mp4`` or ``.{ext}``
+        it is a file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``,
+        ``{run_id}``, ``{map_index}``, ``{mode}``, ``{ext}``; otherwise a folder (files named
+        ``{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+    :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
+        ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
+    :param max_cost_usd: fail (without retries, before any request) when the estimated cost is above this many
+        US dollars, or unknown (edit and reframe have no published price: supply one in the connection).
+    """
+
+    MODEL_ID: ClassVar[str]
+    PARAMS: ClassVar[tuple[str, ...]] = ()
+    template_fields: Sequence[str] = COMMON_TEMPLATE_FIELDS
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "md"}
+    ui_color = "#e8dcff"
+    operator_extra_links = (LumaVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        luma_conn_id: str = "luma_default",
+        poll_interval: float = 10.0,
+        timeout: float = 3600.0,
+        deferrable: bool = True,
+        reuse_existing: bool = True,
+        resubmit_unknown: bool = False,
+        output_path: Any = None,
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        max_cost_usd: float | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        add_alias(kwargs, output_path, asset_alias)
+        # A mapped task is built from its expanded values at run time: those are checked in execute(), where a
+        # broken rule fails the task without retries instead of raising from the constructor.
+        self._check_at_parse = not kwargs.get("_airflow_from_mapped", False)
+        super().__init__(**kwargs)
+        self.luma_conn_id = luma_conn_id
+        self.poll_interval = float(poll_interval)
+        self.timeout = float(timeout)
+        self.deferrable = deferrable
+        self.reuse_existing = reuse_existing
+        self.resubmit_unknown = resubmit_unknown
+        self.output_path = output_path
+        self.asset_alias = asset_alias
+        self.max_cost_usd = max_cost_usd
+        self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every parameter a subclass accepts is templated: a sibling must never take a value it cannot render.
+        cls.template_fields = (*cls.PARAMS, *COMMON_TEMPLATE_FIELDS)
+
+    def check_literal_params(self) -> None:
+        """Validate literal parameters at DAG-parse time (call at the end of a subclass ``__init__``).
+
+        :raises LumaValidationError: the rule the literal values break; the DAG file fails to import with it.
+        """
+        if not self._check_at_parse:
+            return
+        from airflow_provider_luma._plan import check_literals
+
+        check_literals(self.MODEL_ID, self.spec_params())
+
+    def spec_params(self) -> dict[str, Any]:
+        """The (rendered) payload parameters; ``None`` means "not set"."""
+        return {name: getattr(self, name) for name in self.PARAMS}
+
+    def build_spec(self, params: dict[str, Any], source: SourceFacts) -> RenderSpec:
+        """The model's strict request from the rendered parameters.
+
+        :raises LumaValidationError: one line per broken rule.
+        """
+        from airflow_provider_luma.core.specs import SPECS
+
+        return SPECS[self.MODEL_ID].validate_params(params, source)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, then re-attach to this task's earlier render or submit one, then defer (or poll)."""
+        from airflow_provider_luma._flow import RenderRun
+
+        return RenderRun(self, context).start()
+
+    def execute_after_rate_limit(
+        self, context: Context, event: Any = None, rate_limit_waits: int = 0, **_: Any
+    ) -> dict[str, Any]:
+        """Resume after waiting out a 429 in the triggerer: submit again (or re-attach, if a try already did)."""
+        from airflow_provider_luma._flow import RenderRun
+
+        run = RenderRun(self, context)
+        run.waits_so_far = rate_limit_waits
+        return run.start()
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Resume after the trigger fired: return the result or raise with the server's reason."""
+        from airflow_provider_luma._flow import RenderRun
+
+        return RenderRun(self, context).complete(event)

@@ -1,0 +1,62 @@
+"""``LumaDownloadVideoOperator``: store the files of a render made earlier (another run, another DAG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_luma.operators._base import DEFAULT_ASSET_ALIAS, LumaVideoLink, add_alias
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class LumaDownloadVideoOperator(BaseOperator):
+    """Store the MP4 (and EXR) of a render that finished earlier, e.g. in another DAG run or task.
+
+    Fresh presigned URLs are fetched from the request first, so it works long after the render's own URLs
+    expired (for as long as the service keeps the generation).
+
+    :param request_id: the queue request id, typically ``render.output["request_id"]``. GMI's queue documents
+        no lookup by generation id, so a request id is required.
+    :param output_path: folder or file name pattern, as for :class:`LumaGenerateVideoOperator` (required).
+    :param generation_id: optional check: fail if the request holds a different generation.
+    :param luma_conn_id: Airflow connection (type ``luma``).
+    :param asset_alias: Asset events for the stored files go through ``AssetAlias(asset_alias)`` (default
+        ``"luma_videos"``; ``None`` emits none).
+
+    Returns (and pushes as XCom keys) ``generation_id``, ``request_id``, ``video_path``, ``exr_path``,
+    ``video_url``, ``exr_url``.
+    """
+
+    template_fields: Sequence[str] = ("request_id", "generation_id", "output_path", "luma_conn_id")
+    ui_color = "#e8dcff"
+    operator_extra_links = (LumaVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        output_path: Any,
+        generation_id: str | None = None,
+        luma_conn_id: str = "luma_default",
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        add_alias(kwargs, output_path, asset_alias)
+        super().__init__(**kwargs)
+        self.request_id = request_id
+        self.output_path = output_path
+        self.generation_id = generation_id
+        self.luma_conn_id = luma_conn_id
+        self.asset_alias = asset_alias
+        self.luma_video_link: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Look the request up, download its files to ``output_path`` and emit Asset events."""
+        from airflow_provider_luma._deliver import download_existing
+
+        return download_existing(self, context)
