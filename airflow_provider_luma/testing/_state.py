@@ -236,7 +236,7 @@ class LumaSimulator:
             if now > expiry:
                 raise StorageError(403, "AccessDenied", "Request has expired")
             generation_id, _, ext = filename.rpartition(".")
-            job = self._jobs.get(self._by_generation.get(generation_id, ""))
+            job = self._job_of(generation_id)
             if job is None or job.status_at(now) != "success" or ext not in ("mp4", "exr"):
                 raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
             if ext == "exr":
