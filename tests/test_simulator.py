@@ -157,7 +157,8 @@ def test_invalid_payload_gets_400_naming_the_field(
     [
         ({"model": "luma-ray-2", "payload": {"prompt": "x"}}, "Unknown model: luma-ray-2"),
         ({"payload": {"prompt": "x"}}, "Unknown model: (missing)"),
-        ({"model": "luma-ray-3-2-edit", "payload": {"prompt": "x"}}, "Unknown model: luma-ray-3-2-edit"),
+        ({"model": "luma-ray-3-2-upscale", "payload": {"prompt": "x"}}, "Unknown model: luma-ray-3-2-upscale"),
+        ({"model": ["luma-ray-3-2-edit"], "payload": {"prompt": "x"}}, "Unknown model: ['luma-ray-3-2-edit']"),
         ({"model": MODEL, "payload": "a prompt"}, "payload must be a JSON object"),
         ([1, 2], "Request body must be a JSON object"),
     ],

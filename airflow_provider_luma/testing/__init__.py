@@ -1,4 +1,7 @@
-"""A local simulator of GMI Cloud's request queue for ``luma-ray-3-2-generate``, for tests and demos.
+"""A local simulator of GMI Cloud's request queue for the Luma Ray 3.2 family, for tests and demos.
+
+It serves ``luma-ray-3-2-generate``, ``luma-ray-3-2-edit`` and ``luma-ray-3-2-reframe`` and checks payloads with
+its own rule tables (``_rules``), never with the provider's models, so one wrong rule cannot pass on both sides.
 
 :class:`LumaSimulatorServer` serves a :class:`LumaSimulator` over real HTTP on ``127.0.0.1`` (stdlib only: no
 Airflow, httpx or web framework), so DAGs, hooks and triggers run against it exactly as against the real API::

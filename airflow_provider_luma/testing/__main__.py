@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_luma.testing",
-        description="Serve a local simulator of GMI Cloud's request queue for luma-ray-3-2-generate.",
+        description="Serve a local simulator of GMI Cloud's request queue for Luma Ray 3.2 (generate, edit, reframe).",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: 0, any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")

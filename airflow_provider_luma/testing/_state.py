@@ -12,16 +12,16 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
-from airflow_provider_luma.core.errors import LumaValidationError
-from airflow_provider_luma.core.specs.generate import MODEL_ID, VideoRequest
 from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, rate_limit_headers
 from airflow_provider_luma.testing._media import MediaBody, exr_body, mp4_body, sign, signature_ok
+from airflow_provider_luma.testing._rules import RULES
+from airflow_provider_luma.testing._sources import Plan, plan, render_seconds
 from airflow_provider_luma.testing._types import (
-    BASE_RENDER_SECONDS,
+    GENERATE_MODEL_ID,
     MODEL_IDS,
     QUEUED_FRACTION,
     RPM_WINDOW_SECONDS,
@@ -33,13 +33,17 @@ from airflow_provider_luma.testing._types import (
     SimulatorError,
     StorageError,
 )
+from airflow_provider_luma.testing._views import request_view
 
 
 class LumaSimulator:
-    """In-memory model of GMI's request queue for ``luma-ray-3-2-generate``; thread-safe, socket-free.
+    """In-memory model of GMI's request queue for the Ray 3.2 family; thread-safe, socket-free.
 
-    :class:`LumaSimulatorServer` puts it behind HTTP; tests can also drive and inspect it directly.
-    Not modelled: edit/reframe submits, cancellation, request listing, ``X-Organization-ID``, HDR access checks.
+    Serves ``luma-ray-3-2-generate``, ``-edit`` and ``-reframe``, validating payloads with its own rule tables
+    (:mod:`._rules`), never with the provider's models. :class:`LumaSimulatorServer` puts it behind HTTP; tests
+    can also drive and inspect it directly.
+    Not modelled: cancellation, request listing, ``X-Organization-ID``, HDR access checks, MP4 parsing of inline
+    ``source_data`` (it counts as a 5-s clip of unknown aspect ratio).
 
     :param clock: returns the current Unix time; inject a :class:`ManualClock` for deterministic tests.
     :param time_factor: multiplies the render-time table (0.01 makes a 60-s render take 0.6 s).
@@ -164,14 +168,17 @@ class LumaSimulator:
         """The body of ``GET /models``."""
         return {"model_ids": list(MODEL_IDS)}
 
-    def render_seconds_for(self, request: VideoRequest) -> float:
-        """How long ``request`` takes from submit to terminal with the current settings."""
-        cfg = self.config
-        if cfg.render_seconds is not None:
-            return cfg.render_seconds
-        seconds = BASE_RENDER_SECONDS[request.resolution] * (2 if request.duration == "10s" else 1)
-        seconds *= 3.0 if request.exr_export else 2.5 if request.hdr else 1.0
-        return seconds * cfg.time_factor
+    def render_seconds_for(self, payload: Mapping[str, Any], *, model: str = GENERATE_MODEL_ID) -> float:
+        """How long a request with this (valid) ``payload`` would take from submit to terminal, as of now.
+
+        An edit or reframe takes its duration from its source generation, so the answer depends on the state.
+
+        :raises KeyError: for a model the simulator does not serve.
+        """
+        with self._lock:
+            values = RULES[model].settle(payload)
+            outcome = plan(model, values, self._job_of, self._clock())
+            return render_seconds(values, outcome.duration, self._config)
 
     def submit(self, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
         """Handle the parsed body of ``POST /requests``; returns the response body and extra headers.
@@ -181,22 +188,25 @@ class LumaSimulator:
         if not isinstance(body, dict):
             raise SimulatorError(400, "Request body must be a JSON object with 'model' and 'payload'")
         model = body.get("model")
-        if model != MODEL_ID:
-            extra = f" (the simulator implements {MODEL_ID} only)" if model in MODEL_IDS else ""
-            raise SimulatorError(400, f"Unknown model: {model or '(missing)'}{extra}")
+        rules = RULES.get(model) if isinstance(model, str) else None
+        if rules is None:
+            raise SimulatorError(400, f"Unknown model: {model or '(missing)'} (one of {', '.join(MODEL_IDS)})")
         payload = body.get("payload")
         if not isinstance(payload, dict):
             raise SimulatorError(400, "payload must be a JSON object")
-        try:
-            request = VideoRequest.from_params(**payload)
-        except LumaValidationError as exc:
-            raise SimulatorError(400, str(exc)) from None
-        except TypeError as exc:  # a key that collides with from_params' own argument names
-            raise SimulatorError(400, f"Invalid payload: {exc}") from None
+        problems = rules.problems(payload)
+        if problems:
+            raise SimulatorError(400, "; ".join(problems))
+        values = rules.settle(payload)
         with self._lock:
             now = self._clock()
+            outcome = plan(rules.model_id, values, self._job_of, now)
+            if outcome.rejection:  # checked before the limits: a bad payload is a 400 whatever the load
+                raise SimulatorError(400, outcome.rejection)
             headers = self._check_limits(now)
-            job = self._create(payload, request, now)
+            job = self._create(
+                rules.model_id, payload, outcome, render_seconds(values, outcome.duration, self._config), now
+            )
             return self._view(job, now, root_url="", full=False), headers
 
     def get_request(self, request_id: str, *, root_url: str) -> dict[str, Any]:
@@ -226,11 +236,11 @@ class LumaSimulator:
             if now > expiry:
                 raise StorageError(403, "AccessDenied", "Request has expired")
             generation_id, _, ext = filename.rpartition(".")
-            job = self._jobs.get(self._by_generation.get(generation_id, ""))
+            job = self._job_of(generation_id)
             if job is None or job.status_at(now) != "success" or ext not in ("mp4", "exr"):
                 raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
             if ext == "exr":
-                if not job.request.exr_export:
+                if not job.exr_export:
                     raise StorageError(404, "NoSuchKey", "The specified key does not exist.")
                 return exr_body(), job.request_id
             return mp4_body(self._config.video_size_bytes), job.request_id
@@ -312,39 +322,34 @@ class LumaSimulator:
                 )
         return headers
 
-    def _create(self, payload: dict[str, Any], request: VideoRequest, now: float) -> Job:
-        render = self.render_seconds_for(request)
-        chained: list[str] = []
-        problems: list[str] = []
-        for name in ("start_frame_generation_id", "end_frame_generation_id"):
-            generation_id = getattr(request, name)
-            if generation_id is None:
-                continue
-            source = self._jobs.get(self._by_generation.get(generation_id, ""))
-            if source is None or source.status_at(now) != "success":
-                problems.append(f"{name} {generation_id!r} does not name a completed generation")
-            else:
-                chained.append(source.request_id)
+    def _job_of(self, generation_id: str) -> Job | None:
+        return self._jobs.get(self._by_generation.get(generation_id, ""))
+
+    def _create(self, model: str, payload: dict[str, Any], outcome: Plan, render: float, now: float) -> Job:
         failure: tuple[str, str] | None = None
         finishes_at = now + render
         injected = self._take(lambda f: f.kind == "fail_generation")
         # An injected failure states the test's intent, so it wins over a bad chain reference.
         if injected is not None:
             failure = (injected.reason or "Generation failed", injected.failure_code or "generation_failed")
-        elif problems:
+        elif outcome.failures:
             # The real service accepts the POST and fails the request asynchronously, once it is picked up.
-            failure = ("; ".join(problems), "invalid_request")
+            failure = ("; ".join(outcome.failures), "invalid_request")
             finishes_at = now + render * QUEUED_FRACTION
         job = Job(
             request_id=str(uuid.uuid4()),
+            model=model,
             payload=dict(payload),
-            request=request,
+            references=outcome.references,
             generation_id=str(uuid.uuid4()),
             created_at=now,
             started_at=now + render * QUEUED_FRACTION,
             finishes_at=finishes_at,
             failure=failure,
-            chained_from_request_ids=tuple(chained),
+            chained_from_request_ids=outcome.chained_from_request_ids,
+            aspect_ratio=outcome.aspect_ratio,
+            duration=outcome.duration,
+            exr_export=outcome.exr_export,
         )
         self._jobs[job.request_id] = job
         self._by_generation[job.generation_id] = job.request_id
@@ -356,41 +361,5 @@ class LumaSimulator:
         return f"{root_url}/files/{filename}?expires={expires}&sig={sign(self._secret, filename, expires)}"
 
     def _view(self, job: Job, now: float, *, root_url: str, full: bool) -> dict[str, Any]:
-        # The create answer always says "queued", as GMI documents, even when a zero render time means the
-        # first poll will already see "success".
-        status = job.status_at(now) if full else "queued"
-        body: dict[str, Any] = {
-            "request_id": job.request_id,
-            "model": MODEL_ID,
-            "status": status,
-            "created_at": int(job.created_at),
-            "updated_at": int(job.updated_at(now) if full else job.created_at),
-            "queued_at": int(job.created_at),
-        }
-        if not full:
-            return body
-        body["payload"] = dict(job.payload)
         flat = self._config.response_style == "flat"
-        outcome: dict[str, Any] = {}
-        if status == "success":
-            video_url = self._mint(f"{job.generation_id}.mp4", now, root_url)
-            exr_url = self._mint(f"{job.generation_id}.exr", now, root_url) if job.request.exr_export else None
-            if flat:
-                body.update(generation_id=job.generation_id, video_url=video_url)
-                if exr_url:
-                    body["exr_url"] = exr_url
-            else:
-                media: list[dict[str, str]] = [{"url": video_url}]
-                if exr_url:
-                    media.append({"url": exr_url, "type": "exr"})
-                outcome = {"generation_id": job.generation_id, "video_url": video_url, "media_urls": media}
-        elif status == "failed" and job.failure:
-            reason, code = job.failure
-            body["error"] = reason
-            if flat:
-                body["failure_code"] = code
-            else:
-                outcome = {"error": reason, "failure_code": code}
-        if not flat:
-            body["outcome"] = outcome
-        return body
+        return request_view(job, now, full=full, flat=flat, mint=lambda name: self._mint(name, now, root_url))

@@ -11,20 +11,27 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:
-    from airflow_provider_luma.core.specs.generate import VideoRequest
     from airflow_provider_luma.testing._faults import Fault
 
 DEFAULT_TEST_API_KEY: Final = "sim-test-key-7f3a9c2e"
 """The API key a simulator accepts unless told otherwise. Not a secret: it only opens the local simulator."""
 
 GENERATE_MODEL_ID: Final = "luma-ray-3-2-generate"
-"""The one model the simulator renders (``airflow_provider_luma.models.MODEL_ID``, kept here import-free)."""
+"""Text/image-to-video, extend and interpolate."""
 
-MODEL_IDS: Final = (GENERATE_MODEL_ID, "luma-ray-3-2-edit", "luma-ray-3-2-reframe")
-"""What ``GET /models`` lists. Only ``luma-ray-3-2-generate`` can be submitted."""
+EDIT_MODEL_ID: Final = "luma-ray-3-2-edit"
+"""Restyles a source video; keeps its aspect ratio and duration."""
+
+REFRAME_MODEL_ID: Final = "luma-ray-3-2-reframe"
+"""Changes a source video's aspect ratio; keeps its duration."""
+
+MODEL_IDS: Final = (GENERATE_MODEL_ID, EDIT_MODEL_ID, REFRAME_MODEL_ID)
+"""What ``GET /models`` lists; all three can be submitted."""
 
 BASE_RENDER_SECONDS: Final = {"540p": 40.0, "720p": 60.0, "1080p": 120.0}
-"""Render time of a 5-s SDR clip at ``time_factor=1``; ×2 for 10 s, ×2.5 for HDR, ×3 for HDR + EXR."""
+"""Render time of a 5-s SDR clip at ``time_factor=1``; ×2 for 10 s, ×2.5 for HDR, ×3 for HDR + EXR.
+
+Edit and reframe use the same table with the source's duration (they are SDR only)."""
 
 QUEUED_FRACTION: Final = 0.15
 """The first 15 % of a render's time is reported as ``queued``, the rest as ``processing``."""
@@ -122,11 +129,16 @@ class SimulatorConfig:
 class GenerationRecord:
     """A snapshot of one submitted request, as :meth:`LumaSimulator.generation` returns it.
 
+    :param model: the model id the request was submitted to.
     :param generation_id: the Luma generation id, once the render succeeded (``None`` before, or on failure).
     :param started_at: when the request leaves ``queued``; ``finishes_at``: when it becomes terminal.
     :param start_frame_generation_id: the generation this request chained from as its start frame, if any.
     :param end_frame_generation_id: the generation this request chained from as its end frame, if any.
     :param chained_from_request_ids: the request ids that produced the referenced generations (valid ones only).
+    :param source_generation_id: the generation an edit or reframe works on, if given by id.
+    :param aspect_ratio: the output's aspect ratio; ``None`` when unknown (an edit of inline ``source_data``, or
+        of a source that is not a generation of this simulator).
+    :param duration: the output's duration (``"5s"``/``"10s"``); ``None`` when the source is unknown.
     """
 
     request_id: str
@@ -142,11 +154,15 @@ class GenerationRecord:
     chained_from_request_ids: tuple[str, ...]
     error: str | None
     failure_code: str | None
+    source_generation_id: str | None
+    aspect_ratio: str | None
+    duration: str | None
 
     @property
     def chained_from(self) -> tuple[str, ...]:
-        """The generation ids this request referenced (start first), valid or not."""
-        return tuple(g for g in (self.start_frame_generation_id, self.end_frame_generation_id) if g)
+        """The generation ids this request referenced (start, end, source), valid or not."""
+        refs = (self.start_frame_generation_id, self.end_frame_generation_id, self.source_generation_id)
+        return tuple(g for g in refs if g)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-able dict."""
@@ -166,14 +182,18 @@ class Job:
     """The simulator's mutable record of one request (internal); status is derived from the clock."""
 
     request_id: str
+    model: str
     payload: dict[str, Any]
-    request: VideoRequest
+    references: dict[str, str]  # reference field (REFERENCE_FIELDS) -> the generation id it names
     generation_id: str
     created_at: float
     started_at: float
     finishes_at: float
     failure: tuple[str, str] | None
     chained_from_request_ids: tuple[str, ...]
+    aspect_ratio: str | None
+    duration: str | None
+    exr_export: bool
 
     def status_at(self, now: float) -> str:
         """``queued`` → ``processing`` → ``success`` / ``failed``, as of ``now``."""
@@ -193,16 +213,19 @@ class Job:
         error, code = self.failure if status == "failed" and self.failure else (None, None)
         return GenerationRecord(
             request_id=self.request_id,
-            model=GENERATE_MODEL_ID,
+            model=self.model,
             payload=dict(self.payload),
             status=status,
             generation_id=self.generation_id if status == "success" else None,
             created_at=self.created_at,
             started_at=self.started_at,
             finishes_at=self.finishes_at,
-            start_frame_generation_id=self.request.start_frame_generation_id,
-            end_frame_generation_id=self.request.end_frame_generation_id,
+            start_frame_generation_id=self.references.get("start_frame_generation_id"),
+            end_frame_generation_id=self.references.get("end_frame_generation_id"),
             chained_from_request_ids=self.chained_from_request_ids,
             error=error,
             failure_code=code,
+            source_generation_id=self.references.get("source_generation_id"),
+            aspect_ratio=self.aspect_ratio,
+            duration=self.duration,
         )

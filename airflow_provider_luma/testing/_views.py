@@ -1,0 +1,56 @@
+"""The JSON bodies the simulator answers ``POST /requests`` and ``GET /requests/{id}`` with, for every model.
+
+Pure: the caller passes the job, the time and a function that mints a presigned URL for a file name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_luma.testing._types import Job
+
+
+def request_view(job: Job, now: float, *, full: bool, flat: bool, mint: Callable[[str], str]) -> dict[str, Any]:
+    """The create answer (``full=False``) or the status answer (``full=True``) of ``job`` as of ``now``.
+
+    :param flat: put results at the top level instead of under ``outcome``.
+    :param mint: makes a presigned media URL for a file name such as ``"<generation_id>.mp4"``.
+    """
+    # The create answer always says "queued", as GMI documents, even when a zero render time means the
+    # first poll will already see "success".
+    status = job.status_at(now) if full else "queued"
+    body: dict[str, Any] = {
+        "request_id": job.request_id,
+        "model": job.model,
+        "status": status,
+        "created_at": int(job.created_at),
+        "updated_at": int(job.updated_at(now) if full else job.created_at),
+        "queued_at": int(job.created_at),
+    }
+    if not full:
+        return body
+    body["payload"] = dict(job.payload)
+    outcome: dict[str, Any] = {}
+    if status == "success":
+        video_url = mint(f"{job.generation_id}.mp4")
+        exr_url = mint(f"{job.generation_id}.exr") if job.exr_export else None
+        if flat:
+            body.update(generation_id=job.generation_id, video_url=video_url)
+            if exr_url:
+                body["exr_url"] = exr_url
+        else:
+            media: list[dict[str, str]] = [{"url": video_url}]
+            if exr_url:
+                media.append({"url": exr_url, "type": "exr"})
+            outcome = {"generation_id": job.generation_id, "video_url": video_url, "media_urls": media}
+    elif status == "failed" and job.failure:
+        reason, code = job.failure
+        body["error"] = reason
+        if flat:
+            body["failure_code"] = code
+        else:
+            outcome = {"error": reason, "failure_code": code}
+    if not flat:
+        body["outcome"] = outcome
+    return body
