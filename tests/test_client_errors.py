@@ -238,7 +238,7 @@ async def test_async_twin_shares_mapping_and_retry() -> None:
     rec = Recorder(
         err(503),
         err(429, {"error": "Rate limit exceeded"}, {"Retry-After": "2"}),
-        ok({"request_id": "r1", "status": "success", "generation_id": "g"}),
+        ok({"request_id": "r1", "status": "success", "generation_id": "g", "video_url": "https://media.example/g.mp4"}),
     )
     sleeps: list[float] = []
 

@@ -14,7 +14,7 @@ from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.media import download, media_client
-from airflow_provider_luma.core.pricing import check_budget, parse_max_cost
+from airflow_provider_luma.core.pricing import check_budget, estimate, parse_max_cost
 from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.cost import summarize_costs
 from airflow_provider_luma.exceptions import (
@@ -300,10 +300,10 @@ def test_budget_guard_table(params: dict[str, Any], cap: Any, fails: bool) -> No
     request = VideoRequest.from_params(prompt="p", **params)
     limit = parse_max_cost(cap)
     if not fails:
-        check_budget(request, limit)
+        check_budget(request, estimate(request), limit)
         return
     with pytest.raises(LumaBudgetExceeded) as caught:
-        check_budget(request, limit)
+        check_budget(request, estimate(request), limit)
     text = str(caught.value)
     assert f"max_cost_usd=${Decimal(str(cap)):.2f}" in text and f"resolution={request.resolution}" in text
     assert f"duration={request.duration}" in text and "Nothing was submitted" in text

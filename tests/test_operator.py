@@ -85,41 +85,36 @@ def test_multiple_outputs_is_on_by_default() -> None:
     assert make(prompt="p", multiple_outputs=False).multiple_outputs is False
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "fragment"),
-    [
-        ({"prompt": "p", "aspect_ratio": "2:1"}, "image-only"),
-        ({"prompt": "p", "hdr": True, "resolution": "540p"}, "540p"),
-        ({"prompt": "p", "duration": "10s", "start_frame_url": "https://x/a.jpg"}, "duration=10s"),
-        ({"prompt": ""}, "blank"),
-    ],
-)
-def test_invalid_input_fails_before_any_http(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], kwargs: dict[str, Any], fragment: str
-) -> None:
-    with pytest.raises(AirflowFailException, match=fragment):
-        make(**kwargs).execute(context)
-    assert luma_conn_env.simulator.request_log == []
+IMG = "https://x/a.jpg"
+INVALID_INPUT: list[tuple[Any, dict[str, Any], str]] = [
+    (LumaGenerateVideoOperator, {"prompt": "p", "aspect_ratio": "2:1"}, "image-only"),
+    (LumaGenerateVideoOperator, {"prompt": "p", "hdr": True, "resolution": "540p"}, "540p"),
+    (LumaGenerateVideoOperator, {"prompt": "p", "duration": "10s", "start_frame_url": IMG}, "duration=10s"),
+    (LumaGenerateVideoOperator, {"prompt": ""}, "blank"),
+    (LumaExtendVideoOperator, {"generation_id": "None", "prompt": "p"}, "generation_id"),
+    (LumaExtendVideoOperator, {"generation_id": "g", "direction": "sideways", "prompt": "p"}, "direction"),
+    (LumaInterpolateVideoOperator, {"start": IMG, "end": "https://x/b.png", "prompt": "p"}, "at least one"),
+    (LumaInterpolateVideoOperator, {"start": "g1", "end": "", "prompt": "p"}, "both keyframes"),
+]  # fmt: skip
+INVALID_IDS = [f"{cls.__name__}-{fragment}" for cls, _, fragment in INVALID_INPUT]
 
 
-@pytest.mark.parametrize(
-    ("cls", "kwargs", "fragment"),
-    [
-        (LumaExtendVideoOperator, {"generation_id": "None", "prompt": "p"}, "generation_id"),
-        (LumaExtendVideoOperator, {"generation_id": "g", "direction": "sideways", "prompt": "p"}, "direction"),
-        (
-            LumaInterpolateVideoOperator,
-            {"start": "https://x/a.jpg", "end": "https://x/b.png", "prompt": "p"},
-            "at least one",
-        ),
-        (LumaInterpolateVideoOperator, {"start": "g1", "end": "", "prompt": "p"}, "both keyframes"),
-    ],
-)
-def test_front_doors_validate_before_http(
+@pytest.mark.parametrize(("cls", "kwargs", "fragment"), INVALID_INPUT, ids=INVALID_IDS)
+def test_literal_invalid_input_fails_when_the_dag_is_parsed(cls: Any, kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(LumaValidationError, match=fragment):
+        make(cls, **kwargs)
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "fragment"), INVALID_INPUT, ids=INVALID_IDS)
+def test_templated_invalid_input_fails_before_any_http(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any], cls: Any, kwargs: dict[str, Any], fragment: str
 ) -> None:
+    # Templated at parse time, so nothing can be judged then; rendered to the bad values before execute().
+    op = make(cls, **{name: "{{ params." + name + " }}" for name in kwargs})
+    for name, value in kwargs.items():
+        setattr(op, name, value)
     with pytest.raises(AirflowFailException, match=fragment):
-        make(cls, **kwargs).execute(context)
+        op.execute(context)
     assert luma_conn_env.simulator.request_log == []
 
 

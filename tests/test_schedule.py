@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_luma import _schedule as s
+from airflow_provider_luma.core import schedule as s
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 
 

@@ -56,7 +56,7 @@ def test_valid_requests_and_mode(params: dict[str, Any], mode: Mode) -> None:
 INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
     ("blank-prompt", {"prompt": "   "}, ["prompt", "blank"]),
     ("long-prompt", {"prompt": "x" * 6001}, ["prompt", "6001", "1-6000"]),
-    ("missing-prompt", {"prompt": None}, ["prompt", "Field required"]),
+    ("missing-prompt", {"prompt": None}, ["prompt", "is required by luma-ray-3-2-generate"]),
     ("ratio-3:1-image-only", {"aspect_ratio": "3:1"}, ["aspect_ratio", "image-only"]),
     ("ratio-2:1-image-only", {"aspect_ratio": "2:1"}, ["aspect_ratio", "image-only"]),
     ("ratio-1:2-image-only", {"aspect_ratio": "1:2"}, ["aspect_ratio", "image-only"]),

@@ -180,8 +180,8 @@ def check_budget(spec: RenderSpec, est: Estimate, cap: Decimal | None) -> None:
         return
     raise LumaBudgetExceeded(
         f"Estimated cost ${cost:.2f} is above max_cost_usd=${cap:.2f}: {est.blocks} block(s) x ${est.per_block} "
-        f"({est.quality} {est.resolution}) from {spec.describe()}, mode={spec.mode.value}. Nothing was "
-        "submitted. Lower the resolution, duration, HDR or EXR, or raise max_cost_usd."
+        f"({est.quality} {est.resolution}) from {spec.price_drivers()}. Nothing was submitted. Lower the "
+        "resolution, duration, HDR or EXR, or raise max_cost_usd."
     )
 
 

@@ -175,6 +175,10 @@ class RenderSpec(BaseModel):
         """One line for logs: the settings that drive time and price."""
         return f"{self.resolution_label} {self.quality}"
 
+    def price_drivers(self) -> str:
+        """The fields the price depends on, as ``name=value`` (for the budget message)."""
+        return f"resolution={self.resolution_label}, quality={self.quality}, mode={self.mode.value}"
+
     # -- what is sent ----------------------------------------------------------------------------------------
 
     def payload(self) -> dict[str, Any]:
@@ -203,7 +207,6 @@ class RenderSpec(BaseModel):
         if problems:
             raise LumaValidationError(problems, subject=f"{cls.MODEL_ID} request")
         return spec
-
 
     # -- 0.1 names ----------------------------------------------------------------------------------------------
 

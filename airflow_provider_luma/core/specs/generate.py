@@ -125,6 +125,13 @@ class GenerateRequest(RenderSpec):
         flags = (" HDR" if self.hdr else "") + (" +EXR" if self.exr_export else "") + (" loop" if self.loop else "")
         return f"{self.resolution} {self.duration} {self.aspect_ratio}{flags}"
 
+    def price_drivers(self) -> str:
+        """``resolution=720p, duration=5s, hdr=False, exr_export=False, mode=text_to_video``."""
+        return (
+            f"resolution={self.resolution}, duration={self.duration}, hdr={self.hdr}, "
+            f"exr_export={self.exr_export}, mode={self.mode.value}"
+        )
+
     def legacy_dump(self) -> dict[str, object]:
         """Every field with defaults, as 0.1.0 hashed it for its durable record."""
         return {name: getattr(self, name) for name in LEGACY_FIELDS}

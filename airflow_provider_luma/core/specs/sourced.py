@@ -96,6 +96,11 @@ class _SourcedRequest(RenderSpec):
             body["source_data"] = f"sha256:{self.source_video.sha256}"
         return body
 
+    def price_drivers(self) -> str:
+        """``resolution=720p, source=g-1, mode=edit`` (the output follows the source's duration)."""
+        source = self.source_generation_id or (self.source_video.label if self.source_video else "?")
+        return f"resolution={self.resolution}, source={source}, mode={self.mode.value}"
+
     def describe(self) -> str:
         """``720p from generation g-1`` / ``720p from /data/in.mp4``."""
         source = self.source_generation_id or (self.source_video.label if self.source_video else "?")
