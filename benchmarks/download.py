@@ -257,7 +257,7 @@ def render_video_url(base_url: str) -> str:
     """Submit one render to the simulator and wait for its presigned video URL."""
     from airflow_provider_luma.core.http import ClientSettings, LumaClient
     from airflow_provider_luma.core.jobs import JobStatus as GenerationStatus
-from airflow_provider_luma.core.specs.generate import VideoRequest
+    from airflow_provider_luma.core.specs.generate import VideoRequest
     from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY
 
     with LumaClient(ClientSettings(base_url=base_url, api_key=DEFAULT_TEST_API_KEY)) as client:

@@ -64,8 +64,8 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
     import httpx
 
     from airflow_provider_luma.core.http import AsyncLumaClient
-    from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.core.specs.generate import VideoRequest
+    from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.triggers import POLL_RETRY, LumaGenerationTrigger
 
     class ClientPerPoll:

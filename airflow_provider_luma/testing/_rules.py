@@ -1,9 +1,9 @@
 """The simulator's own payload rules for the Ray 3.2 family, written as tables from GMI's model pages.
 
-Deliberately independent of the provider's specs (:mod:`airflow_provider_luma.core.specs`): if the provider and the simulator shared one
-rule, a wrong rule would pass on both sides and no test would notice. Each model has a table of fields (name →
-checker), the fields it requires, its defaults, and a table of cross-field rules (predicate, problem). Every
-problem names its field(s); the simulator answers 400 with the problems joined by ``"; "``.
+Deliberately independent of the provider's specs (:mod:`airflow_provider_luma.core.specs`): if the provider and
+the simulator shared one rule, a wrong rule would pass on both sides and no test would notice. Each model has a
+table of fields (name → checker), the fields it requires, its defaults, and a table of cross-field rules
+(predicate, problem). Every problem names its field(s); the simulator answers 400 with the problems joined by ``"; "``.
 
 Pure: no state, no sockets. Rules that need the simulator's generations (chain and source references, the
 reframe ratio) live in :mod:`._sources`.
