@@ -26,14 +26,18 @@ COST_KEY = "estimated_cost_usd"
 def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
     """Sum per-task costs (one value per map index; ``None`` entries are skipped) into a report dict.
 
-    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float}}`` (JSON-safe, so it
-    can be the task's XCom).
+    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float},
+    "unpriced_renders": int, "unpriced_tasks": [task_id, ...]}`` (JSON-safe, so it can be the task's XCom). A
+    ``None`` value is a render whose price is unknown (edit and reframe, unless the connection has prices): it is
+    counted apart, never as $0.
     """
     by_task: dict[str, Decimal] = {}
-    renders = 0
+    renders, unpriced, unpriced_tasks = 0, 0, set()
     for task_id, values in costs_by_task.items():
         for value in values:
             if value is None:
+                unpriced += 1
+                unpriced_tasks.add(task_id)
                 continue
             by_task[task_id] = by_task.get(task_id, Decimal(0)) + Decimal(str(value))
             renders += 1
@@ -42,6 +46,8 @@ def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any
         "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
         "renders": renders,
         "by_task": {task_id: float(cost.quantize(Decimal("0.01"))) for task_id, cost in sorted(by_task.items())},
+        "unpriced_renders": unpriced,
+        "unpriced_tasks": sorted(unpriced_tasks),
     }
 
 
@@ -59,11 +65,13 @@ def luma_cost_report(**context: Any) -> dict[str, Any]:
         if task_id == ti.task_id:
             continue
         values = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
-        if values:
+        if values is not None and len(values):
             costs[task_id] = list(values)
     report = summarize_costs(costs)
     for task_id, cost in report["by_task"].items():
         log.info("  %-40s $%8.2f  (%d render(s))", task_id, cost, len([v for v in costs[task_id] if v is not None]))
+    for task_id in report["unpriced_tasks"]:
+        log.info("  %-40s  unknown  (no price for its model: add one to the connection's 'prices' extra)", task_id)
     log.info(
         "Luma estimated cost of run %s: $%.2f for %d render(s)",
         ti.run_id,

@@ -315,14 +315,22 @@ def test_invalid_caps_name_the_field(cap: Any) -> None:
         parse_max_cost(cap)
 
 
-def test_cost_summary_adds_every_map_index_and_skips_missing_ones() -> None:
-    report = summarize_costs({"opening": [0.3], "fanout": [0.15, None, 0.15], "extend": [0.3]})
+def test_cost_summary_adds_every_map_index_and_counts_unpriced_renders_apart() -> None:
+    report = summarize_costs({"opening": [0.3], "fanout": [0.15, None, 0.15], "extend": [0.3], "edit": [None]})
     assert report == {
         "total_estimated_cost_usd": 0.9,
         "renders": 4,
         "by_task": {"extend": 0.3, "fanout": 0.3, "opening": 0.3},
+        "unpriced_renders": 2,
+        "unpriced_tasks": ["edit", "fanout"],
     }
-    assert summarize_costs({}) == {"total_estimated_cost_usd": 0.0, "renders": 0, "by_task": {}}
+    assert summarize_costs({}) == {
+        "total_estimated_cost_usd": 0.0,
+        "renders": 0,
+        "by_task": {},
+        "unpriced_renders": 0,
+        "unpriced_tasks": [],
+    }
 
 
 def test_a_body_without_content_length_is_read_to_the_end(tmp_path: Path) -> None:

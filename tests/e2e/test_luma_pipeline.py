@@ -60,6 +60,35 @@ def test_content_pipeline_chains_generation_ids(
     print(f"content pipeline: 5 renders in {elapsed:.1f} s")
 
 
+def test_social_cut_chains_generate_extend_reframe_edit(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
+) -> None:
+    cluster, sim, dag_id = airflow_cluster, luma_sim.simulator, "example_luma_social_cut"
+    cluster.wait_for_dag(dag_id)
+    run_id = cluster.trigger_dag(dag_id)
+    state = cluster.wait_for_run(dag_id, run_id, timeout=240)
+    assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(dag_id, run_id)]
+    tasks = ["master", "extend", "reframe_9x16", "edit_film_look"]
+    result = {t: cluster.xcom(dag_id, run_id, t) for t in tasks}
+    assert [result[t]["model"] for t in tasks] == [
+        "luma-ray-3-2-generate", "luma-ray-3-2-generate", "luma-ray-3-2-reframe", "luma-ray-3-2-edit",
+    ]  # fmt: skip
+    # The chain, from XCom alone: each clip names the generation it was made from.
+    for made, source in zip(tasks[1:], tasks, strict=False):
+        assert result[made]["source_generation_ids"] == [result[source]["generation_id"]]
+    # Ratios: the source's 16:9 was known from the upstream XCom; reframe made 9:16 and edit kept it.
+    assert [result[t]["aspect_ratio"] for t in tasks] == ["16:9", "16:9", "9:16", "9:16"]
+    assert [sim.generation(result[t]["request_id"]).aspect_ratio for t in tasks[2:]] == ["9:16", "9:16"]
+    posts = [r for r in sim.create_requests() if r.request_id in {result[t]["request_id"] for t in tasks}]
+    assert len(posts) == 4, "one create request per render"
+    for task_id in tasks:
+        stored = e2e_output / run_id / f"{task_id}-{result[task_id]['generation_id']}.mp4"
+        assert result[task_id]["video_path"] == f"file://{stored}" and stored.stat().st_size > 0
+    report = cluster.xcom(dag_id, run_id, "cost_report")
+    assert (report["total_estimated_cost_usd"], report["renders"]) == (0.6, 2), report
+    assert report["unpriced_tasks"] == ["edit_film_look", "reframe_9x16"], report
+
+
 @pytest.mark.parametrize("dag_id", ["example_luma_scheduled", "example_luma_image_to_video"])
 def test_other_examples_run_against_the_simulator(
     airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, dag_id: str
