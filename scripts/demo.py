@@ -1,10 +1,12 @@
-"""`make demo`: the content-pipeline DAG end to end on a real local Airflow, against the embedded simulator.
+"""`make demo`: the social-cut DAG end to end on a real local Airflow, against the embedded simulator.
 
 Starts the Luma simulator on 127.0.0.1, a scheduler + dag-processor + triggerer + api-server (LocalExecutor,
-SQLite) in ``.demo/airflow-home``, runs ``example_luma_content_pipeline`` (text-to-video → extend forward /
-backward → interpolate, chained by XCom), which stores every clip under ``./output/<run id>/`` (or
-``$LUMA_DEMO_OUTPUT``), and prints what each task rendered, where the MP4 is, and the run's estimated cost (from
-the DAG's ``cost_report`` task). Everything is stopped at the end; the Airflow logs stay in ``.demo/``.
+SQLite) in ``.demo/airflow-home``, runs ``example_luma_social_cut`` (a 16:9 master → extend → reframe to 9:16 →
+edit to a film look: the whole Ray 3.2 family, chained by XCom), which stores every clip under
+``./output/<run id>/`` (or ``$LUMA_DEMO_OUTPUT``), and prints each task's model, mode, status, estimated cost and
+stored MP4, and the run's estimated total (from the DAG's ``cost_report`` task). Everything is stopped at the end;
+the Airflow logs stay in ``.demo/``. ``LUMA_DEMO_DAG=example_luma_content_pipeline`` runs the five-clip generate
+pipeline instead.
 """
 
 from __future__ import annotations
@@ -21,8 +23,18 @@ from airflow_provider_luma.testing.cluster import LocalAirflowCluster
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 OUTPUT = Path(os.environ.get("LUMA_DEMO_OUTPUT", ROOT / "output")).resolve()
-DAG_ID = "example_luma_content_pipeline"
-TASKS = ["opening_shot", "closing_shot", "extend_forward", "extend_backward", "interpolate"]
+DAGS = {
+    "example_luma_social_cut": ["master", "extend", "reframe_9x16", "edit_film_look"],
+    "example_luma_content_pipeline": [
+        "opening_shot",
+        "closing_shot",
+        "extend_forward",
+        "extend_backward",
+        "interpolate",
+    ],
+}
+DAG_ID = os.environ.get("LUMA_DEMO_DAG", "example_luma_social_cut")
+TASKS = DAGS[DAG_ID]
 
 
 def main() -> int:
@@ -57,17 +69,21 @@ def main() -> int:
             report = cluster.xcom(DAG_ID, run_id, "cost_report") if states.get("cost_report") == "success" else {}
 
     print(f"\nDAG run {state} in {elapsed:.0f} s\n")
-    header = f"{'task':<16} {'mode':<16} {'status':<8} {'est. cost':>9}  stored MP4"
+    header = f"{'task':<16} {'model':<22} {'mode':<16} {'status':<8} {'est. cost':>9}  stored MP4"
     print(header)
     print("-" * len(header))
     for task, result, status in rows:
-        price = f"${float(result.get('estimated_cost_usd') or 0.0):.2f}"
+        cost = result.get("estimated_cost_usd")
+        price = f"${float(cost):.2f}" if cost is not None else "unknown"
         path = str(result.get("video_path") or "-").removeprefix("file://")
         size = f" ({Path(path).stat().st_size:,} bytes)" if Path(path).is_file() else ""
-        print(f"{task:<16} {result.get('mode', '-'):<16} {status:<8} {price:>9}  {path}{size}")
+        model = result.get("model", "-")
+        print(f"{task:<16} {model:<22} {result.get('mode', '-'):<16} {status:<8} {price:>9}  {path}{size}")
     total = report.get("total_estimated_cost_usd")
     total_text = f"${total:.2f}" if total is not None else "n/a"
-    print(f"{'':<42}{total_text:>9}  estimated total of {report.get('renders', 0)} render(s) (cost_report task)")
+    unpriced = report.get("unpriced_renders") or 0
+    note = f", plus {unpriced} with no published price (edit/reframe)" if unpriced else ""
+    print(f"{'':<65}{total_text:>9}  estimated total of {report.get('renders', 0)} render(s){note}")
     print(f"\nClips: {OUTPUT / run_id}  (play one with any video player, e.g. ffplay or VLC)")
     print(f"Airflow logs: {DEMO / 'airflow-home' / 'logs'}")
     return 0 if state == "success" else 1

@@ -151,9 +151,13 @@ class _Attempts:
         return delay
 
 
-def _stream_headers(call: Call) -> dict[str, str]:
-    assert call.stream is not None
-    return {"Content-Type": "application/json", "Content-Length": str(call.stream.length)}
+def _body(call: Call, *, aio: bool) -> dict[str, Any]:
+    """The body arguments of ``httpx`` ``request()``: JSON, or a streamed JSON body with its exact length."""
+    if call.stream is None:
+        return {"json": call.json}
+    chunks = call.stream.chunks()
+    headers = {"Content-Type": "application/json", "Content-Length": str(call.stream.length)}
+    return {"content": _aiter(chunks) if aio else chunks, "headers": headers}
 
 
 async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -192,12 +196,7 @@ class LumaClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                if call.stream is None:
-                    response = self._http.request(call.method, call.path, json=call.json)
-                else:
-                    response = self._http.request(
-                        call.method, call.path, content=call.stream.chunks(), headers=_stream_headers(call)
-                    )
+                response = self._http.request(call.method, call.path, **_body(call, aio=False))
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:
@@ -261,12 +260,7 @@ class AsyncLumaClient:
         while True:
             try:
                 async with self._slots:
-                    if call.stream is None:
-                        response = await self._http.request(call.method, call.path, json=call.json)
-                    else:
-                        response = await self._http.request(
-                            call.method, call.path, content=_aiter(call.stream.chunks()), headers=_stream_headers(call)
-                        )
+                    response = await self._http.request(call.method, call.path, **_body(call, aio=True))
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:
