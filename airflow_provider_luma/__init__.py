@@ -17,7 +17,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-luma",
         "name": "Luma AI",
-        "description": "Render videos with Luma ray-3.2 (luma-ray-3-2-generate on GMI Cloud) from Airflow DAGs.",
+        "description": "Render videos with Luma Ray 3.2 (generate, edit, reframe) on GMI Cloud or the Luma Agents API.",
         "integrations": [
             {
                 "integration-name": "Luma AI",
@@ -39,8 +39,13 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "luma",
                 "hook-class-name": "airflow_provider_luma.hooks.LumaHook",
-                "hook-name": "Luma AI (GMI Cloud)",
+                "hook-name": "Luma AI (GMI Cloud / Luma Agents API)",
                 "conn-fields": {
+                    "api": {
+                        "label": "API",
+                        "description": "gmi (GMI Cloud's request queue, the default) or luma_agents (Luma's own API).",
+                        "schema": {"type": ["string", "null"], "enum": ["gmi", "luma_agents", None]},
+                    },
                     "organization_id": {
                         "label": "Organization ID",
                         "description": "Sent as X-Organization-ID for multi-organization accounts (optional).",
@@ -52,7 +57,8 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"host": "Base URL", "password": "API Key"},
                     "placeholders": {
                         "host": "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey",
-                        "password": "GMI Cloud API key",
+                        "password": "GMI Cloud API key, or a Luma key (luma-api-...) with API luma_agents",
+                        "api": "gmi",
                     },
                 },
             }

@@ -65,6 +65,15 @@ class RenderRun(Finisher):
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         self.spec = self.plan.spec
+        try:
+            self.settings = self.hook.get_settings()  # which API the connection speaks; nothing is sent yet
+        except LumaError as exc:
+            self.log.error("%s: %s", failure_prefix(exc), exc)
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        problems = self.settings.wire.unsupported(self.spec)
+        if problems:
+            invalid = LumaValidationError(problems, subject=f"{self.spec.MODEL_ID} request on {self.backend}")
+            raise AirflowFailException(str(invalid)) from None
         self.state = StateStore(context, self.spec, self.backend)
 
     @cached_property
@@ -75,8 +84,8 @@ class RenderRun(Finisher):
 
     @property
     def backend(self) -> str:
-        """The wire format renders are bought on (only GMI's queue today)."""
-        return "gmi"
+        """The API the connection speaks (``gmi`` or ``luma_agents``): where new renders are bought."""
+        return str(self.settings.backend)
 
     @cached_property
     def estimate(self) -> Estimate:
@@ -112,6 +121,17 @@ class RenderRun(Finisher):
         record = self.state.get()
         if not record:
             return None
+        bought_on = str(record.get("backend") or "gmi")  # records of 0.1 have no backend: GMI's queue
+        if bought_on != self.backend and (record.get("request_id") or record.get("phase") == "submitting"):
+            message = (
+                f"This task instance's render was bought on {bought_on} (request {record.get('request_id') or '?'}), "
+                f"but connection {self.op.luma_conn_id!r} now speaks {self.backend}. Nothing was polled or "
+                f"bought: a {bought_on} id means nothing to {self.backend}. Point the connection back at "
+                f"{bought_on} to finish that render, or set a different luma_conn_id and clear the task to buy a "
+                "new one there."
+            )
+            self.log.error(message)
+            raise AirflowFailException(message)
         if not self.state.matches(record):
             self.log.info("Stored Luma request was for different parameters; submitting a new render")
             return None
@@ -194,7 +214,14 @@ class RenderRun(Finisher):
                 self._wait_for_capacity(exc)
                 continue
             self.state.set(phase="submitted", attempted_at=time.time(), request_id=job.request_id)
-            self.log.info("Submitted Luma request %s (status %s)", job.request_id, job.raw_status or "-")
+            trace = f", service request id {job.trace_id}" if job.trace_id else ""
+            self.log.info(
+                "Submitted Luma request %s on %s (status %s%s)",
+                job.request_id,
+                self.backend,
+                job.raw_status or "-",
+                trace,
+            )
             return job
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:

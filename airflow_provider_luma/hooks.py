@@ -2,9 +2,12 @@
 
 Connection fields (type ``luma``):
 
-* **Password** — the GMI Cloud API key (required).
+* **Extra** ``api`` — which API to speak: ``"gmi"`` (default: GMI Cloud's request queue) or ``"luma_agents"``
+  (Luma's own API, with a Luma key ``luma-api-…``).
+* **Password** — the API key of that service (required).
 * **Host** — base URL (optional): a full URL such as ``http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey`` or a
-  bare host name (``https://`` and the documented path are added). Default: GMI's public endpoint.
+  bare host name (``https://`` and the documented path are added). Default: GMI's public endpoint, or
+  ``https://agents.lumalabs.ai/v1`` for ``luma_agents``.
 * **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
 * **Extra** ``prices`` — the account's own prices, replacing the built-in table for each model named
   (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe.
@@ -25,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError
+from airflow_provider_luma.core.backends import BACKEND_NAMES
+from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError, LumaNotFoundError
 from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings, LumaClient, normalize_base_url
 from airflow_provider_luma.core.pricing import PriceTable
 from airflow_provider_luma.core.retry import RetryPolicy
@@ -48,13 +52,15 @@ def settings_from_connection(
 
     :raises LumaConfigurationError: when there is no API key or the host is not a usable URL.
     """
+    backend = backend_of(conn, extra)
     api_key = (conn.password or "").strip()
     if not api_key:
+        service = "Luma API key (luma-api-…)" if backend == "luma_agents" else "GMI Cloud API key"
         raise LumaConfigurationError(
-            f"Airflow connection {conn.conn_id!r} has no API key: put the GMI Cloud API key in its Password field"
+            f"Airflow connection {conn.conn_id!r} has no API key: put the {service} in its Password field"
         )
     try:
-        base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema)
+        base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema, backend=backend)
     except ValueError as exc:
         raise LumaConfigurationError(f"Airflow connection {conn.conn_id!r}: {exc}") from None
     # The UI stores extras under plain names; older forms prefixed them with extra__<type>__.
@@ -65,7 +71,23 @@ def settings_from_connection(
         organization_id=str(org) if org else None,
         timeout=timeout,
         retry=retry or RetryPolicy(),
+        backend=backend,
     )
+
+
+def backend_of(conn: Any, extra: dict[str, Any]) -> str:
+    """The API a connection speaks: its extra ``api`` (``gmi`` when absent).
+
+    :raises LumaConfigurationError: for any other value.
+    """
+    raw = extra.get("api") or extra.get("extra__luma__api") or "gmi"
+    name = str(raw).strip().lower()
+    if name not in BACKEND_NAMES:
+        raise LumaConfigurationError(
+            f"Airflow connection {conn.conn_id!r}: extra 'api' is {raw!r}; use \"gmi\" (GMI Cloud's request queue) "
+            'or "luma_agents" (the native Luma Agents API)'
+        )
+    return name
 
 
 def _fingerprint(settings: ClientSettings) -> str:
@@ -85,7 +107,7 @@ class LumaHook(BaseHook):
     conn_name_attr = "luma_conn_id"
     default_conn_name = "luma_default"
     conn_type = "luma"
-    hook_name = "Luma AI (GMI Cloud)"
+    hook_name = "Luma AI (GMI Cloud / Luma Agents API)"
 
     def __init__(
         self,
@@ -121,9 +143,10 @@ class LumaHook(BaseHook):
         return settings_from_connection(conn, conn.extra_dejson, timeout=self.timeout, retry=self.retry_policy)
 
     def price_table(self) -> PriceTable:
-        """The built-in prices with the connection's ``prices`` extra applied (see ``core/pricing.py``)."""
+        """The backend's built-in prices with the connection's ``prices`` extra applied (see ``core/pricing.py``)."""
         conn = self._connection()
-        return PriceTable.with_overrides(conn.extra_dejson.get("prices"), self.luma_conn_id)
+        extra = conn.extra_dejson
+        return PriceTable.with_overrides(extra.get("prices"), self.luma_conn_id, backend=backend_of(conn, extra))
 
     async def aget_settings(self) -> ClientSettings:
         """Client settings from the connection, fetched with the async API (safe on the triggerer's loop)."""
@@ -157,6 +180,8 @@ class LumaHook(BaseHook):
         try:
             settings = self.get_settings()
             with LumaClient(settings) as client:
+                if settings.backend == "luma_agents":
+                    return self._probe_native(client)
                 models = client.list_models()
         except LumaError as exc:
             return False, str(exc)
@@ -166,6 +191,15 @@ class LumaHook(BaseHook):
         if missing:
             return True, f"Connected to {settings.base_url}; not in this key's model list: {', '.join(missing)}"
         return True, f"Connected to {settings.base_url}"
+
+    @staticmethod
+    def _probe_native(client: LumaClient) -> tuple[bool, str]:
+        # The native API has no list endpoint: a generation that cannot exist answers 404 to a valid key, 401 else.
+        try:
+            client.list_models()
+        except LumaNotFoundError:
+            return True, f"Connected to the Luma Agents API at {client.settings.base_url} (key accepted)"
+        return True, f"Connected to {client.settings.base_url}"
 
     # -- async (triggerer) -----------------------------------------------------------------------------------
 

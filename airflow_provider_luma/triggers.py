@@ -95,12 +95,26 @@ class LumaGenerationTrigger(BaseTrigger):
 
         try:
             async with LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).ashared_client() as client:
-                payload: TriggerEventPayload = await self._poll(client)
+                if client.settings.backend != self.backend:
+                    payload: TriggerEventPayload = self._backend_changed(client.settings.backend)
+                else:
+                    payload = await self._poll(client)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    def _backend_changed(self, now: str) -> TriggerEventPayload:
+        # A GMI request id means nothing to the native API (and the reverse): never poll it there.
+        event = self._error_event(RuntimeError("the connection's API changed"))
+        event["retryable"] = False
+        event["message"] = (
+            f"Luma request {self.request_id} was bought on {self.backend}, but connection {self.luma_conn_id!r} now "
+            f"speaks {now}; it was not polled there. Point the connection back at {self.backend} and clear the task "
+            "to finish the render (no new one is bought)."
+        )
+        return event
 
     def _elapsed(self) -> float:
         return time.time() - (self.submitted_at or time.time())

@@ -21,7 +21,7 @@ import httpx
 
 from airflow_provider_luma import __version__
 from airflow_provider_luma.core.backends import Backend, backend_named
-from airflow_provider_luma.core.backends.gmi import Call, scrub
+from airflow_provider_luma.core.backends.common import Call, scrub
 from airflow_provider_luma.core.errors import (
     LumaConnectionError,
     LumaError,
@@ -60,7 +60,7 @@ class ClientSettings:
     def headers(self) -> dict[str, str]:
         """Request headers: bearer auth, optional organization, provider User-Agent."""
         headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-        if self.organization_id:
+        if self.organization_id and self.backend == "gmi":
             headers["X-Organization-ID"] = self.organization_id
         return headers
 
@@ -69,17 +69,24 @@ class ClientSettings:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=max(self.timeout, 60.0))
 
 
-def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
-    """Turn an Airflow Connection's host (full URL or bare host name) into the request-queue base URL.
+NATIVE_BASE_URL = "https://agents.lumalabs.ai/v1"
+NATIVE_API_PATH = "/v1"
 
-    * empty → the GMI default;
+
+def normalize_base_url(
+    host: str | None, *, port: int | None = None, schema: str | None = None, backend: str = "gmi"
+) -> str:
+    """Turn an Airflow Connection's host (full URL or bare host name) into the API's base URL.
+
+    * empty → the backend's default (GMI's queue, or ``https://agents.lumalabs.ai/v1``);
     * ``http://127.0.0.1:8000/api/v1/ie/requestqueue/apikey`` → used as is (trailing ``/`` dropped);
-    * ``http://127.0.0.1:8000`` → the documented path is appended;
+    * ``http://127.0.0.1:8000`` → the documented path is appended (``/api/v1/ie/requestqueue/apikey`` or ``/v1``);
     * ``console.gmicloud.ai`` (bare) → ``https://`` + host (+ ``:port``) + (``schema`` as path, or the default path).
     """
+    native = backend == "luma_agents"
     text = (host or "").strip()
     if not text:
-        return DEFAULT_BASE_URL
+        return NATIVE_BASE_URL if native else DEFAULT_BASE_URL
     if "://" not in text:
         netloc, _, path = text.partition("/")
         if port and ":" not in netloc:
@@ -90,7 +97,7 @@ def normalize_base_url(host: str | None, *, port: int | None = None, schema: str
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"Luma base URL {text!r} must be an http(s) URL or a bare host name")
     if url.path in ("", "/"):
-        url = url.copy_with(path=DEFAULT_API_PATH)
+        url = url.copy_with(path=NATIVE_API_PATH if native else DEFAULT_API_PATH)
     return str(url).rstrip("/")
 
 
@@ -154,9 +161,9 @@ class _Attempts:
 def _body(call: Call, *, aio: bool) -> dict[str, Any]:
     """The body arguments of ``httpx`` ``request()``: JSON, or a streamed JSON body with its exact length."""
     if call.stream is None:
-        return {"json": call.json}
+        return {"json": call.json, "headers": call.headers}
     chunks = call.stream.chunks()
-    headers = {"Content-Type": "application/json", "Content-Length": str(call.stream.length)}
+    headers = {**call.headers, "Content-Type": "application/json", "Content-Length": str(call.stream.length)}
     return {"content": _aiter(chunks) if aio else chunks, "headers": headers}
 
 
@@ -192,7 +199,7 @@ class LumaClient:
             transport=transport,
         )  # fmt: skip
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call) -> tuple[Any, httpx.Headers]:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
@@ -202,23 +209,25 @@ class LumaClient:
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return self._wire.decode_response(response, call, self.settings.api_key)
+                    return self._wire.decode_response(response, call, self.settings.api_key), response.headers
                 delay = retry_in
             self._sleep(delay)
 
     def submit(self, spec: RenderSpec) -> Job:
         """Create a render. Retries only when the request provably was not accepted."""
         call = self._wire.build_submit(spec)
-        return self._wire.to_job(self._send(call), call)
+        body, headers = self._send(call)
+        return self._wire.to_job(body, call, headers)
 
     def get_generation(self, request_id: str, model: str | None = None) -> Job:
         """Read the current state of a render (retries transient failures)."""
         call = self._wire.build_get(request_id, model)
-        return self._wire.to_job(self._send(call), call)
+        body, headers = self._send(call)
+        return self._wire.to_job(body, call, headers)
 
     def list_models(self) -> list[str]:
         """Model ids visible to this key."""
-        return self._wire.model_ids(self._send(self._wire.build_list_models()))
+        return self._wire.model_ids(self._send(self._wire.build_list_models())[0])
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -255,7 +264,7 @@ class AsyncLumaClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )  # fmt: skip
 
-    async def _asend(self, call: Call) -> Any:
+    async def _asend(self, call: Call) -> tuple[Any, httpx.Headers]:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
@@ -266,23 +275,25 @@ class AsyncLumaClient:
             else:
                 retry_in = attempts.after_response(response)
                 if retry_in is None:
-                    return self._wire.decode_response(response, call, self.settings.api_key)
+                    return self._wire.decode_response(response, call, self.settings.api_key), response.headers
                 delay = retry_in
             await self._sleep(delay)
 
     async def asubmit(self, spec: RenderSpec) -> Job:
         """Async :meth:`LumaClient.submit`."""
         call = self._wire.build_submit(spec)
-        return self._wire.to_job(await self._asend(call), call)
+        body, headers = await self._asend(call)
+        return self._wire.to_job(body, call, headers)
 
     async def aget_generation(self, request_id: str, model: str | None = None) -> Job:
         """Async :meth:`LumaClient.get_generation`."""
         call = self._wire.build_get(request_id, model)
-        return self._wire.to_job(await self._asend(call), call)
+        body, headers = await self._asend(call)
+        return self._wire.to_job(body, call, headers)
 
     async def alist_models(self) -> list[str]:
         """Async :meth:`LumaClient.list_models`."""
-        return self._wire.model_ids(await self._asend(self._wire.build_list_models()))
+        return self._wire.model_ids((await self._asend(self._wire.build_list_models()))[0])
 
     @property
     def is_closed(self) -> bool:

@@ -43,6 +43,7 @@ class Job:
     :param video_url: presigned MP4 URL on success (https, or http to a loopback host).
     :param exr_url: presigned EXR URL when one was exported.
     :param error: failure text; :attr:`failure_code` Luma's code when passed through.
+    :param trace_id: the service's request id for this exchange (the native API's ``X-Request-Id``), for support.
     """
 
     request_id: str
@@ -55,6 +56,7 @@ class Job:
     exr_url: str | None = None
     error: str | None = None
     failure_code: str | None = None
+    trace_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:

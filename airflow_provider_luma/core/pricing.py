@@ -50,18 +50,23 @@ class PriceTable:
 
     prices: Mapping[str, Mapping[PriceKey, Decimal]] = field(default_factory=lambda: BUILT_IN_PRICES)
     from_connection: frozenset[str] = frozenset()
+    backend: str = "gmi"
 
     @classmethod
-    def with_overrides(cls, raw: Any, conn_id: str = "luma_default") -> PriceTable:
-        """The built-in table with the models named in a connection's ``prices`` extra replaced.
+    def with_overrides(cls, raw: Any, conn_id: str = "luma_default", backend: str = "gmi") -> PriceTable:
+        """The backend's built-in table with the models named in a connection's ``prices`` extra replaced.
+
+        The native Luma Agents API publishes no official video prices (only third-party figures exist), so its
+        built-in table is empty: every estimate there is unknown unless the connection supplies prices.
 
         :raises LumaConfigurationError: naming the connection and the entry that is not a price.
         """
+        built_in: Mapping[str, Mapping[PriceKey, Decimal]] = BUILT_IN_PRICES if backend == "gmi" else {}
         if raw in (None, "", {}):
-            return cls()
+            return cls(built_in, backend=backend)
         if not isinstance(raw, dict):
             raise LumaConfigurationError(f"Airflow connection {conn_id!r}: extra 'prices' must be an object")
-        prices: dict[str, Mapping[PriceKey, Decimal]] = dict(BUILT_IN_PRICES)
+        prices: dict[str, Mapping[PriceKey, Decimal]] = dict(built_in)
         for model, by_quality in raw.items():
             table: dict[PriceKey, Decimal] = {}
             for quality, by_resolution in (by_quality or {}).items() if isinstance(by_quality, dict) else [(0, 0)]:
@@ -76,7 +81,7 @@ class PriceTable:
                         raise LumaConfigurationError(f"{where}.{resolution}: not one of {', '.join(RESOLUTIONS)}")
                     table[(quality, resolution)] = _usd(value, f"{where}.{resolution}")
             prices[str(model)] = table
-        return cls(prices, frozenset(str(m) for m in raw))
+        return cls(prices, frozenset(str(m) for m in raw), backend)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,9 @@ def estimate(spec: RenderSpec, table: PriceTable | None = None, source: SourceFa
     where = "connection" if model in table.from_connection else "built-in"
     reason = None
     if prices is None:
-        reason = f"GMI publishes no price for {model}; " + PRICE_HINT % (model, quality, resolution)
+        who = "GMI publishes" if table.backend == "gmi" else "the Luma Agents API publishes no official video price"
+        who = f"{who} no price for {model}" if table.backend == "gmi" else f"{who} (for {model})"
+        reason = f"{who}; " + PRICE_HINT % (model, quality, resolution)
     elif per_block is None:
         reason = f"the {where} price table has no {quality} {resolution} price for {model}; " + PRICE_HINT % (
             model,

@@ -1,8 +1,7 @@
 """GMI Cloud's request queue: ``POST /requests {"model", "payload"}``, ``GET /requests/{request_id}``.
 
-The request builders and the one response/error mapper, shared by the sync and async clients. Pure functions of
-``httpx.Response`` objects: no sockets, no sleeping, no Airflow. Server text that reaches an exception is passed
-through :func:`scrub` so the API key can never leak through an echoing server.
+The request builders and the job parser for this wire, shared by the sync and async clients; the error mapper is
+:mod:`.common`'s (GMI answers ``{"error": ...}``). Pure: no sockets, no sleeping, no Airflow.
 
 Parsing is strict where it matters and tolerant only where GMI's docs are silent: the status-response JSON for
 Luma models is not published, so a success body's ``generation_id`` and video URL are looked for at the top level,
@@ -13,95 +12,45 @@ a loopback host) is an error, never an empty success. The status vocabulary is m
 
 from __future__ import annotations
 
-import base64
-import json
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any, BinaryIO, Final, Literal
+from dataclasses import replace
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-import httpx
-
-from airflow_provider_luma.core.errors import (
-    LumaAPIError,
-    LumaAuthError,
-    LumaBadRequestError,
-    LumaInsufficientCreditsError,
-    LumaNotFoundError,
-    LumaRateLimitError,
-    LumaResponseError,
-    LumaServerError,
-    LumaSubmissionOutcomeUnknown,
+from airflow_provider_luma.core.backends.common import (
+    STREAM_MARK,
+    Call,
+    StreamedBody,
+    decode_response,
+    error_for_response,
+    first_str,
+    json_or_streamed,
+    scrub,
+    server_message,
 )
+from airflow_provider_luma.core.errors import LumaResponseError, LumaSubmissionOutcomeUnknown
 from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.media import media_url_problem
-from airflow_provider_luma.core.retry import parse_retry_after
 from airflow_provider_luma.core.specs.base import RenderSpec
-from airflow_provider_luma.core.specs.source import READ_CHUNK
+
+__all__ = [
+    "NAME", "Call", "StreamedBody", "build_get", "build_list_models", "build_submit", "decode_response",
+    "error_for_response", "model_ids", "normalize_status", "parse_job", "scrub", "server_message", "to_job",
+    "unsupported",
+]  # fmt: skip
 
 NAME: Final = "gmi"
 
 # -- requests ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StreamedBody:
-    """A JSON body whose one big string (an inline video, base64) is streamed from a file, never held in memory.
-
-    ``prefix`` + ``"`` + base64(file) + ``"`` + ``suffix`` is the exact JSON; :meth:`chunks` can be called again
-    for a retry (a create is retried only when it provably was not sent).
-    """
-
-    prefix: bytes
-    suffix: bytes
-    opener: Callable[[], BinaryIO]
-    size: int
-
-    @property
-    def length(self) -> int:
-        """Bytes on the wire (for ``Content-Length``)."""
-        return len(self.prefix) + len(self.suffix) + 2 + 4 * ((self.size + 2) // 3)
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body in pieces of about 1.3 MiB; the file is read in multiples of 3 bytes so pieces join."""
-        yield self.prefix + b'"'
-        step = (READ_CHUNK // 3) * 3
-        with self.opener() as handle:
-            while piece := handle.read(step):
-                while len(piece) % 3 and (more := handle.read(3 - len(piece) % 3)):
-                    piece += more
-                yield base64.b64encode(piece)
-        yield b'"' + self.suffix
-
-
-@dataclass(frozen=True)
-class Call:
-    """One API call: which retry rule applies, and what to send."""
-
-    kind: Literal["submit", "poll"]
-    method: str
-    path: str
-    json: dict[str, Any] | None = None
-    request_id: str | None = None
-    model: str | None = None
-    stream: StreamedBody | None = None
-
-
-_STREAM_MARK: Final = "\u0000luma-inline-video\u0000"
-
-
 def build_submit(spec: RenderSpec) -> Call:
     """``POST /requests`` with the payload fields the caller set; an inline video is streamed as ``source_data``."""
     payload = spec.payload()
-    body: dict[str, Any] = {"model": spec.MODEL_ID, "payload": payload}
     video = getattr(spec, "source_video", None)
-    if video is None:
-        return Call("submit", "POST", "/requests", json=body, model=spec.MODEL_ID)
-    payload["source_data"] = _STREAM_MARK
-    prefix, _, suffix = json.dumps(body, separators=(",", ":")).partition(json.dumps(_STREAM_MARK))
-    stream = StreamedBody(prefix.encode(), suffix.encode(), video.opener, video.size)
-    return Call("submit", "POST", "/requests", model=spec.MODEL_ID, stream=stream)
+    if video is not None:
+        payload["source_data"] = STREAM_MARK
+    body, stream = json_or_streamed({"model": spec.MODEL_ID, "payload": payload}, video)
+    return Call("submit", "POST", "/requests", json=body, model=spec.MODEL_ID, stream=stream)
 
 
 def build_get(request_id: str, model: str | None = None) -> Call:
@@ -117,78 +66,6 @@ def build_list_models() -> Call:
 
 
 # -- responses and errors ------------------------------------------------------------------------------------
-
-_STATUS_ERRORS: dict[int, type[LumaAPIError]] = {
-    400: LumaBadRequestError,
-    401: LumaAuthError,
-    402: LumaInsufficientCreditsError,
-    403: LumaAuthError,
-    404: LumaNotFoundError,
-    413: LumaBadRequestError,
-    422: LumaBadRequestError,
-}
-
-
-def server_message(response: httpx.Response, api_key: str = "") -> str:
-    """The server's error text (``error``/``detail``/``message``), or a short description of the body."""
-    text = ""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        for key in ("error", "detail", "message"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail")
-            if value:
-                text = str(value)
-                break
-    if not text:
-        raw = response.text.strip()
-        ctype = response.headers.get("content-type", "")
-        if "html" in ctype or raw.lower().startswith(("<!doctype", "<html")):
-            text = f"HTML error page ({len(raw)} bytes) instead of JSON"
-        else:
-            text = raw[:200] or response.reason_phrase or "empty body"
-    return scrub(text, api_key)
-
-
-def scrub(text: str, secret: str) -> str:
-    """Remove a secret from text that may reach logs or exceptions."""
-    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
-
-
-def error_for_response(response: httpx.Response, call: Call, api_key: str = "") -> LumaAPIError:
-    """Map an HTTP error response to the exception tree."""
-    status, message = response.status_code, server_message(response, api_key)
-    if status == 429:
-        concurrency = "concurren" in message.lower()
-        return LumaRateLimitError(
-            message,
-            request_id=call.request_id,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
-            kind="concurrency" if concurrency else "rpm",
-        )
-    cls = _STATUS_ERRORS.get(status, LumaServerError)
-    return cls(message, status_code=status, request_id=call.request_id)
-
-
-def decode_response(response: httpx.Response, call: Call, api_key: str = "") -> Any:
-    """Return the JSON of a 2xx response, or raise the mapped error."""
-    if response.status_code >= 400:
-        raise error_for_response(response, call, api_key)
-    try:
-        return response.json()
-    except ValueError:
-        snippet = scrub(response.text[:120], api_key)
-        problem = f"{call.method} {call.path} returned HTTP {response.status_code} with a non-JSON body: {snippet!r}"
-        if call.kind == "submit":
-            raise LumaSubmissionOutcomeUnknown(
-                problem + ". The request may have been accepted (and billed); it is not resent automatically."
-            ) from None
-        raise LumaResponseError(problem, status_code=response.status_code) from None
-
 
 # -- the status vocabulary and the job parser ----------------------------------------------------------------
 
@@ -216,7 +93,7 @@ def normalize_status(raw: object) -> JobStatus:
     return _STATUSES.get(str(raw or "").strip().lower(), JobStatus.UNKNOWN)
 
 
-def to_job(body: Any, call: Call) -> Job:
+def to_job(body: Any, call: Call, headers: Any = None) -> Job:
     """Parse a create or get body into a :class:`Job`; an unreadable one is a response error (ambiguous on
     submit, unless the body names its request id: then the render is ours and polling decides)."""
     try:
@@ -241,20 +118,20 @@ def parse_job(body: Any, *, request_id: str | None = None, model: str | None = N
         raise ValueError(f"expected a JSON object, got {type(body).__name__}")
     raw_outcome = body.get("outcome")
     outcome: dict[str, Any] = raw_outcome if isinstance(raw_outcome, dict) else {}
-    rid = _first_str(body.get("request_id"), request_id)
+    rid = first_str(body.get("request_id"), request_id)
     if not rid:
         raise ValueError("response has no request_id")
-    raw_status = _first_str(body.get("status")) or ""
+    raw_status = first_str(body.get("status")) or ""
     status = normalize_status(raw_status)
     job = Job(
         request_id=rid,
         status=status,
         backend=NAME,
-        model=model or _first_str(body.get("model")),
+        model=model or first_str(body.get("model")),
         raw_status=raw_status,
-        generation_id=_first_str(body.get("generation_id"), outcome.get("generation_id"), outcome.get("id")),
+        generation_id=first_str(body.get("generation_id"), outcome.get("generation_id"), outcome.get("id")),
         error=_error_text(body, outcome),
-        failure_code=_first_str(body.get("failure_code"), outcome.get("failure_code")),
+        failure_code=first_str(body.get("failure_code"), outcome.get("failure_code")),
     )
     problems: list[str] = [] if raw_status else ["no status"]
     if status is JobStatus.SUCCESS:
@@ -287,23 +164,14 @@ def model_ids(body: Any) -> list[str]:
     return [str(m) for m in ids] if isinstance(ids, list) else []
 
 
-def _first_str(*values: object) -> str | None:
-    for value in values:
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-    return None
-
-
 def _is_exr(url: str, kind: object = None) -> bool:
     return urlsplit(url).path.lower().endswith(".exr") or "exr" in str(kind or "").lower()
 
 
 def _media_urls(body: dict[str, Any], outcome: dict[str, Any]) -> tuple[str | None, str | None]:
     """Find the MP4 and EXR URLs: top level, ``outcome.*`` or ``outcome.media_urls[].url``."""
-    video = _first_str(body.get("video_url"), outcome.get("video_url"))
-    exr = _first_str(body.get("exr_url"), outcome.get("exr_url"))
+    video = first_str(body.get("video_url"), outcome.get("video_url"))
+    exr = first_str(body.get("exr_url"), outcome.get("exr_url"))
     entries = outcome.get("media_urls") or body.get("media_urls") or []
     for entry in entries if isinstance(entries, list) else []:
         url = entry.get("url") if isinstance(entry, dict) else entry
@@ -314,7 +182,7 @@ def _media_urls(body: dict[str, Any], outcome: dict[str, Any]) -> tuple[str | No
             exr = exr or url
         else:
             video = video or url
-    video = video or _first_str(outcome.get("url"))
+    video = video or first_str(outcome.get("url"))
     return video, exr
 
 
@@ -329,7 +197,19 @@ def _error_text(body: dict[str, Any], outcome: dict[str, Any]) -> str | None:
     ):
         if isinstance(candidate, dict):
             candidate = candidate.get("message") or candidate.get("detail")
-        text = _first_str(candidate)
+        text = first_str(candidate)
         if text:
             return text
     return None
+
+
+def unsupported(spec: RenderSpec) -> list[str]:
+    """Fields of ``spec`` that GMI's queue does not document (native Luma Agents API only), one line each."""
+    hint = 'needs the native Luma Agents API (set "api": "luma_agents" in the Luma connection\'s extra)'
+    given = spec.model_dump(exclude_unset=True, exclude_none=True)
+    problems = [
+        f"{name}: {hint}; GMI's {spec.MODEL_ID} does not take it" for name in sorted(spec.NATIVE_ONLY & given.keys())
+    ]
+    if spec.resolution_label == "360p":
+        problems.append(f"resolution: 360p (the draft tier) {hint}; GMI offers 540p, 720p and 1080p")
+    return problems

@@ -47,6 +47,7 @@ class Mode(enum.StrEnum):
     INTERPOLATION = "interpolation"
     EDIT = "edit"
     REFRAME = "reframe"
+    KEYFRAMES = "keyframes"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class RenderSpec(BaseModel):
     """Expected render time relative to a generate render of the same output (an estimate; see schedule.py)."""
     NON_PAYLOAD_FIELDS: ClassVar[frozenset[str]] = frozenset()
     """Fields that are checked but never sent (e.g. an inline video streamed separately by the wire module)."""
+    NATIVE_ONLY: ClassVar[frozenset[str]] = frozenset()
+    """Fields only the native Luma Agents API takes (the GMI backend rejects them before any request)."""
 
     # -- derived facts (overridden per model) ------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from airflow_provider_luma.core.specs.base import (
 
 MODEL_ID: Final = "luma-ray-3-2-generate"
 DURATIONS: Final = ("5s", "10s")
+MAX_KEYFRAMES: Final = 64
+FRAMES_PER_SECOND: Final = 24
 
 # Extensions that clearly name something other than a JPEG/PNG/WebP image. Unknown or missing extensions are
 # accepted: many image CDNs serve frames from extension-less URLs.
@@ -47,10 +49,13 @@ class GenerateRequest(RenderSpec):
     """The ``payload`` of a ``luma-ray-3-2-generate`` request, with every documented rule enforced."""
 
     MODEL_ID = MODEL_ID
+    NATIVE_ONLY = frozenset({"keyframes", "keyframe_indexes", "user_id"})
 
     prompt: Prompt = Field(description="Text description of the video, 1-6000 characters, not blank.")
     aspect_ratio: VideoRatio = Field("16:9", description="One of 9:16, 3:4, 1:1, 4:3, 16:9, 21:9.")
-    resolution: Literal["540p", "720p", "1080p"] = Field("720p", description="540p, 720p or 1080p.")
+    resolution: Literal["360p", "540p", "720p", "1080p"] = Field(
+        "720p", description="540p, 720p or 1080p (360p: native API draft tier, SDR only)."
+    )
     duration: Literal["5s", "10s"] = Field("5s", description="5s or 10s (10s bills as two 5-s blocks).")
     hdr: bool = Field(False, description="HDR-encoded MP4; needs 720p/1080p, 5s, no loop, not on extend.")
     exr_export: bool = Field(False, description="EXR file alongside the MP4; needs hdr=true.")
@@ -59,18 +64,28 @@ class GenerateRequest(RenderSpec):
     end_frame_url: str | None = Field(None, description="http(s) URL of a JPEG/PNG/WebP end frame.")
     start_frame_generation_id: GenerationId = Field(None, description="Prior generation as start (extend fwd).")
     end_frame_generation_id: GenerationId = Field(None, description="Prior generation as end (extend back).")
+    # Native Luma Agents API only (GMI's model page does not document them; the GMI backend rejects them).
+    keyframes: list[str] | None = Field(None, description="1-64 image URLs or generation ids at arbitrary frames.")
+    keyframe_indexes: list[int] | None = Field(None, description="Frame of each keyframe on the 24-fps grid.")
+    user_id: str | None = Field(None, description="Opaque end-user id (native API).")
 
     @field_validator("start_frame_url", "end_frame_url")
     @classmethod
     def _check_frame_url(cls, value: str | None) -> str | None:
-        if not value:
+        return check_frame_url(value) if value else None
+
+    @field_validator("keyframes")
+    @classmethod
+    def _check_keyframes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{value!r} is not an http(s) URL; frames must be JPEG/PNG/WebP images on http(s)")
-        ext = posixpath.splitext(parts.path)[1].lower().lstrip(".")
-        if ext in _NON_FRAME_EXTENSIONS:
-            raise ValueError(f"{value!r} names a .{ext} file; frames must be JPEG, PNG or WebP images")
+        if not 1 <= len(value) <= MAX_KEYFRAMES:
+            raise ValueError(f"keyframes has {len(value)} entries; give 1-{MAX_KEYFRAMES}")
+        for ref in value:
+            if ref.lower().startswith(("http://", "https://")):
+                check_frame_url(ref)
+            elif not ref.strip() or "/" in ref or ref in ("None", "null"):
+                raise ValueError(f"keyframe {ref!r} is neither an http(s) image URL nor a generation id")
         return value
 
     @model_validator(mode="after")
@@ -103,7 +118,8 @@ class GenerateRequest(RenderSpec):
     @property
     def source_generation_ids(self) -> list[str]:
         """The prior generations this request chains from (empty for text/image-to-video)."""
-        return [g for g in (self.start_frame_generation_id, self.end_frame_generation_id) if g]
+        ends = [g for g in (self.start_frame_generation_id, self.end_frame_generation_id) if g]
+        return ends + [k for k in self.keyframes or () if not k.lower().startswith(("http://", "https://"))]
 
     @property
     def quality(self) -> Quality:
@@ -145,8 +161,21 @@ def _secs(r: GenerateRequest) -> float:
     return 10.0 if r.duration == "10s" else 5.0
 
 
+def check_frame_url(value: str) -> str:
+    """An http(s) URL that does not name a non-image file."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL; frames must be JPEG/PNG/WebP images on http(s)")
+    ext = posixpath.splitext(parts.path)[1].lower().lstrip(".")
+    if ext in _NON_FRAME_EXTENSIONS:
+        raise ValueError(f"{value!r} names a .{ext} file; frames must be JPEG, PNG or WebP images")
+    return value
+
+
 def derive_mode(request: GenerateRequest) -> Mode:
     """Derive the render mode from which keyframes a request sets."""
+    if request.keyframes:
+        return Mode.KEYFRAMES
     start_gen, end_gen = request.start_frame_generation_id, request.end_frame_generation_id
     if request.has_start_frame and request.has_end_frame and (start_gen or end_gen):
         return Mode.INTERPOLATION
@@ -166,8 +195,8 @@ def _combination_problems(r: GenerateRequest) -> list[str]:
         p.append("start_frame_url and start_frame_generation_id are both set: give the start frame one way only")
     if r.end_frame_url and r.end_frame_generation_id:
         p.append("end_frame_url and end_frame_generation_id are both set: give the end frame one way only")
-    if r.hdr and r.resolution == "540p":
-        p.append("hdr=true is not available at resolution=540p (HDR needs 720p or 1080p)")
+    if r.hdr and r.resolution in ("360p", "540p"):
+        p.append(f"hdr=true is not available at resolution={r.resolution} (HDR needs 720p or 1080p)")
     if r.exr_export and not r.hdr:
         p.append("exr_export=true requires hdr=true")
     if r.duration == "10s":
@@ -192,4 +221,28 @@ def _combination_problems(r: GenerateRequest) -> list[str]:
             p.append("extend (a single *_frame_generation_id) is SDR only: hdr and exr_export must be false")
         if r.duration != "5s":
             p.append("extend returns exactly one 5s block: duration must be 5s")
+    p += _keyframe_problems(r)
+    return p
+
+
+def _keyframe_problems(r: GenerateRequest) -> list[str]:
+    """Native keyframes: indexes on the 24-fps grid of the duration, one per keyframe; not with frames or loop."""
+    p: list[str] = []
+    if r.keyframe_indexes is not None and r.keyframes is None:
+        return ["keyframe_indexes is only for keyframes"]
+    if r.keyframes is None:
+        return p
+    last = FRAMES_PER_SECOND * int(_secs(r))
+    indexes = r.keyframe_indexes or []
+    if len(indexes) != len(r.keyframes):
+        p.append(f"keyframe_indexes: {len(indexes)} given for {len(r.keyframes)} keyframes; give one per keyframe")
+    if len(set(indexes)) != len(indexes):
+        p.append("keyframe_indexes: each frame index may be used once")
+    outside = [i for i in indexes if not 0 <= i <= last]
+    if outside:
+        p.append(f"keyframe_indexes: {outside} are off the {r.duration} grid (0-{last} at {FRAMES_PER_SECOND} fps)")
+    if r.has_start_frame or r.has_end_frame:
+        p.append("keyframes cannot be combined with start/end frames (start_frame_*, end_frame_*)")
+    if r.loop:
+        p.append("keyframes cannot be combined with loop=true")
     return p

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airflow_provider_luma.core.specs.base import (
     VIDEO_ASPECT_RATIOS,
@@ -37,6 +37,38 @@ EDIT_MODEL_ID: Final = "luma-ray-3-2-edit"
 REFRAME_MODEL_ID: Final = "luma-ray-3-2-reframe"
 EDIT_STRENGTHS: Final = tuple(f"{kind}_{level}" for kind in ("adhere", "flex", "reimagine") for level in (1, 2, 3))
 SOURCE_MEDIA_TYPES: Final = ("video/mp4", "video/quicktime")
+
+
+class _Control(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+
+
+class _Pose(_Control):
+    strength: Literal["precise", "coarse"] | None = None
+
+
+class _Depth(_Control):
+    blur: float | None = Field(None, ge=0, le=1)
+
+
+class _Normals(_Control):
+    augmentation: float | None = Field(None, ge=0, le=1)
+
+
+class _Trajectory(_Control):
+    sparsity: float | None = Field(None, ge=0, le=1)
+
+
+class EditControls(BaseModel):
+    """The native API's fine edit controls (``video.edit.controls``), as Luma's SDK documents them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pose: _Pose | None = None
+    depth: _Depth | None = None
+    normals: _Normals | None = None
+    trajectory: _Trajectory | None = None
+    face: _Control | None = None
 
 
 class _SourcedRequest(RenderSpec):
@@ -116,6 +148,9 @@ class EditRequest(_SourcedRequest):
     edit_auto_controls: bool | None = Field(None, description="Let the model derive the conditioning.")
     edit_strength: str | None = Field(None, description="adhere_1..3, flex_1..3 or reimagine_1..3.")
     pose_strength: str | None = Field(None, description="Pose conditioning; GMI's table is truncated here.")
+    controls: EditControls | None = Field(None, description="Native API only: pose/depth/normals/trajectory/face.")
+
+    NATIVE_ONLY = frozenset({"controls"})
 
     @field_validator("edit_strength")
     @classmethod
@@ -129,6 +164,8 @@ class EditRequest(_SourcedRequest):
         problems = self._source_problems()
         if self.edit_auto_controls and self.edit_strength:
             problems.append("edit_auto_controls=true and edit_strength are mutually exclusive: set one")
+        if self.pose_strength and self.controls is not None and self.controls.pose is not None:
+            problems.append("pose_strength and controls.pose both set the pose conditioning: set one")
         combination_error(problems)
         return self
 
