@@ -30,7 +30,6 @@ class Finisher:
     log: Any
     plan: RenderPlan
     spec: RenderSpec
-    state: StateStore
 
     # Provided by RenderRun (a cached hook, the backend name and the price estimate).
     @property
@@ -39,6 +38,10 @@ class Finisher:
 
     @property
     def backend(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def state(self) -> StateStore:
         raise NotImplementedError
 
     @property

@@ -65,22 +65,26 @@ class RenderRun(Finisher):
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         self.spec = self.plan.spec
-        try:
-            self.settings = self.hook.get_settings()  # which API the connection speaks; nothing is sent yet
-        except LumaError as exc:
-            self.log.error("%s: %s", failure_prefix(exc), exc)
-            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
-        problems = self.settings.wire.unsupported(self.spec)
-        if problems:
-            invalid = LumaValidationError(problems, subject=f"{self.spec.MODEL_ID} request on {self.backend}")
-            raise AirflowFailException(str(invalid)) from None
-        self.state = StateStore(context, self.spec, self.backend)
 
     @cached_property
     def hook(self) -> Any:
         from airflow_provider_luma.hooks import LumaHook
 
         return LumaHook(self.op.luma_conn_id, retry_policy=WORKER_RETRY)
+
+    @cached_property
+    def settings(self) -> Any:
+        """The connection's client settings: which API it speaks (looked up once; nothing is sent)."""
+        try:
+            return self.hook.get_settings()
+        except LumaError as exc:
+            self.log.error("%s: %s", failure_prefix(exc), exc)
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+
+    @cached_property
+    def state(self) -> StateStore:
+        """The durable record of this task instance's render, stamped with the backend it is bought on."""
+        return StateStore(self.context, self.spec, self.backend)
 
     @property
     def backend(self) -> str:
@@ -101,6 +105,11 @@ class RenderRun(Finisher):
     def start(self) -> dict[str, Any]:
         """Validate, resume or submit, then wait (deferring or polling)."""
         s = self.spec
+        problems = self.settings.wire.unsupported(s)
+        if problems:
+            invalid = LumaValidationError(problems, subject=f"{s.MODEL_ID} request on {self.backend}")
+            self.log.error("%s", invalid)
+            raise AirflowFailException(str(invalid)) from None
         chained = f" from generation {', '.join(s.source_generation_ids)}" if s.source_generation_ids else ""
         self.log.info(
             "Luma %s %s render%s: %s, estimated cost %s",
