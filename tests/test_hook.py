@@ -76,3 +76,41 @@ async def test_async_settings_and_shared_client(luma_conn_env: LumaSimulatorServ
         rid = (await third.asubmit(VideoRequest.from_params(prompt="p"))).request_id
         results = await asyncio.gather(*(hook.aget_generation(rid) for _ in range(20)))
     assert {g.request_id for g in results} == {rid}
+
+
+@pytest.mark.parametrize(
+    ("fields", "backend", "base_url"),
+    [
+        ({}, "gmi", "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"),
+        ({"extra": {"api": "gmi"}}, "gmi", "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"),
+        ({"extra": {"api": "luma_agents"}}, "luma_agents", "https://agents.lumalabs.ai/v1"),
+        (
+            {"extra": {"api": "LUMA_AGENTS"}, "host": "agents.example.com"},
+            "luma_agents",
+            "https://agents.example.com/v1",
+        ),
+        (
+            {"extra": {"api": "luma_agents"}, "host": "http://127.0.0.1:9000/v1/"},
+            "luma_agents",
+            "http://127.0.0.1:9000/v1",
+        ),
+        ({"extra": {"api": "luma_agents"}, "host": "http://127.0.0.1:9000"}, "luma_agents", "http://127.0.0.1:9000/v1"),
+    ],
+)
+def test_the_connection_picks_the_api(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], backend: str, base_url: str
+) -> None:
+    set_conn(monkeypatch, password="luma-api-123456", **fields)
+    settings = LumaHook().get_settings()
+    assert (settings.backend, settings.base_url) == (backend, base_url)
+
+
+def test_an_unknown_api_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, password="k-123456", extra={"api": "openai"})
+    with pytest.raises(LumaConfigurationError, match="extra 'api' is 'openai'; use \"gmi\".*\"luma_agents\""):
+        LumaHook().get_settings()
+
+
+def test_the_organization_header_is_gmi_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, password="k-123456", extra={"api": "luma_agents", "organization_id": "org-7"})
+    assert "X-Organization-ID" not in LumaHook().get_settings().headers()
