@@ -169,6 +169,18 @@ def decode_response(response: httpx.Response, call: Call, api_key: str = "") -> 
         raise LumaResponseError(problem, status_code=response.status_code) from None
 
 
+def url_problems(video_url: str | None, exr_url: str | None) -> list[str]:
+    """Media URLs from a body that must not be opened (https only; http only to loopback), one line each."""
+    from airflow_provider_luma.core.media import media_url_problem
+
+    problems = []
+    for what, url in (("video URL", video_url), ("EXR URL", exr_url)):
+        problem = media_url_problem(url) if url else None
+        if problem:
+            problems.append(f"the {what} is not opened: {problem}")
+    return problems
+
+
 def first_str(*values: object) -> str | None:
     for value in values:
         if isinstance(value, str) and value.strip():

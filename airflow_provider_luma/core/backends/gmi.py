@@ -26,10 +26,10 @@ from airflow_provider_luma.core.backends.common import (
     json_or_streamed,
     scrub,
     server_message,
+    url_problems,
 )
 from airflow_provider_luma.core.errors import LumaResponseError, LumaSubmissionOutcomeUnknown
 from airflow_provider_luma.core.jobs import Job, JobStatus
-from airflow_provider_luma.core.media import media_url_problem
 from airflow_provider_luma.core.specs.base import RenderSpec
 
 __all__ = [
@@ -151,11 +151,7 @@ def _success_problems(generation_id: str | None, video_url: str | None, exr_url:
         problems.append("status success without a generation_id")
     if not video_url:
         problems.append("status success without a video URL")
-    for what, url in (("video URL", video_url), ("EXR URL", exr_url)):
-        problem = media_url_problem(url) if url else None
-        if problem:
-            problems.append(f"the {what} is not opened: {problem}")
-    return problems
+    return problems + url_problems(video_url, exr_url)
 
 
 def model_ids(body: Any) -> list[str]:

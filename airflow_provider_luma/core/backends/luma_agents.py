@@ -23,10 +23,10 @@ from airflow_provider_luma.core.backends.common import (
     error_for_response,
     first_str,
     json_or_streamed,
+    url_problems,
 )
 from airflow_provider_luma.core.errors import LumaResponseError, LumaSubmissionOutcomeUnknown
 from airflow_provider_luma.core.jobs import Job, JobStatus
-from airflow_provider_luma.core.media import media_url_problem
 from airflow_provider_luma.core.specs.base import RenderSpec
 
 __all__ = [
@@ -171,10 +171,7 @@ def parse_job(body: Any, *, model: str | None = None, strict: bool = True) -> Jo
     if status is JobStatus.SUCCESS:
         if not video_url:
             problems.append("state completed without a video output")
-        for what, url in (("video URL", video_url), ("EXR URL", exr_url)):
-            problem = media_url_problem(url) if url else None
-            if problem:
-                problems.append(f"the {what} is not opened: {problem}")
+        problems += url_problems(video_url, exr_url)
     if problems and strict:
         raise ValueError("; ".join(problems))
     if problems:
