@@ -2,6 +2,9 @@
 
 It serves ``luma-ray-3-2-generate``, ``luma-ray-3-2-edit`` and ``luma-ray-3-2-reframe`` and checks payloads with
 its own rule tables (``_rules``), never with the provider's models, so one wrong rule cannot pass on both sides.
+``LumaSimulatorServer(api="luma_agents")`` speaks the native Luma Agents API instead (``POST /v1/generations``,
+``GET /v1/generations/{id}``, tables in ``_native_rules``) over the same state: a server per API may share one
+:class:`LumaSimulator`, and a generation made on either front is a source on the other.
 
 :class:`LumaSimulatorServer` serves a :class:`LumaSimulator` over real HTTP on ``127.0.0.1`` (stdlib only: no
 Airflow, httpx or web framework), so DAGs, hooks and triggers run against it exactly as against the real API::
@@ -28,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_provider_luma.testing._faults import Fault, FaultKind, FaultTarget, LoggedRequest
     from airflow_provider_luma.testing._media import sample_mp4
-    from airflow_provider_luma.testing._server import BASE_PATH, LumaSimulatorServer
+    from airflow_provider_luma.testing._server import BASE_PATH, NATIVE_BASE_PATH, LumaSimulatorServer
     from airflow_provider_luma.testing._state import LumaSimulator
     from airflow_provider_luma.testing._types import (
         DEFAULT_TEST_API_KEY,
+        Api,
         GenerationRecord,
         ManualClock,
         ResponseStyle,
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "Api",
     "BASE_PATH",
     "DEFAULT_TEST_API_KEY",
     "Fault",
@@ -49,12 +54,14 @@ __all__ = [
     "LumaSimulator",
     "LumaSimulatorServer",
     "ManualClock",
+    "NATIVE_BASE_PATH",
     "ResponseStyle",
     "SimulatorConfig",
     "sample_mp4",
 ]
 
 _MODULE_OF: dict[str, str] = {
+    "Api": "_types",
     "BASE_PATH": "_server",
     "DEFAULT_TEST_API_KEY": "_types",
     "Fault": "_faults",
@@ -65,6 +72,7 @@ _MODULE_OF: dict[str, str] = {
     "LumaSimulator": "_state",
     "LumaSimulatorServer": "_server",
     "ManualClock": "_types",
+    "NATIVE_BASE_PATH": "_server",
     "ResponseStyle": "_types",
     "SimulatorConfig": "_types",
     "sample_mp4": "_media",

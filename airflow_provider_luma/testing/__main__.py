@@ -4,6 +4,8 @@
 
     python -m airflow_provider_luma.testing --port 8799 --time-factor 0.1
     # prints the base URL and an `export AIRFLOW_CONN_LUMA_DEFAULT='…'` line to paste into another shell
+    python -m airflow_provider_luma.testing --api luma_agents
+    # the native Luma Agents API under /v1 instead (the Connection gets "extra": {"api": "luma_agents"})
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import threading
 from types import FrameType
 
 from airflow_provider_luma.testing._server import LumaSimulatorServer
-from airflow_provider_luma.testing._types import DEFAULT_TEST_API_KEY
+from airflow_provider_luma.testing._types import APIS, DEFAULT_TEST_API_KEY
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_luma.testing",
-        description="Serve a local simulator of GMI Cloud's request queue for Luma Ray 3.2 (generate, edit, reframe).",
+        description="Serve a local simulator of GMI Cloud's request queue (or of the native Luma Agents API) for "
+        "Luma Ray 3.2 (generate, edit, reframe).",
+    )
+    parser.add_argument(
+        "--api", choices=APIS, default="gmi", help="gmi: GMI's request queue (default); luma_agents: the native API"
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: 0, any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             api_key=args.api_key,
             verbose=args.verbose,
+            api=args.api,
             time_factor=args.time_factor,
             render_seconds=args.render_seconds,
             response_style=args.response_style,

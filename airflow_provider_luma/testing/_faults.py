@@ -26,7 +26,9 @@ FaultKind = Literal[
 """Every kind of fault the simulator can inject."""
 
 FaultTarget = Literal["submit", "poll", "models", "download", "any"]
-"""Which requests a fault applies to: ``POST /requests``, ``GET /requests/{id}``, ``GET /models``, media files."""
+"""Which requests a fault applies to: ``POST /requests``, ``GET /requests/{id}``, ``GET /models``, media files.
+
+On the native front, ``submit`` is ``POST /v1/generations`` and ``poll`` is ``GET /v1/generations/{id}``."""
 
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 FAULT_TARGETS: Final[tuple[str, ...]] = get_args(FaultTarget)
@@ -36,6 +38,7 @@ FAULT_TARGETS: Final[tuple[str, ...]] = get_args(FaultTarget)
 DEFAULT_RPM_LIMIT_HEADER: Final = 30
 
 _DEFAULT_HTTP_MESSAGES: Final = {
+    402: "Insufficient credits. Please add credits to continue.",  # Luma's text; the job is not queued
     500: "Internal server error",
     502: "Upstream service unavailable",
     503: "Service temporarily unavailable",
@@ -119,7 +122,11 @@ class Fault:
     def http_error(
         cls, status: int = 500, message: str | None = None, *, on: FaultTarget = "any", times: int = 1
     ) -> Fault:
-        """A JSON ``{"error": message}`` answer with the given status (500, 502, 503, ...)."""
+        """A JSON ``{"error": message}`` answer with the given status (402, 500, 502, 503, ...).
+
+        The native front sends it as ``{"detail": message}``; ``Fault.http_error(402)`` is Luma's "Insufficient
+        credits" answer.
+        """
         return cls("http_error", on=on, times=times, status=status, message=message)
 
     @classmethod
@@ -217,17 +224,23 @@ class CannedResponse:
     headers: dict[str, str]
 
 
-def canned_response(fault: Fault, *, now: float, rpm_limit: int | None) -> CannedResponse | None:
-    """The answer a fault sends instead of the normal one, or ``None`` when it does not replace the answer."""
+def canned_response(
+    fault: Fault, *, now: float, rpm_limit: int | None, error_key: str = "error"
+) -> CannedResponse | None:
+    """The answer a fault sends instead of the normal one, or ``None`` when it does not replace the answer.
+
+    :param error_key: the key of a JSON error body's message: ``"error"`` on GMI, ``"detail"`` on the native API.
+    """
     if fault.kind == "rate_limit_rpm":
         retry_after = max(1, int(fault.retry_after or 1))
         headers = rate_limit_headers(rpm_limit or DEFAULT_RPM_LIMIT_HEADER, 0, now + retry_after)
-        return _json(429, "Rate limit exceeded", {"Retry-After": str(retry_after), **headers})
+        return _json(429, {error_key: "Rate limit exceeded"}, {"Retry-After": str(retry_after), **headers})
     if fault.kind == "rate_limit_concurrency":
-        return _json(429, "Too many concurrent jobs", {"Retry-After": str(max(1, int(fault.retry_after or 60)))})
+        wait = str(max(1, int(fault.retry_after or 60)))
+        return _json(429, {error_key: "Too many concurrent jobs"}, {"Retry-After": wait})
     if fault.kind == "http_error":
         status = fault.status or 500
-        return _json(status, fault.message or _DEFAULT_HTTP_MESSAGES.get(status, f"HTTP {status}"), {})
+        return _json(status, {error_key: fault.message or _DEFAULT_HTTP_MESSAGES.get(status, f"HTTP {status}")}, {})
     if fault.kind == "html_error":
         status = fault.status or 502
         page = _HTML_PAGE.format(status=status, phrase=_HTML_PHRASES.get(status, "Error"))
@@ -246,8 +259,8 @@ def rate_limit_headers(limit: int, remaining: int, reset_at: float) -> dict[str,
     }
 
 
-def _json(status: int, message: str, headers: dict[str, str]) -> CannedResponse:
-    return CannedResponse(status, json.dumps({"error": message}).encode(), "application/json", headers)
+def _json(status: int, body: dict[str, str], headers: dict[str, str]) -> CannedResponse:
+    return CannedResponse(status, json.dumps(body).encode(), "application/json", headers)
 
 
 @dataclass(frozen=True)
@@ -258,7 +271,8 @@ class LoggedRequest:
     :param path: URL path, without the query string.
     :param status: HTTP status sent, or ``None`` when the connection was dropped without an answer.
     :param payload: the parsed JSON body, or ``None`` (no body, or not JSON).
-    :param request_id: the queue request id that was created or asked about, when there is one.
+    :param request_id: the queue request id that was created or asked about, when there is one (on the native
+        front: the request id of the internal job behind the generation, so ``LumaSimulator.generation`` finds it).
     :param fault: the kind of the injected fault that shaped this request, or ``None``.
     :param at: simulator clock time when the request arrived.
     """

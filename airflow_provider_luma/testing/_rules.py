@@ -4,6 +4,7 @@ Deliberately independent of the provider's specs (:mod:`airflow_provider_luma.co
 the simulator shared one rule, a wrong rule would pass on both sides and no test would notice. Each model has a
 table of fields (name → checker), the fields it requires, its defaults, and a table of cross-field rules
 (predicate, problem). Every problem names its field(s); the simulator answers 400 with the problems joined by ``"; "``.
+The generate and edit constraints are name templates shared with the native API's tables (:mod:`._native_rules`).
 
 Pure: no state, no sockets. Rules that need the simulator's generations (chain and source references, the
 reframe ratio) live in :mod:`._sources`.
@@ -135,39 +136,80 @@ def _has(v: Values, *names: str) -> bool:
 def is_extend(v: Values) -> bool:
     """True when a generate payload has exactly one keyframe and it is a generation id (an extend)."""
     start, end = v.get("start_frame_generation_id"), v.get("end_frame_generation_id")
-    return bool(start) != bool(end) and not v.get("start_frame_url") and not v.get("end_frame_url")
+    # The native API also takes inline frames (``*_frame_data``); any frame besides the generation id makes it
+    # an interpolation instead.
+    others = ("start_frame_url", "end_frame_url", "start_frame_data", "end_frame_data")
+    return bool(start) != bool(end) and not any(v.get(name) for name in others)
 
 
-def _start(v: Values) -> bool:
-    return bool(v.get("start_frame_url") or v.get("start_frame_generation_id"))
+def has_start_frame(v: Values) -> bool:
+    """True when a generate payload has a start frame, given any way."""
+    return any(v.get(f"start_frame_{kind}") for kind in ("url", "generation_id", "data"))
 
 
-def _end(v: Values) -> bool:
-    return bool(v.get("end_frame_url") or v.get("end_frame_generation_id"))
+def has_end_frame(v: Values) -> bool:
+    """True when a generate payload has an end frame, given any way."""
+    return any(v.get(f"end_frame_{kind}") for kind in ("url", "generation_id", "data"))
 
 
 Rule = tuple[Callable[[Values], bool], str]
-"""A cross-field rule: when the predicate holds for the payload, the message is a problem."""
+"""A cross-field rule: when the predicate holds for the settled values, the message is a problem.
+
+Messages are templates: ``{hdr}`` stands for the field's name on the front that reports it (``hdr`` on GMI,
+``video.hdr`` on the native API), so both fronts share one table of constraints and each names its own fields.
+"""
+
+
+class FieldNames(dict[str, str]):
+    """Template names → a front's field names; a name it does not list is its own field name."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+GMI_NAMES: Final = FieldNames(
+    start_frame="start_frame_url/start_frame_generation_id",
+    end_frame="end_frame_url/end_frame_generation_id",
+    frame_generation_id="*_frame_generation_id",
+)
+"""How GMI's flat payload names the fields of the shared rule templates."""
+
+
+def render(rules: tuple[Rule, ...], values: Values, names: Mapping[str, str]) -> list[str]:
+    """The messages of the ``rules`` that ``values`` break, in ``names``, each once and in order."""
+    # Several rules can describe one mistake in the same words; keep each message once.
+    return list(dict.fromkeys(template.format_map(names) for applies, template in rules if applies(values)))
+
+
+VIDEO_COMBINATIONS: Final[tuple[Rule, ...]] = (
+    (lambda v: v["hdr"] and v["resolution"] == "540p", "{hdr}=true is not available at {resolution}=540p"),
+    (lambda v: v["exr_export"] and not v["hdr"], "{exr_export}=true requires {hdr}=true"),
+    (lambda v: v["duration"] == "10s" and v["hdr"], "{duration}=10s is not supported with {hdr}=true"),
+    (lambda v: v["duration"] == "10s" and has_start_frame(v),
+     "{duration}=10s is not supported with a start frame ({start_frame})"),
+    (lambda v: v["duration"] == "10s" and has_end_frame(v),
+     "{duration}=10s is not supported with an end frame ({end_frame})"),
+    (lambda v: v["loop"] and v["duration"] == "10s", "{loop}=true is not supported with {duration}=10s"),
+    (lambda v: v["loop"] and v["hdr"], "{loop}=true is not supported with {hdr}=true"),
+    (lambda v: v["loop"] and has_end_frame(v), "{loop}=true is not supported with an end frame ({end_frame})"),
+    (lambda v: is_extend(v) and (v["hdr"] or v["exr_export"]),
+     "extend (a single {frame_generation_id}) is SDR only: {hdr} and {exr_export} must be false"),
+    (lambda v: is_extend(v) and v["duration"] != "5s", "extend returns one 5s block: {duration} must be 5s"),
+)  # fmt: skip
+"""The generate constraints both fronts share (on settled values with GMI's flat field names)."""
+
+EDIT_COMBINATIONS: Final[tuple[Rule, ...]] = (
+    (lambda v: v["edit_auto_controls"] and "edit_strength" in v,
+     "{edit_auto_controls}=true and {edit_strength} are mutually exclusive: set one of them"),
+)  # fmt: skip
+"""The edit constraints both fronts share."""
 
 _GENERATE_COMBINATIONS: Final[tuple[Rule, ...]] = (
     (lambda v: _has(v, "start_frame_url", "start_frame_generation_id"),
      "start_frame_url and start_frame_generation_id are both set: give the start frame one way only"),
     (lambda v: _has(v, "end_frame_url", "end_frame_generation_id"),
      "end_frame_url and end_frame_generation_id are both set: give the end frame one way only"),
-    (lambda v: v["hdr"] and v["resolution"] == "540p", "hdr=true is not available at resolution=540p"),
-    (lambda v: v["exr_export"] and not v["hdr"], "exr_export=true requires hdr=true"),
-    (lambda v: v["duration"] == "10s" and v["hdr"], "duration=10s is not supported with hdr=true"),
-    (lambda v: v["duration"] == "10s" and _start(v),
-     "duration=10s is not supported with a start frame (start_frame_url/start_frame_generation_id)"),
-    (lambda v: v["duration"] == "10s" and _end(v),
-     "duration=10s is not supported with an end frame (end_frame_url/end_frame_generation_id)"),
-    (lambda v: v["loop"] and v["duration"] == "10s", "loop=true is not supported with duration=10s"),
-    (lambda v: v["loop"] and v["hdr"], "loop=true is not supported with hdr=true"),
-    (lambda v: v["loop"] and _end(v),
-     "loop=true is not supported with an end frame (end_frame_url/end_frame_generation_id)"),
-    (lambda v: is_extend(v) and (v["hdr"] or v["exr_export"]),
-     "extend (a single *_frame_generation_id) is SDR only: hdr and exr_export must be false"),
-    (lambda v: is_extend(v) and v["duration"] != "5s", "extend returns one 5s block: duration must be 5s"),
+    *VIDEO_COMBINATIONS,
 )  # fmt: skip
 
 _SOURCE_COMBINATIONS: Final[tuple[Rule, ...]] = (
@@ -222,8 +264,7 @@ class ModelRules:
                 found.append(f"{name}: {problem}")
         if found:  # combinations assume every value has the right type and range
             return found
-        # Several rules can describe one mistake in the same words; keep each message once, in order.
-        return list(dict.fromkeys(message for applies, message in self.combinations if applies(given)))
+        return render(self.combinations, given, GMI_NAMES)
 
 
 GENERATE_RULES: Final = ModelRules(
@@ -263,8 +304,7 @@ EDIT_RULES: Final = ModelRules(
     defaults={"resolution": "720p", "edit_auto_controls": False},
     combinations=(
         *_SOURCE_COMBINATIONS,
-        (lambda v: v["edit_auto_controls"] and "edit_strength" in v,
-         "edit_auto_controls=true and edit_strength are mutually exclusive: set one of them"),
+        *EDIT_COMBINATIONS,
     ),
     hints={name: "an edit keeps the source's aspect ratio and duration"
            for name in ("aspect_ratio", "duration", "loop", "frames")},

@@ -1,11 +1,13 @@
 """The HTTP layer of the simulator: a stdlib ``ThreadingHTTPServer`` in a daemon thread.
 
-It only translates between HTTP and :class:`LumaSimulator`: routing, auth, fault application, the request log
-and writing bytes. Every decision about requests and renders is the simulator's.
+It only translates between HTTP and :class:`LumaSimulator`: fault application, the request log, media files and
+writing bytes; the API's routes and answers are its front's (:mod:`._gmi` or :mod:`._native`). Every decision
+about requests and renders is the simulator's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import socket
@@ -13,7 +15,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
@@ -21,70 +22,34 @@ from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_luma.testing._admin import admin_response
 from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, canned_response
+from airflow_provider_luma.testing._gmi import BASE_PATH, METHODS_OF, GmiFront
 from airflow_provider_luma.testing._media import MediaBody
+from airflow_provider_luma.testing._native import NATIVE_BASE_PATH, NativeFront
+from airflow_provider_luma.testing._reply import Call, Front, Reply, error_reply, json_reply, parse_json
 from airflow_provider_luma.testing._state import LumaSimulator
-from airflow_provider_luma.testing._types import DEFAULT_TEST_API_KEY, SimulatorError
+from airflow_provider_luma.testing._types import APIS, DEFAULT_TEST_API_KEY, Api, SimulatorError
 
-BASE_PATH: Final = "/api/v1/ie/requestqueue/apikey"
-"""Where the request-queue API lives, as on ``console.gmicloud.ai``."""
+__all__ = ["BASE_PATH", "NATIVE_BASE_PATH", "LumaSimulatorServer"]
 
 FILES_PATH: Final = "/files/"
 ADMIN_PATH: Final = "/_sim/"
 
-_METHODS_OF: Final[dict[FaultTarget, tuple[str, ...]]] = {
-    "submit": ("POST",),
-    "poll": ("GET", "HEAD"),
-    "models": ("GET", "HEAD"),
-    "download": ("GET", "HEAD"),
-}
+
+def key_fingerprint(api_key: str) -> str:
+    """What a job records of the key that created it (the native API hides other keys' generations)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
-@dataclass
-class _Reply:
-    """What to send: ``status=None`` closes the connection without an answer."""
+def make_front(api: Api, simulator: LumaSimulator) -> Front:
+    """The front that speaks ``api`` over ``simulator``.
 
-    status: int | None
-    body: bytes | MediaBody = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    request_id: str | None = None
-    fault: str | None = None
-    cut_after: int | None = None  # hang up after this many body bytes (the cut_body fault)
-
-
-def _json_reply(status: int, obj: Any, headers: dict[str, str] | None = None, request_id: str | None = None) -> _Reply:
-    return _Reply(status, json.dumps(obj).encode(), "application/json", dict(headers or {}), request_id)
-
-
-def _error_reply(exc: SimulatorError, request_id: str | None = None) -> _Reply:
-    body, content_type = exc.render()
-    return _Reply(exc.status, body, content_type, exc.headers, request_id)
-
-
-def _route(method: str, path: str) -> tuple[FaultTarget | None, str | None]:
-    """The endpoint a request is for (``None`` when it names none) and the request id in its path."""
-    target: FaultTarget | None = None
-    request_id = None
-    rest = path[len(BASE_PATH) :] if path.startswith(BASE_PATH + "/") else None
-    if rest == "/requests":
-        target = "submit"
-    elif rest is not None and rest.startswith("/requests/") and rest.count("/") == 2 and len(rest) > 10:
-        target, request_id = "poll", rest[len("/requests/") :]
-    elif rest == "/models":
-        target = "models"
-    elif path.startswith(FILES_PATH):
-        target = "download"
-    if target is not None and method not in _METHODS_OF[target]:
-        return None, request_id
-    return target, request_id
-
-
-def _parse_json(body: bytes) -> Any:
-    """The JSON value of ``body``, or ``None`` when it is empty or not JSON."""
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
+    :raises ValueError: for an unknown ``api``.
+    """
+    if api == "gmi":
+        return GmiFront(simulator)
+    if api == "luma_agents":
+        return NativeFront(simulator)
+    raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -93,9 +58,11 @@ class _HTTPServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 drops SYNs when many triggers poll at once; clients then stall ~1 s.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], simulator: LumaSimulator, api_key: str, verbose: bool) -> None:
-        self.simulator = simulator
+    def __init__(self, address: tuple[str, int], front: Front, api_key: str, verbose: bool) -> None:
+        self.front = front
+        self.simulator = front.simulator
         self.api_key = api_key
+        self.owner = key_fingerprint(api_key)
         self.verbose = verbose
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -153,78 +120,78 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if url.path.startswith(ADMIN_PATH):
             # The harness talking to the simulator: neither faulted nor logged.
-            data = _parse_json(body)
+            data = parse_json(body)
             if body and data is None:
                 status, answer = 400, {"error": "Request body is not valid JSON"}
             else:
                 status, answer = admin_response(sim, method, url.path[len(ADMIN_PATH) :], data or {})
-            self._send(_json_reply(status, answer), head_only=method == "HEAD")
+            self._send(json_reply(status, answer), head_only=method == "HEAD")
             return
         try:
             reply = self._api(method, url.path, url.query, body)
         except Exception:  # a simulator bug must show up as a 500, not as a dropped connection
             traceback.print_exc()
-            reply = _json_reply(500, {"error": "Simulator internal error"})
+            reply = json_reply(500, {self.server.front.error_key: "Simulator internal error"})
         # Log before answering, so a test that reads the log right after its response finds the entry.
-        entry = LoggedRequest(method, url.path, reply.status, _parse_json(body), reply.request_id, reply.fault, at)
+        entry = LoggedRequest(method, url.path, reply.status, parse_json(body), reply.request_id, reply.fault, at)
         sim.log_request(entry)
         self._send(reply, head_only=method == "HEAD")
 
-    def _api(self, method: str, path: str, query: str, body: bytes) -> _Reply:
-        sim = self.server.simulator
-        target, request_id = _route(method, path)
+    def _api(self, method: str, path: str, query: str, body: bytes) -> Reply:
+        sim, front = self.server.simulator, self.server.front
+        call = self._call(method, path, body)
+        log_id = front.log_id(call.path_id)
         # Faults come before auth: they stand for the network and the proxies in front of the API.
-        fault: Fault | None = sim.take_fault(target) if target is not None else None
+        fault: Fault | None = sim.take_fault(call.target) if call.target is not None else None
+        reply: Reply | None = None
         if fault is not None:
             if fault.kind == "drop_connection":
-                return _Reply(None, request_id=request_id, fault=fault.kind)
-            canned = canned_response(fault, now=sim.now(), rpm_limit=sim.config.rpm_limit)
+                return Reply(None, request_id=log_id, fault=fault.kind)
+            canned = canned_response(fault, now=sim.now(), rpm_limit=sim.config.rpm_limit, error_key=front.error_key)
             if canned is not None:
-                return _Reply(canned.status, canned.body, canned.content_type, canned.headers, request_id, fault.kind)
-            if fault.kind == "slow":
+                reply = Reply(canned.status, canned.body, canned.content_type, canned.headers, log_id, fault.kind)
+            elif fault.kind == "slow":
                 time.sleep(fault.delay_seconds or 0.0)
-        try:
-            reply = self._process(method, path, query, body, target, request_id)
-        except SimulatorError as exc:
-            reply = _error_reply(exc, request_id)
+        if reply is None:
+            try:
+                reply = self._process(call, query)
+            except SimulatorError as exc:
+                reply = error_reply(exc, front.error_key, log_id)
         if fault is not None:
             reply.fault = fault.kind
             if fault.kind == "drop_after_accept":
                 reply.status = None
             if fault.kind == "cut_body":
                 reply.cut_after = fault.cut_after_bytes or 0
+        if path == front.base_path or path.startswith(front.base_path + "/"):
+            front.finish(reply, call)
         return reply
 
-    def _process(
-        self, method: str, path: str, query: str, body: bytes, target: FaultTarget | None, request_id: str | None
-    ) -> _Reply:
-        sim = self.server.simulator
-        if path == BASE_PATH or path.startswith(BASE_PATH + "/"):
-            if not self._authorized():
-                return _json_reply(401, {"error": "Invalid API key"}, request_id=request_id)
-            if target == "submit":
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    return _json_reply(400, {"error": "Request body is not valid JSON"})
-                created, headers = sim.submit(parsed)
-                return _json_reply(200, created, headers, request_id=created["request_id"])
-            if target == "poll" and request_id is not None:
-                return _json_reply(200, sim.get_request(request_id, root_url=self._root_url()), request_id=request_id)
-            if target == "models":
-                return _json_reply(200, sim.models())
-            if _route("GET", path)[0] or _route("POST", path)[0]:
-                return _json_reply(405, {"error": "Method not allowed"}, request_id=request_id)
-            return _json_reply(404, {"error": "Not found"})
-        if target == "download":
+    def _call(self, method: str, path: str, body: bytes) -> Call:
+        front = self.server.front
+        target: FaultTarget | None = None
+        path_id = None
+        if path.startswith(front.base_path + "/"):
+            target, path_id = front.route(method, path)
+        elif path.startswith(FILES_PATH) and method in METHODS_OF["download"]:
+            target = "download"
+        return Call(
+            method, path, body, self.headers, target, path_id, self._authorized(), self.server.owner, self._root_url()
+        )
+
+    def _process(self, call: Call, query: str) -> Reply:
+        sim, front = self.server.simulator, self.server.front
+        if call.path == front.base_path or call.path.startswith(front.base_path + "/"):
+            return front.process(call)
+        if call.target == "download":
             params = parse_qs(query)
             media, owner = sim.open_media(
-                path[len(FILES_PATH) :],
+                call.path[len(FILES_PATH) :],
                 expires=params.get("expires", [None])[0],
                 sig=params.get("sig", [None])[0],
             )
-            return _Reply(200, media, media.content_type, request_id=owner)
-        return _json_reply(404, {"error": "Not found"})
+            return Reply(200, media, media.content_type, request_id=owner)
+        return json_reply(404, {front.error_key: "Not found"})
 
     # -- I/O helpers ----------------------------------------------------------------------------------------
 
@@ -247,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         host, port = str(self.server.server_address[0]), int(self.server.server_address[1])
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def _send(self, reply: _Reply, *, head_only: bool) -> None:
+    def _send(self, reply: Reply, *, head_only: bool) -> None:
         if reply.status is None:
             self._hang_up()
             return
@@ -288,7 +255,10 @@ class LumaSimulatorServer:
             os.environ["AIRFLOW_CONN_LUMA_DEFAULT"] = server.airflow_conn_json()
             ...
 
-    :param simulator: the state to serve; a new one is made from ``simulator_kwargs`` when omitted.
+    :param simulator: the state to serve; a new one is made from ``simulator_kwargs`` when omitted. Several
+        servers may share one simulator, e.g. one per API, so a generation made on one front is a source on the other.
+    :param api: ``"gmi"`` (GMI's request queue under :data:`BASE_PATH`) or ``"luma_agents"`` (the native Luma
+        Agents API under ``/v1``).
     :param host: interface to bind; ``0.0.0.0`` serves other machines too (URLs then name ``127.0.0.1``).
     :param port: TCP port; 0 picks a free one (read it back from :attr:`port`).
     :param api_key: the only key accepted as ``Authorization: Bearer <api_key>``.
@@ -304,11 +274,15 @@ class LumaSimulatorServer:
         port: int = 0,
         api_key: str = DEFAULT_TEST_API_KEY,
         verbose: bool = False,
+        api: Api = "gmi",
         **simulator_kwargs: Any,
     ) -> None:
         if simulator is not None and simulator_kwargs:
             raise TypeError("pass either a simulator or simulator settings, not both")
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, got {api!r}")
         self.simulator = simulator if simulator is not None else LumaSimulator(**simulator_kwargs)
+        self.api: Api = api
         self.host = host
         self.api_key = api_key
         self.verbose = verbose
@@ -341,8 +315,9 @@ class LumaSimulatorServer:
 
     @property
     def base_url(self) -> str:
-        """The API base URL to configure a client or Connection with (``…/api/v1/ie/requestqueue/apikey``)."""
-        return self.root_url + BASE_PATH
+        """The API base URL to configure a client or Connection with: ``…/api/v1/ie/requestqueue/apikey`` for GMI,
+        ``…/v1`` for the native API."""
+        return self.root_url + (NATIVE_BASE_PATH if self.api == "luma_agents" else BASE_PATH)
 
     @property
     def admin_url(self) -> str:
@@ -350,16 +325,20 @@ class LumaSimulatorServer:
         return self.root_url + ADMIN_PATH.rstrip("/")
 
     def airflow_conn_json(self, conn_type: str = "luma") -> str:
-        """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server."""
-        return json.dumps(
-            {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}, separators=(",", ":")
-        )
+        """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server.
+
+        For the native API it adds ``"extra": {"api": "luma_agents"}``.
+        """
+        conn: dict[str, Any] = {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}
+        if self.api != "gmi":
+            conn["extra"] = {"api": self.api}
+        return json.dumps(conn, separators=(",", ":"))
 
     def start(self) -> LumaSimulatorServer:
         """Bind and serve in a daemon thread; returns once connections are accepted. A no-op when running."""
         if self._httpd is not None:
             return self
-        httpd = _HTTPServer((self.host, self._port), self.simulator, self.api_key, self.verbose)
+        httpd = _HTTPServer((self.host, self._port), make_front(self.api, self.simulator), self.api_key, self.verbose)
         serving = threading.Event()
 
         def serve() -> None:

@@ -49,15 +49,21 @@ class Plan:
     exr_export: bool
 
 
-def plan(model: str, values: Mapping[str, Any], lookup: JobLookup, now: float) -> Plan:
-    """Resolve ``values`` (a settled, valid payload of ``model``) against the simulator's generations."""
+def plan(
+    model: str, values: Mapping[str, Any], lookup: JobLookup, now: float, names: Mapping[str, str] | None = None
+) -> Plan:
+    """Resolve ``values`` (a settled, valid payload of ``model``) against the simulator's generations.
+
+    :param names: how the submitting front names the reference fields in failure reasons (default: as GMI does).
+    """
     references = {name: str(values[name]) for name in REFERENCE_FIELDS if values.get(name)}
     chained: list[str] = []
     failures: list[str] = []
     for name, generation_id in references.items():
         job = lookup(generation_id)
         if job is None or job.status_at(now) != "success":
-            failures.append(f"{name} {generation_id!r} does not name a completed generation")
+            label = names.get(name, name) if names else name
+            failures.append(f"{label} {generation_id!r} does not name a completed generation")
         else:
             chained.append(job.request_id)
     rejection: str | None = None

@@ -6,7 +6,6 @@ and an injected clock (:class:`ManualClock`) makes every test deterministic.
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
@@ -16,15 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
-from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest, rate_limit_headers
+from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequest
+from airflow_provider_luma.testing._limits import check_limits
 from airflow_provider_luma.testing._media import MediaBody, exr_body, mp4_body, sign, signature_ok
+from airflow_provider_luma.testing._native_rules import NATIVE_NAMES, parse_native
 from airflow_provider_luma.testing._rules import RULES
 from airflow_provider_luma.testing._sources import Plan, plan, render_seconds
 from airflow_provider_luma.testing._types import (
     GENERATE_MODEL_ID,
     MODEL_IDS,
     QUEUED_FRACTION,
-    RPM_WINDOW_SECONDS,
+    Api,
     GenerationRecord,
     Job,
     PendingFault,
@@ -33,15 +34,18 @@ from airflow_provider_luma.testing._types import (
     SimulatorError,
     StorageError,
 )
-from airflow_provider_luma.testing._views import request_view
+from airflow_provider_luma.testing._views import generation_view, request_view
 
 
 class LumaSimulator:
-    """In-memory model of GMI's request queue for the Ray 3.2 family; thread-safe, socket-free.
+    """In-memory model of GMI's request queue and of the native Luma Agents API for the Ray 3.2 family;
+    thread-safe, socket-free.
 
-    Serves ``luma-ray-3-2-generate``, ``-edit`` and ``-reframe``, validating payloads with its own rule tables
-    (:mod:`._rules`), never with the provider's models. :class:`LumaSimulatorServer` puts it behind HTTP; tests
-    can also drive and inspect it directly.
+    Serves ``luma-ray-3-2-generate``, ``-edit`` and ``-reframe`` (:meth:`submit`) and their native equivalents,
+    ``ray-3.2`` of type ``video``, ``video_edit`` and ``video_reframe`` (:meth:`submit_native`), as one set of
+    jobs, validating requests with its own rule tables (:mod:`._rules`, :mod:`._native_rules`), never with the
+    provider's models. :class:`LumaSimulatorServer` puts it behind HTTP; tests can also drive and inspect it
+    directly.
     Not modelled: cancellation, request listing, ``X-Organization-ID``, HDR access checks, MP4 parsing of inline
     ``source_data`` (it counts as a 5-s clip of unknown aspect ratio).
 
@@ -154,11 +158,12 @@ class LumaSimulator:
             return list(self._log)
 
     def create_requests(self) -> list[LoggedRequest]:
-        """Log entries of ``POST /requests`` that created a request (including answers lost to a fault)."""
+        """Log entries of ``POST /requests`` or native ``POST /v1/generations`` that created a request (including
+        answers lost to a fault)."""
         return [
             e
             for e in self.request_log
-            if e.method == "POST" and e.path.endswith("/requests") and e.request_id is not None
+            if e.method == "POST" and e.path.endswith(("/requests", "/generations")) and e.request_id is not None
         ]
 
     # -- the API -------------------------------------------------------------------------------------
@@ -180,8 +185,10 @@ class LumaSimulator:
             outcome = plan(model, values, self._job_of, self._clock())
             return render_seconds(values, outcome.duration, self._config)
 
-    def submit(self, body: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    def submit(self, body: Any, *, owner: str = "") -> tuple[dict[str, Any], dict[str, str]]:
         """Handle the parsed body of ``POST /requests``; returns the response body and extra headers.
+
+        :param owner: a fingerprint of the caller's API key (see :meth:`get_generation`).
 
         :raises SimulatorError: 400 for a bad body, model or payload; 429 for a rate or concurrency limit.
         """
@@ -197,17 +204,25 @@ class LumaSimulator:
         problems = rules.problems(payload)
         if problems:
             raise SimulatorError(400, "; ".join(problems))
-        values = rules.settle(payload)
-        with self._lock:
-            now = self._clock()
-            outcome = plan(rules.model_id, values, self._job_of, now)
-            if outcome.rejection:  # checked before the limits: a bad payload is a 400 whatever the load
-                raise SimulatorError(400, outcome.rejection)
-            headers = self._check_limits(now)
-            job = self._create(
-                rules.model_id, payload, outcome, render_seconds(values, outcome.duration, self._config), now
-            )
-            return self._view(job, now, root_url="", full=False), headers
+        return self._accept(
+            rules.model_id, payload, rules.settle(payload), api="gmi", owner=owner, rejection_status=400,
+            view=lambda job, now: self._view(job, now, root_url="", full=False),
+        )  # fmt: skip
+
+    def submit_native(self, body: Any, *, owner: str = "") -> tuple[dict[str, Any], dict[str, str]]:
+        """Handle the parsed body of the native ``POST /v1/generations``; returns the Generation and extra headers.
+
+        The request becomes the same internal job as the equivalent GMI request (see :class:`GenerationRecord`).
+
+        :param owner: a fingerprint of the caller's API key; only the same owner can read the generation back.
+        :raises SimulatorError: 400 for invalid parameters, 422 for a rejected combination or bad media data
+            (including a reframe to its source's own ratio), 429 for a rate or concurrency limit.
+        """
+        request = parse_native(body)
+        return self._accept(
+            request.model_id, request.payload, request.values, api="luma_agents", owner=owner, rejection_status=422,
+            names=NATIVE_NAMES, view=lambda job, now: generation_view(job, now, full=False, mint=str),
+        )  # fmt: skip
 
     def get_request(self, request_id: str, *, root_url: str) -> dict[str, Any]:
         """The body of ``GET /requests/{request_id}``; media URLs are minted afresh under ``root_url``.
@@ -219,6 +234,24 @@ class LumaSimulator:
             if job is None:
                 raise SimulatorError(404, "Request not found")
             return self._view(job, self._clock(), root_url=root_url, full=True)
+
+    def get_generation(self, generation_id: str, *, owner: str = "", root_url: str) -> dict[str, Any]:
+        """The native ``GET /v1/generations/{generation_id}`` body, with ``output`` URLs minted under ``root_url``.
+
+        Finds generations made on either front.
+
+        :raises SimulatorError: 404 for an unknown id, or one another API key (``owner``) created.
+        """
+        with self._lock:
+            job, now = self._job_of(generation_id), self._clock()
+            if job is None or job.owner != owner:
+                raise SimulatorError(404, "Generation not found")
+            return generation_view(job, now, full=True, mint=lambda name: self._mint(name, now, root_url))
+
+    def request_id_of(self, generation_id: str) -> str | None:
+        """The request id of the job behind a generation id, or ``None`` for an id this simulator never issued."""
+        with self._lock:
+            return self._by_generation.get(generation_id)
 
     def open_media(self, filename: str, *, expires: str | None, sig: str | None) -> tuple[MediaBody, str]:
         """Check a presigned media URL and return the file and the request id it belongs to.
@@ -298,34 +331,42 @@ class LumaSimulator:
                 return entry.fault
         return None
 
-    def _check_limits(self, now: float) -> dict[str, str]:
-        """Raise 429 when a limit is hit; otherwise return the rate-limit headers of an accepted submit."""
-        cfg, window = self._config, self._rpm_window
-        while window and window[0] <= now - RPM_WINDOW_SECONDS:
-            window.popleft()
-        headers: dict[str, str] = {}
-        if cfg.rpm_limit is not None:
-            if len(window) >= cfg.rpm_limit:
-                reset_at = window[0] + RPM_WINDOW_SECONDS
-                retry_after = max(1, math.ceil(reset_at - now))
-                limit_headers = rate_limit_headers(cfg.rpm_limit, 0, reset_at)
-                raise SimulatorError(
-                    429, "Rate limit exceeded", headers={"Retry-After": str(retry_after), **limit_headers}
-                )
-            oldest = window[0] if window else now
-            headers = rate_limit_headers(cfg.rpm_limit, cfg.rpm_limit - len(window) - 1, oldest + RPM_WINDOW_SECONDS)
-        if cfg.max_concurrent_jobs is not None:
-            active = sum(1 for job in self._jobs.values() if job.status_at(now) in ("queued", "processing"))
-            if active >= cfg.max_concurrent_jobs:
-                raise SimulatorError(
-                    429, "Too many concurrent jobs", headers={"Retry-After": str(cfg.concurrency_retry_after)}
-                )
-        return headers
+    def _active(self, now: float) -> int:
+        return sum(1 for job in self._jobs.values() if job.status_at(now) in ("queued", "processing"))
 
     def _job_of(self, generation_id: str) -> Job | None:
         return self._jobs.get(self._by_generation.get(generation_id, ""))
 
-    def _create(self, model: str, payload: dict[str, Any], outcome: Plan, render: float, now: float) -> Job:
+    def _accept(
+        self,
+        model: str,
+        payload: dict[str, Any],
+        values: Mapping[str, Any],
+        *,
+        api: Api,
+        owner: str,
+        rejection_status: int,
+        view: Callable[[Job, float], dict[str, Any]],
+        names: Mapping[str, str] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Plan, limit-check and create a job from valid ``values``; both fronts end here, so they share one state.
+
+        :param rejection_status: the status of a submit-time rejection (a reframe to the source's own ratio).
+        :param view: the front's create answer of the new job; ``names``: the front's names for reference fields.
+        """
+        with self._lock:
+            now = self._clock()
+            outcome = plan(model, values, self._job_of, now, names)
+            if outcome.rejection:  # checked before the limits: a bad payload is rejected whatever the load
+                raise SimulatorError(rejection_status, outcome.rejection)
+            headers = check_limits(self._config, self._rpm_window, lambda: self._active(now), now)
+            render = render_seconds(values, outcome.duration, self._config)
+            job = self._create(model, payload, outcome, render, now, api=api, owner=owner)
+            return view(job, now), headers
+
+    def _create(
+        self, model: str, payload: dict[str, Any], outcome: Plan, render: float, now: float, *, api: Api, owner: str
+    ) -> Job:
         failure: tuple[str, str] | None = None
         finishes_at = now + render
         injected = self._take(lambda f: f.kind == "fail_generation")
@@ -350,6 +391,8 @@ class LumaSimulator:
             aspect_ratio=outcome.aspect_ratio,
             duration=outcome.duration,
             exr_export=outcome.exr_export,
+            api=api,
+            owner=owner,
         )
         self._jobs[job.request_id] = job
         self._by_generation[job.generation_id] = job.request_id

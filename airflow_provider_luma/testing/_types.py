@@ -28,7 +28,13 @@ REFRAME_MODEL_ID: Final = "luma-ray-3-2-reframe"
 MODEL_IDS: Final = (GENERATE_MODEL_ID, EDIT_MODEL_ID, REFRAME_MODEL_ID)
 """What ``GET /models`` lists; all three can be submitted."""
 
-BASE_RENDER_SECONDS: Final = {"540p": 40.0, "720p": 60.0, "1080p": 120.0}
+NATIVE_MODEL: Final = "ray-3.2"
+"""The native Luma Agents API's model id for all three."""
+
+NATIVE_TYPE_OF: Final = {GENERATE_MODEL_ID: "video", EDIT_MODEL_ID: "video_edit", REFRAME_MODEL_ID: "video_reframe"}
+"""GMI model id → the native ``type`` of the same job."""
+
+BASE_RENDER_SECONDS: Final = {"360p": 20.0, "540p": 40.0, "720p": 60.0, "1080p": 120.0}
 """Render time of a 5-s SDR clip at ``time_factor=1``; ×2 for 10 s, ×2.5 for HDR, ×3 for HDR + EXR.
 
 Edit and reframe use the same table with the source's duration (they are SDR only)."""
@@ -38,12 +44,20 @@ QUEUED_FRACTION: Final = 0.15
 
 RPM_WINDOW_SECONDS: Final = 60.0
 
+Api = Literal["gmi", "luma_agents"]
+"""Which front a server speaks: GMI's request queue, or the native Luma Agents API (``/v1/generations``)."""
+
+APIS: Final[tuple[Api, ...]] = ("gmi", "luma_agents")
+
 ResponseStyle = Literal["outcome", "flat"]
 """``outcome``: results under ``outcome`` (``media_urls``); ``flat``: ``generation_id``/``video_url`` top level."""
 
 
 class SimulatorError(Exception):
-    """An error answer: HTTP ``status`` with a JSON ``{"error": message}`` body and extra ``headers``."""
+    """An error answer: HTTP ``status`` with a JSON ``{"error": message}`` body and extra ``headers``.
+
+    The native front answers the same error as ``{"detail": message}`` (``render(key="detail")``).
+    """
 
     def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -51,9 +65,9 @@ class SimulatorError(Exception):
         self.message = message
         self.headers = dict(headers or {})
 
-    def render(self) -> tuple[bytes, str]:
-        """The body and its content type."""
-        return json.dumps({"error": self.message}).encode(), "application/json"
+    def render(self, key: str = "error") -> tuple[bytes, str]:
+        """The body (the message under ``key``) and its content type."""
+        return json.dumps({key: self.message}).encode(), "application/json"
 
 
 class StorageError(SimulatorError):
@@ -63,7 +77,7 @@ class StorageError(SimulatorError):
         super().__init__(status, message)
         self.code = code
 
-    def render(self) -> tuple[bytes, str]:
+    def render(self, key: str = "error") -> tuple[bytes, str]:
         """S3-style ``<Error><Code>…</Code><Message>…</Message></Error>``."""
         xml = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -139,6 +153,9 @@ class GenerationRecord:
     :param aspect_ratio: the output's aspect ratio; ``None`` when unknown (an edit of inline ``source_data``, or
         of a source that is not a generation of this simulator).
     :param duration: the output's duration (``"5s"``/``"10s"``); ``None`` when the source is unknown.
+    :param api: the front that created the request: ``"gmi"`` or ``"luma_agents"``. ``model`` and ``payload`` are
+        GMI-style either way (a native request is translated to the flat payload of the GMI model it maps to, with
+        native-only fields such as ``keyframes`` or ``user_id`` under their own names), so both fronts compare.
     """
 
     request_id: str
@@ -157,6 +174,7 @@ class GenerationRecord:
     source_generation_id: str | None
     aspect_ratio: str | None
     duration: str | None
+    api: Api
 
     @property
     def chained_from(self) -> tuple[str, ...]:
@@ -194,6 +212,8 @@ class Job:
     aspect_ratio: str | None
     duration: str | None
     exr_export: bool
+    api: Api
+    owner: str  # fingerprint of the API key that created the job: the native API hides other keys' generations
 
     def status_at(self, now: float) -> str:
         """``queued`` → ``processing`` → ``success`` / ``failed``, as of ``now``."""
@@ -228,4 +248,5 @@ class Job:
             source_generation_id=self.references.get("source_generation_id"),
             aspect_ratio=self.aspect_ratio,
             duration=self.duration,
+            api=self.api,
         )

@@ -1,4 +1,5 @@
-"""The JSON bodies the simulator answers ``POST /requests`` and ``GET /requests/{id}`` with, for every model.
+"""The JSON bodies of both fronts: GMI's ``POST /requests`` / ``GET /requests/{id}`` for every model, and the native
+Luma Agents ``Generation`` object of ``POST /v1/generations`` / ``GET /v1/generations/{id}``.
 
 Pure: the caller passes the job, the time and a function that mints a presigned URL for a file name.
 """
@@ -6,9 +7,10 @@ Pure: the caller passes the job, the time and a function that mints a presigned 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
-from airflow_provider_luma.testing._types import Job
+from airflow_provider_luma.testing._types import NATIVE_MODEL, NATIVE_TYPE_OF, Job
 
 
 def request_view(job: Job, now: float, *, full: bool, flat: bool, mint: Callable[[str], str]) -> dict[str, Any]:
@@ -54,3 +56,36 @@ def request_view(job: Job, now: float, *, full: bool, flat: bool, mint: Callable
     if not flat:
         body["outcome"] = outcome
     return body
+
+
+NATIVE_STATES: Final = {"queued": "queued", "processing": "processing", "success": "completed", "failed": "failed"}
+"""Internal (GMI) status → native ``state``."""
+
+# Luma does not document how an EXR export appears in ``output[]``; the simulator lists it second, as "exr".
+EXR_OUTPUT_TYPE: Final = "exr"
+
+
+def generation_view(job: Job, now: float, *, full: bool, mint: Callable[[str], str]) -> dict[str, Any]:
+    """The native ``Generation`` object of ``job`` (made by either front) as of ``now``.
+
+    The create answer (``full=False``) always says ``queued``; the ``GET`` answer (``full=True``) lists freshly
+    minted ``output`` URLs once completed.
+    """
+    state = NATIVE_STATES[job.status_at(now)] if full else "queued"
+    output: list[dict[str, str]] = []
+    if state == "completed":
+        output.append({"type": "video", "url": mint(f"{job.generation_id}.mp4")})
+        if job.exr_export:
+            output.append({"type": EXR_OUTPUT_TYPE, "url": mint(f"{job.generation_id}.exr")})
+    reason, code = job.failure if state == "failed" and job.failure else (None, None)
+    return {
+        "id": job.generation_id,
+        # Luma's examples give whole seconds in UTC with a "Z" suffix ("2026-04-08T12:00:00Z").
+        "created_at": datetime.fromtimestamp(int(job.created_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": NATIVE_MODEL,
+        "state": state,
+        "type": NATIVE_TYPE_OF[job.model],
+        "output": output,
+        "failure_reason": reason,
+        "failure_code": code,
+    }

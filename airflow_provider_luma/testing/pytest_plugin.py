@@ -4,10 +4,21 @@
   renders 100 times faster than real (``time_factor=0.01``).
 * ``luma_conn_env``: the same server, with ``AIRFLOW_CONN_LUMA_DEFAULT`` pointing at it for the test.
 
+* ``luma_api``: which API the server speaks, ``"gmi"`` (GMI's request queue, the default) or ``"luma_agents"``
+  (the native Luma Agents API under ``/v1``; the Connection then has ``"extra": {"api": "luma_agents"}``).
+
 Configure the server with a marker; its keywords go to ``LumaSimulatorServer``, the closest marker winning::
 
     @pytest.mark.luma_simulator(render_seconds=0, response_style="flat")
     def test_chain(luma_conn_env): ...
+
+    @pytest.mark.luma_simulator(api="luma_agents")
+    def test_native(luma_simulator): ...
+
+To run one test against both APIs, parametrize ``luma_api`` indirectly (a marker's ``api``, if any, must agree)::
+
+    @pytest.mark.parametrize("luma_api", ["gmi", "luma_agents"], indirect=True)
+    def test_both(luma_conn_env, luma_api): ...
 
 This module is imported by every pytest run in an environment that has the provider installed, so it imports
 the simulator only inside the fixtures.
@@ -34,21 +45,38 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**kwargs): keyword arguments for the LumaSimulatorServer of the luma_simulator fixture "
-        "(time_factor, render_seconds, response_style, rpm_limit, max_concurrent_jobs, api_key, ...)",
+        "(api, time_factor, render_seconds, response_style, rpm_limit, max_concurrent_jobs, api_key, ...)",
     )
 
 
-@pytest.fixture
-def luma_simulator(request: pytest.FixtureRequest) -> Iterator[LumaSimulatorServer]:
-    """A running Luma simulator for this test, configured by ``@pytest.mark.luma_simulator(**kwargs)``."""
-    from airflow_provider_luma.testing._server import LumaSimulatorServer
-
+def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     # iter_markers yields the closest marker first; apply the farthest first so the closest one wins.
     for marker in reversed(list(request.node.iter_markers(MARKER))):
         if marker.args:
             raise pytest.UsageError(f"@pytest.mark.{MARKER} takes keyword arguments only, got {marker.args!r}")
         kwargs.update(marker.kwargs)
+    return kwargs
+
+
+@pytest.fixture
+def luma_api(request: pytest.FixtureRequest) -> str:
+    """The API the ``luma_simulator`` server speaks: the indirect parameter, else the marker's ``api``, else
+    ``"gmi"``."""
+    marked = _marker_kwargs(request).get("api")
+    param = getattr(request, "param", None)
+    if param is not None and marked is not None and param != marked:
+        raise pytest.UsageError(f"luma_api={param!r} contradicts @pytest.mark.{MARKER}(api={marked!r})")
+    return str(param or marked or "gmi")
+
+
+@pytest.fixture
+def luma_simulator(request: pytest.FixtureRequest, luma_api: str) -> Iterator[LumaSimulatorServer]:
+    """A running Luma simulator for this test, configured by ``@pytest.mark.luma_simulator(**kwargs)`` and
+    speaking ``luma_api``."""
+    from airflow_provider_luma.testing._server import LumaSimulatorServer
+
+    kwargs = {**_marker_kwargs(request), "api": luma_api}
     if "simulator" not in kwargs:
         kwargs.setdefault("time_factor", FIXTURE_TIME_FACTOR)
     with LumaSimulatorServer(**kwargs) as server:
