@@ -26,8 +26,15 @@ class LumaGenerateVideoOperator(LumaRenderOperator):
     :param end_frame_url: http(s) URL of a JPEG/PNG/WebP end frame.
     :param start_frame_generation_id: prior generation to continue from (extend forward / interpolation).
     :param end_frame_generation_id: prior generation to lead into (extend backward / interpolation).
+    :param keyframes: native Luma Agents API only: 1-64 image URLs or generation ids placed at
+        ``keyframe_indexes`` (frames on the 24-fps grid: 0-120 for 5s, 0-240 for 10s); not with start/end frames
+        or loop. Refused before any request on a GMI connection.
+    :param keyframe_indexes: the frame of each keyframe (native API only).
+    :param user_id: an opaque id of your end user, sent with the request (native API only).
 
-    The other parameters (connection, polling, deadline, storage, budget) are those of
+    ``resolution="360p"`` (the draft tier, SDR only) is native-only too. A templated list (``keyframes``) needs
+    the DAG's ``render_template_as_native_obj=True``. The other parameters (connection, polling, deadline,
+    storage, budget) are those of
     :class:`~airflow_provider_luma.operators._base.LumaRenderOperator`.
     """
 
@@ -44,6 +51,9 @@ class LumaGenerateVideoOperator(LumaRenderOperator):
         "end_frame_url",
         "start_frame_generation_id",
         "end_frame_generation_id",
+        "keyframes",
+        "keyframe_indexes",
+        "user_id",
     )
 
     def __init__(
@@ -60,6 +70,9 @@ class LumaGenerateVideoOperator(LumaRenderOperator):
         end_frame_url: str | None = None,
         start_frame_generation_id: str | None = None,
         end_frame_generation_id: str | None = None,
+        keyframes: list[str] | str | None = None,
+        keyframe_indexes: list[int] | str | None = None,
+        user_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,6 +87,9 @@ class LumaGenerateVideoOperator(LumaRenderOperator):
         self.end_frame_url = end_frame_url
         self.start_frame_generation_id = start_frame_generation_id
         self.end_frame_generation_id = end_frame_generation_id
+        self.keyframes = keyframes
+        self.keyframe_indexes = keyframe_indexes
+        self.user_id = user_id
         self.check_literal_params()
 
 

@@ -40,6 +40,9 @@ class LumaEditVideoOperator(_SourcedVideoOperator):
     :param edit_auto_controls: let the model derive the conditioning (recommended); not with ``edit_strength``.
     :param edit_strength: ``adhere_1..3``, ``flex_1..3`` or ``reimagine_1..3``; not with ``edit_auto_controls``.
     :param pose_strength: pose conditioning. GMI's table is truncated here: the value is passed through as given.
+    :param controls: native Luma Agents API only: ``{"pose": {"strength": "precise"|"coarse"}, "depth": {"blur":
+        0-1}, "normals": {"augmentation": 0-1}, "trajectory": {"sparsity": 0-1}, "face": {}}`` (each named control
+        is enabled unless ``"enabled": false``). Refused before any request on a GMI connection.
 
     The other parameters are those of :class:`~airflow_provider_luma.operators._base.LumaRenderOperator`.
     """
@@ -54,6 +57,7 @@ class LumaEditVideoOperator(_SourcedVideoOperator):
         "edit_auto_controls",
         "edit_strength",
         "pose_strength",
+        "controls",
     )
 
     def __init__(
@@ -67,6 +71,7 @@ class LumaEditVideoOperator(_SourcedVideoOperator):
         edit_auto_controls: bool | str | None = None,
         edit_strength: str | None = None,
         pose_strength: str | None = None,
+        controls: dict[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,6 +83,7 @@ class LumaEditVideoOperator(_SourcedVideoOperator):
         self.edit_auto_controls = edit_auto_controls
         self.edit_strength = edit_strength
         self.pose_strength = pose_strength
+        self.controls = controls
         self.check_literal_params()
 
 

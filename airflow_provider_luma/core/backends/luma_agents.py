@@ -27,7 +27,7 @@ from airflow_provider_luma.core.backends.common import (
 )
 from airflow_provider_luma.core.errors import LumaResponseError, LumaSubmissionOutcomeUnknown
 from airflow_provider_luma.core.jobs import Job, JobStatus
-from airflow_provider_luma.core.specs.base import RenderSpec
+from airflow_provider_luma.core.specs.base import Mode, RenderSpec
 
 __all__ = [
     "NAME", "build_get", "build_list_models", "build_submit", "decode_response", "error_for_response",
@@ -197,5 +197,11 @@ def _outputs(output: Any) -> tuple[str | None, str | None]:
 
 
 def unsupported(spec: RenderSpec) -> list[str]:
-    """Everything the specs offer is documented for the native API."""
+    """What Luma's own docs say the native API cannot do yet, one line each (checked before any request)."""
+    if spec.mode is Mode.INTERPOLATION:
+        return [
+            "start_frame_generation_id / end_frame_generation_id: the Luma Agents API does not offer interpolation "
+            'from a prior generation plus another keyframe yet (its docs: "not available yet"); use a GMI '
+            "connection, or keyframes"
+        ]
     return []
