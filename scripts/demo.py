@@ -6,7 +6,8 @@ edit to a film look: the whole Ray 3.2 family, chained by XCom), which stores ev
 ``./output/<run id>/`` (or ``$LUMA_DEMO_OUTPUT``), and prints each task's model, mode, status, estimated cost and
 stored MP4, and the run's estimated total (from the DAG's ``cost_report`` task). Everything is stopped at the end;
 the Airflow logs stay in ``.demo/``. ``LUMA_DEMO_DAG=example_luma_content_pipeline`` runs the five-clip generate
-pipeline instead.
+pipeline instead; ``LUMA_DEMO_API=luma_agents`` runs it against the simulator's native Luma Agents API front (the
+connection then carries ``{"api": "luma_agents"}``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ DAGS = {
     ],
 }
 DAG_ID = os.environ.get("LUMA_DEMO_DAG", "example_luma_social_cut")
+API = os.environ.get("LUMA_DEMO_API", "gmi")
 TASKS = DAGS[DAG_ID]
 
 
@@ -45,8 +47,8 @@ def main() -> int:
 
     # 0.15: a 5-s 720p render takes 9 s. Much shorter renders run into an Airflow 3.3.2 executor-event race
     # (see tests/e2e/conftest.py) that costs a task retry (which re-attaches for free, but slows the demo).
-    with LumaSimulatorServer(time_factor=0.15) as sim:
-        print(f"Luma simulator: {sim.base_url} (renders about 7x faster than real)")
+    with LumaSimulatorServer(time_factor=0.15, api=API) as sim:
+        print(f"Luma simulator ({API}): {sim.base_url} (renders about 7x faster than real)")
         env = {
             "AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(),
             "LUMA_EXAMPLE_POLL_INTERVAL": "1",

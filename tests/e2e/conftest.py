@@ -38,6 +38,13 @@ def luma_sim() -> Iterator[LumaSimulatorServer]:
 
 
 @pytest.fixture(scope="session")
+def luma_native_sim(luma_sim: LumaSimulatorServer) -> Iterator[LumaSimulatorServer]:
+    """The native Luma Agents front over the same simulator state (connection ``luma_native`` in the cluster)."""
+    with LumaSimulatorServer(simulator=luma_sim.simulator, api="luma_agents") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def simulator_env() -> Callable[[LumaSimulatorServer], dict[str, str]]:
     """Builds a cluster environment for a given simulator."""
     return _simulator_env
@@ -55,9 +62,13 @@ def e2e_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def e2e_env(luma_sim: LumaSimulatorServer, e2e_output: Path) -> dict[str, str]:
-    """Extra environment for every cluster process."""
-    return {**_simulator_env(luma_sim), "LUMA_EXAMPLE_OUTPUT": str(e2e_output)}
+def e2e_env(luma_sim: LumaSimulatorServer, luma_native_sim: LumaSimulatorServer, e2e_output: Path) -> dict[str, str]:
+    """Extra environment for every cluster process: ``luma_default`` speaks GMI, ``luma_native`` the native API."""
+    return {
+        **_simulator_env(luma_sim),
+        "AIRFLOW_CONN_LUMA_NATIVE": luma_native_sim.airflow_conn_json(),
+        "LUMA_EXAMPLE_OUTPUT": str(e2e_output),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,30 @@ def test_social_cut_chains_generate_extend_reframe_edit(
     assert report["unpriced_tasks"] == ["edit_film_look", "reframe_9x16"], report
 
 
+def test_the_chain_runs_on_the_native_luma_agents_api(
+    airflow_cluster: LocalAirflowCluster, luma_native_sim: LumaSimulatorServer, e2e_output: Path
+) -> None:
+    cluster, sim, dag_id = airflow_cluster, luma_native_sim.simulator, "e2e_luma_native_chain"
+    cluster.wait_for_dag(dag_id)
+    run_id = cluster.trigger_dag(dag_id)
+    state = cluster.wait_for_run(dag_id, run_id, timeout=240)
+    assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(dag_id, run_id)]
+    tasks = ["master", "extend", "reframe", "edit"]
+    result = {t: cluster.xcom(dag_id, run_id, t) for t in tasks}
+    assert {result[t]["backend"] for t in tasks} == {"luma_agents"}
+    records = [sim.generation(sim.request_id_of(result[t]["generation_id"])) for t in tasks]
+    assert [r.api for r in records] == ["luma_agents"] * 4
+    assert [r.model for r in records] == [result[t]["model"] for t in tasks]
+    for made, source in zip(tasks[1:], tasks, strict=False):
+        assert result[made]["source_generation_ids"] == [result[source]["generation_id"]]
+    native_posts = [r for r in sim.create_requests() if r.path.endswith("/generations")]
+    assert sorted(
+        p.request_id or "" for p in native_posts if p.request_id in {r.request_id for r in records}
+    ) == sorted(r.request_id for r in records), "one native create request per render"
+    for task_id in tasks:
+        assert (e2e_output / run_id / f"{task_id}-{result[task_id]['generation_id']}.mp4").stat().st_size > 0
+
+
 @pytest.mark.parametrize("dag_id", ["example_luma_scheduled", "example_luma_image_to_video"])
 def test_other_examples_run_against_the_simulator(
     airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, dag_id: str
