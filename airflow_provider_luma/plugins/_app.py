@@ -35,7 +35,7 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {"gallery.js": "text/javascript", "gallery.css": "text/css", "runs.js": "text/javascript"}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self' https: http://127.0.0.1:* http://localhost:* http://[::1]:*; "
+    "media-src 'self' https: http://127.0.0.1:* http://localhost:*; "
     "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 )
 NO_STORE = {"Cache-Control": "no-store"}

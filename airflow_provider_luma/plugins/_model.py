@@ -217,9 +217,11 @@ def assemble(
     xcoms: Mapping[tuple[str, int], Mapping[str, Any]],
     now: datetime,
 ) -> RunData:
-    """The run's clips (Luma task instances only, in task order) and the chain between them."""
+    """The run's clips (Luma task instances only, in the order they started; not started ones last) and the chain
+    between them."""
     data = RunData(dag_id, run_id, run_state)
-    for row in rows:
+    ordered = sorted(rows, key=lambda r: (r.start_date is None, r.start_date or now, r.task_id, r.map_index))
+    for row in ordered:
         values = xcoms.get((row.task_id, row.map_index), {})
         if is_luma_task(row, values):
             data.clips.append(build_clip(dag_id, run_id, row, values, now))

@@ -1,5 +1,5 @@
 // The "Luma renders" page of one DAG run. Plain JS, no build step, no CDN. Every text from the server is
-// untrusted (prompts are user text): it is only ever set through textContent / setAttribute, never innerHTML.
+// untrusted (prompts are user text): it is only ever set through textContent / setAttribute, never parsed as HTML.
 "use strict";
 (function () {
   const REFRESH_MS = 3000;
