@@ -75,7 +75,7 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
     for task, index in (("master", -1), ("variants", 0), ("variants", 1)):
         cluster.wait_for_task_state(DAG_ID, run_id, task, "deferred", map_index=index, timeout=120)
     run_path = f"{quote(DAG_ID, safe='')}/{quote(run_id, safe='')}"
-    tab_url = f"{cluster.api_url}/dags/{run_path}/plugin/luma_renders"
+    tab_url = f"{cluster.api_url}/dags/{quote(DAG_ID, safe='')}/runs/{quote(run_id, safe='')}/plugin/luma_renders"
     page_url = f"{cluster.api_url}/luma/runs/{run_path}"
     api_url = f"{cluster.api_url}/luma/api/runs/{run_path}"
 
@@ -92,9 +92,15 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
 
         # The tab on the DAG-run page of Airflow's own UI, showing the plugin page in its iframe.
         page.goto(tab_url)
-        page.locator("a:visible", has_text="Luma renders").first.wait_for()
         frame = page.frame_locator("iframe").first
-        frame.locator('article[data-key="master"][data-status="rendering"]').wait_for(timeout=30_000)
+        try:
+            frame.locator('article[data-key="master"][data-status="rendering"]').wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(cluster.log_dir / "gallery-failure.png"))
+            (cluster.log_dir / "gallery-failure.html").write_text(page.content())
+            print("api:", httpx.get(api_url, cookies={c["name"]: c["value"] for c in context.cookies()}).text[:3000])
+            raise
+        assert page.get_by_text("Luma renders", exact=True).filter(visible=True).count() >= 1, "the run's tab"
         assert "rendering" in frame.locator('article[data-key="master"] .badge').inner_text()
         assert frame.locator("body").get_attribute("data-in-flight") == "1"
 
