@@ -16,6 +16,7 @@ SCRIPTS = [
     "worker_slots.py",
     "makespan.py",
     "real_triggerer.py",
+    "gallery.py",
 ]
 
 

@@ -4,10 +4,12 @@ Starts the Luma simulator on 127.0.0.1, a scheduler + dag-processor + triggerer 
 SQLite) in ``.demo/airflow-home``, runs ``example_luma_social_cut`` (a 16:9 master → extend → reframe to 9:16 →
 edit to a film look: the whole Ray 3.2 family, chained by XCom), which stores every clip under
 ``./output/<run id>/`` (or ``$LUMA_DEMO_OUTPUT``), and prints each task's model, mode, status, estimated cost and
-stored MP4, and the run's estimated total (from the DAG's ``cost_report`` task). Everything is stopped at the end;
-the Airflow logs stay in ``.demo/``. ``LUMA_DEMO_DAG=example_luma_content_pipeline`` runs the five-clip generate
-pipeline instead; ``LUMA_DEMO_API=luma_agents`` runs it against the simulator's native Luma Agents API front (the
-connection then carries ``{"api": "luma_agents"}``).
+stored MP4, and the run's estimated total (from the DAG's ``cost_report`` task), then the run's gallery URL (the
+"Luma renders" page: every clip playing, its prompt, cost and the chain). Run from a terminal, Airflow stays up until
+Ctrl-C so the page can be opened (no login: the demo's Airflow makes everyone admin); otherwise everything is
+stopped at the end. The Airflow logs stay in ``.demo/``. ``LUMA_DEMO_DAG=example_luma_content_pipeline`` runs the
+five-clip generate pipeline instead; ``LUMA_DEMO_API=luma_agents`` runs it against the simulator's native Luma
+Agents API front (the connection then carries ``{"api": "luma_agents"}``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from airflow_provider_luma.plugins import gallery_url
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.testing.cluster import LocalAirflowCluster
 
@@ -69,7 +73,23 @@ def main() -> int:
                 result = cluster.xcom(DAG_ID, run_id, task) if states.get(task) == "success" else None
                 rows.append((task, result or {}, states.get(task) or "-"))
             report = cluster.xcom(DAG_ID, run_id, "cost_report") if states.get("cost_report") == "success" else {}
+            print_table(state, elapsed, rows, report, run_id)
+            print(f"\nGallery: {gallery_url(cluster.api_url, DAG_ID, run_id)}")
+            print(f"  (also the 'Luma renders' tab of the run's page in Airflow at {cluster.api_url})")
+            if sys.stdin.isatty() and sys.stdout.isatty():
+                print("Airflow keeps running so you can open it; press Ctrl-C to stop.")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    print("\nStopping Airflow ...")
+    return 0 if state == "success" else 1
 
+
+def print_table(
+    state: str, elapsed: float, rows: list[tuple[str, dict[str, Any], str]], report: Any, run_id: str
+) -> None:
+    """The per-task table and the estimated total."""
     print(f"\nDAG run {state} in {elapsed:.0f} s\n")
     header = f"{'task':<16} {'model':<22} {'mode':<16} {'status':<8} {'est. cost':>9}  stored MP4"
     print(header)
@@ -88,7 +108,6 @@ def main() -> int:
     print(f"{'':<65}{total_text:>9}  estimated total of {report.get('renders', 0)} render(s){note}")
     print(f"\nClips: {OUTPUT / run_id}  (play one with any video player, e.g. ffplay or VLC)")
     print(f"Airflow logs: {DEMO / 'airflow-home' / 'logs'}")
-    return 0 if state == "success" else 1
 
 
 if __name__ == "__main__":

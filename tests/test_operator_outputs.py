@@ -14,6 +14,7 @@ import pytest
 from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
+from airflow.sdk.types import TaskInstanceKey
 from test_operator import make, posts, run_deferred
 
 from airflow_provider_luma._state import STATE_KEY
@@ -62,19 +63,12 @@ async def test_render_is_stored_announced_and_linked(
     assert DEFAULT_TEST_API_KEY not in json.dumps([result, [e.extra for e in events]])
 
 
-async def test_the_link_opens_the_latest_presigned_url_for_local_copies(
-    luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
-) -> None:
-    holder: list[LumaGenerateVideoOperator] = []
-
-    def factory() -> LumaGenerateVideoOperator:
-        holder.append(make(prompt="a fox", output_path=str(tmp_path)))
-        return holder[-1]
-
-    result = await run_deferred(factory, outputs_context)
-    link = LumaVideoLink().get_link(holder[-1], ti_key=None)  # type: ignore[arg-type]
-    assert link == result["video_url"] and "/files/" in link
-    assert LumaVideoLink().get_link(make(prompt="p"), ti_key=None) == "", "no link before the render is done"  # type: ignore[arg-type]
+def test_the_link_opens_the_clip_in_the_run_gallery() -> None:
+    key = TaskInstanceKey(dag_id="d", task_id="t 1", run_id="manual__2026-01-01T00:00:00+00:00", map_index=3)
+    link = LumaVideoLink().get_link(make(prompt="p"), ti_key=key)  # the same before, during and after the render
+    assert link.endswith("/luma/runs/d/manual__2026-01-01T00%3A00%3A00%2B00%3A00#clip=t%201%5B3%5D")
+    unmapped = TaskInstanceKey(dag_id="d", task_id="t", run_id="r", map_index=-1)
+    assert LumaVideoLink().get_link(make(prompt="p"), ti_key=unmapped).endswith("/luma/runs/d/r#clip=t")
 
 
 async def test_url_refused_between_success_and_download_still_delivers(

@@ -25,17 +25,27 @@ COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_c
 
 
 class LumaVideoLink(BaseOperatorLink):
-    """ "Luma video" button: the stored copy when a browser can open it (S3/GCS console, http), else the presigned URL.
+    """ "Luma video" button: the clip's place in the run's "Luma renders" gallery page (``/luma/runs/…#clip=…``).
 
-    The worker computes the value when the task finishes and Airflow stores it as XCom ``_link_LumaVideoLink``; the
-    UI reads that XCom. A presigned URL expires about an hour after the task finished.
+    The page streams the stored copy or mints a fresh presigned URL when opened, so the link works while the task
+    renders and long after a presigned URL expired. It is built from the task instance's key and ``[api]
+    base_url`` alone; the worker stores it as XCom ``_link_LumaVideoLink`` (Airflow does so when the task defers
+    and when it finishes), which is what the UI reads.
     """
 
     name = "Luma video"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        """The link computed by the task that just ran (empty while deferred or after a failure)."""
-        return str(getattr(operator, "luma_video_link", None) or "")
+        """The gallery URL of this task instance's clip."""
+        from airflow_provider_luma.plugins import gallery_url
+
+        try:
+            from airflow.sdk.configuration import conf
+
+            base_url = str(conf.get("api", "base_url", fallback="") or "")
+        except Exception:  # noqa: BLE001 - no configuration (a bare unit test): a path relative to the UI
+            base_url = ""
+        return gallery_url(base_url, ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
 
 
 def add_alias(kwargs: dict[str, Any], output_path: Any, alias: str | None) -> None:

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import importlib.metadata
+import json
 import os
 import secrets
 import shutil
@@ -107,6 +108,25 @@ def build_config(
         env_name(key)  # validates the key
         config[key.lower()] = value
     return config
+
+
+def users_config(home: Path, users: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """Options that replace "everyone is admin" by SimpleAuthManager users (``{name: (role, password)}``)."""
+    if not users:
+        return {}
+    return {
+        "core.simple_auth_manager_all_admins": "False",
+        "core.simple_auth_manager_users": ",".join(f"{name}:{role}" for name, (role, _) in users.items()),
+        "core.simple_auth_manager_passwords_file": str(home / "simple_auth_manager_passwords.json"),
+    }
+
+
+def write_passwords(home: Path, users: Mapping[str, tuple[str, str]]) -> None:
+    """Write SimpleAuthManager's password file for ``users`` (it generates passwords only for missing users)."""
+    if users:
+        path = home / "simple_auth_manager_passwords.json"
+        path.write_text(json.dumps({name: password for name, (_, password) in users.items()}), encoding="utf-8")
+        path.chmod(0o600)
 
 
 def write_airflow_cfg(path: Path, config: Mapping[str, str]) -> None:

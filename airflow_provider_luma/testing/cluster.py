@@ -46,6 +46,8 @@ class LocalAirflowCluster:
     :param reuse_migrated_db: Copy a cached freshly migrated database instead of running ``db migrate``.
     :param stop_grace_period: Seconds between SIGTERM and SIGKILL in :meth:`stop` (nothing of a throw-away
         cluster needs saving; the triggerer sometimes needs 10 s to notice that its runner exited).
+    :param users: ``{username: (role, password)}`` for SimpleAuthManager instead of "everyone is admin without
+        logging in" (``[core] simple_auth_manager_all_admins``); :meth:`api` then logs in as the first one.
 
     Attributes: ``home``, ``log_dir`` (``<home>/logs``: ``<component>.log`` plus Airflow's task logs),
     ``db_path``, ``api_url``, ``config`` (``{"section.option": value}``), ``env`` (of every process) and
@@ -62,6 +64,7 @@ class LocalAirflowCluster:
         *,
         reuse_migrated_db: bool = True,
         stop_grace_period: float = 5.0,
+        users: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.dags_folder = Path(dags_folder).resolve()
         self._owns_home = home is None
@@ -71,6 +74,8 @@ class LocalAirflowCluster:
         self.stop_grace_period = stop_grace_period
         api_port, worker_log_port, trigger_log_port = ce.free_ports(3)
         self.api_url = f"http://127.0.0.1:{api_port}"
+        self.users = dict(users or {})
+        extra_config = {**ce.users_config(self.home, self.users), **(extra_config or {})}
         user_items = {**(extra_config or {}), **{k: v for k, v in (env or {}).items() if k.startswith("AIRFLOW__")}}
         self._db_cache_key = user_items if reuse_migrated_db else None
         self.config = ce.build_config(
@@ -101,6 +106,7 @@ class LocalAirflowCluster:
         started = time.monotonic()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ce.write_airflow_cfg(self.home / "airflow.cfg", self.config)
+        ce.write_passwords(self.home, self.users)
         atexit.register(self.stop)
         ce.prepare_database(
             self.db_path,
@@ -187,6 +193,11 @@ class LocalAirflowCluster:
         url = path if path.startswith("/") else f"/api/v2/{path}"
         extra_headers = dict(kwargs.pop("headers", None) or {})
         for attempt in range(2):
+            if self._token is None and self.users:
+                user, (_, password) = next(iter(self.users.items()))
+                token_response = self._client.post("/auth/token", json={"username": user, "password": password})
+                token_response.raise_for_status()
+                self._token = str(token_response.json()["access_token"])
             if self._token is None:  # [core] simple_auth_manager_all_admins: no credentials needed
                 token_response = self._client.get("/auth/token")
                 token_response.raise_for_status()

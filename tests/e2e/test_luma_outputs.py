@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -47,9 +48,10 @@ def test_stored_clip_triggers_the_asset_scheduled_consumer(
         {"uri": f"file://{stored}", "generation_id": produced["generation_id"], "bytes": len(sample_mp4())}
     ]
 
-    # The "Luma video" link as the UI reads it: a file:// copy is not browsable, so it is the presigned URL.
+    # The "Luma video" link as the UI reads it: the clip's place in the run's gallery page (the plugin streams
+    # the file:// copy, which a browser could not open).
     links = cluster.extra_links(PRODUCER, run_id, "render_clip")
-    assert links == {"Luma video": produced["video_url"]} and "/files/" in produced["video_url"]
+    assert links == {"Luma video": f"{cluster.api_url}/luma/runs/{PRODUCER}/{quote(run_id, safe='')}#clip=render_clip"}
 
 
 def test_over_budget_element_fails_alone_without_a_request(

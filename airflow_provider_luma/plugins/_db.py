@@ -1,0 +1,200 @@
+"""Reading a run's Luma renders from the metadata database (api-server side).
+
+Two queries per page load, whatever the number of renders: the run's task instances joined with their rendered
+template fields and the run's state, then the XComs the gallery reads (:data:`~._model.XCOM_KEYS`). The failure
+reason of a failed try comes from its task log (the last error line), read once per try and cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from airflow_provider_luma.plugins._model import XCOM_KEYS, TaskRow
+
+_REASONS: dict[tuple[str, str, str, int, int], str | None] = {}
+_REASONS_LOCK = threading.Lock()
+MAX_REASONS_PER_REQUEST = 20
+"""Failed tries whose log is read in one request (the rest show "see the task log")."""
+
+
+def run_state(session: Session, dag_id: str, run_id: str) -> tuple[bool, str | None]:
+    """Whether the run exists, and its state."""
+    from airflow.models.dagrun import DagRun
+
+    state = session.execute(
+        select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+    ).scalar_one_or_none()
+    return state is not None, str(state) if state is not None else None
+
+
+def task_rows(session: Session, dag_id: str, run_id: str) -> tuple[str | None, list[TaskRow]]:
+    """The run's state and every task instance (mapped ones included), with its rendered fields."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    query = (
+        select(
+            TI.task_id,
+            TI.map_index,
+            TI.state,
+            TI.operator,
+            TI.custom_operator_name,
+            TI.try_number,
+            TI.start_date,
+            TI.end_date,
+            Rtif.rendered_fields,
+            DagRun.state.label("run_state"),
+        )
+        .join(DagRun, and_(DagRun.dag_id == TI.dag_id, DagRun.run_id == TI.run_id))
+        .outerjoin(
+            Rtif,
+            and_(
+                Rtif.dag_id == TI.dag_id,
+                Rtif.run_id == TI.run_id,
+                Rtif.task_id == TI.task_id,
+                Rtif.map_index == TI.map_index,
+            ),
+        )
+        .where(TI.dag_id == dag_id, TI.run_id == run_id)
+        .order_by(TI.task_id, TI.map_index)
+    )
+    rows, state = [], None
+    for r in session.execute(query):
+        state = str(r.run_state) if r.run_state is not None else None
+        rows.append(
+            TaskRow(
+                task_id=r.task_id,
+                map_index=r.map_index,
+                state=str(r.state) if r.state is not None else None,
+                operator=r.operator,
+                custom_operator_name=r.custom_operator_name,
+                try_number=r.try_number or 0,
+                start_date=r.start_date,
+                end_date=r.end_date,
+                rendered_fields=r.rendered_fields if isinstance(r.rendered_fields, dict) else None,
+            )
+        )
+    return state, rows
+
+
+def xcom_values(
+    session: Session, dag_id: str, run_id: str, keys: Iterable[str] = XCOM_KEYS, task: tuple[str, int] | None = None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """``{(task_id, map_index): {key: value}}`` for the gallery's XCom keys (of one task instance if given)."""
+    from airflow.models.xcom import XComModel
+
+    query = select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+        XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key.in_(list(keys))
+    )
+    if task is not None:
+        query = query.where(XComModel.task_id == task[0], XComModel.map_index == task[1])
+    values: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in session.execute(query):
+        values.setdefault((row.task_id, row.map_index), {})[row.key] = XComModel.deserialize_value(row)
+    return values
+
+
+def recent_runs(session: Session, dag_ids: set[str] | None, limit: int = 50) -> list[dict[str, Any]]:
+    """Recent runs with at least one render (a ``model`` or ``estimated_cost_usd`` XCom), newest first."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+
+    renders = (
+        select(XComModel.dag_run_id, XComModel.task_id, XComModel.map_index)
+        .where(XComModel.key.in_(["model", "estimated_cost_usd"]))
+        .distinct()
+        .subquery()
+    )
+    query = (
+        select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.start_date, func.count().label("renders"))
+        .join(renders, renders.c.dag_run_id == DagRun.id)
+        .group_by(DagRun.id, DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.start_date)
+        .order_by(DagRun.id.desc())
+        .limit(limit)
+    )
+    if dag_ids is not None:
+        query = query.where(DagRun.dag_id.in_(sorted(dag_ids)))
+    return [
+        {
+            "dag_id": r.dag_id,
+            "run_id": r.run_id,
+            "state": str(r.state) if r.state is not None else None,
+            "start_date": r.start_date.isoformat() if r.start_date else None,
+            "renders": int(r.renders),
+        }
+        for r in session.execute(query)
+    ]
+
+
+def add_failure_reasons(session: Session, dag_id: str, run_id: str, rows: list[TaskRow]) -> None:
+    """Set ``reason`` on failed rows from the last error line of their try's log (cached per try)."""
+    budget = MAX_REASONS_PER_REQUEST
+    for row in rows:
+        if row.state not in ("failed", "up_for_retry"):
+            continue
+        key = (dag_id, run_id, row.task_id, row.map_index, row.try_number)
+        with _REASONS_LOCK:
+            cached = key in _REASONS
+            row.reason = _REASONS.get(key)
+        if cached:
+            continue
+        if budget <= 0:
+            row.reason = "see the task log"
+            continue
+        budget -= 1
+        row.reason = _read_reason(session, dag_id, run_id, row)
+        with _REASONS_LOCK:
+            _REASONS[key] = row.reason
+
+
+def _read_reason(session: Session, dag_id: str, run_id: str, row: TaskRow) -> str | None:
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.log.log_reader import TaskLogReader
+
+    ti = session.scalar(
+        select(TI).where(
+            TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id == row.task_id, TI.map_index == row.map_index
+        )
+    )
+    if ti is None:
+        return None
+    try:
+        stream, _ = TaskLogReader().read_log_chunks(ti, row.try_number, {"end_of_log": False})
+        lines = list(stream)
+    except Exception:  # noqa: BLE001 - a missing or unreadable log leaves the reason empty
+        return None
+    return last_error(lines)
+
+
+def last_error(lines: Iterable[Any]) -> str | None:
+    """The text of the last ``error``-level record of a structured task log (Airflow's own traceback
+    record "Task failed with exception" is skipped: the operator's own line says why)."""
+    found = None
+    for line in lines:
+        record = line if isinstance(line, dict) else getattr(line, "model_dump", lambda: {})()
+        if not isinstance(record, dict) and isinstance(line, str):
+            continue
+        level, event = str(record.get("level") or "").lower(), record.get("event")
+        if level in ("error", "critical") and isinstance(event, str) and event.strip():
+            if event.startswith("Task failed with exception") and found:
+                continue
+            found = event.strip()
+    return found[:2000] if found else None
+
+
+def task_fields(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
+    """The rendered template fields of one task instance (``{}`` when there are none)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+
+    value = session.scalar(
+        select(Rtif.rendered_fields).where(
+            Rtif.dag_id == dag_id, Rtif.run_id == run_id, Rtif.task_id == task_id, Rtif.map_index == map_index
+        )
+    )
+    return dict(value) if isinstance(value, dict) else {}

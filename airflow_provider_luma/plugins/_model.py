@@ -1,0 +1,229 @@
+"""The gallery's data model: a run's task-instance rows and XCom values turned into clips and chain edges.
+
+Pure (no Airflow import): :mod:`airflow_provider_luma.plugins._db` fetches the rows, this module shapes them, so
+the rules below are unit-tested without a database.
+
+**Which tasks are Luma renders.** A task instance is a render when its operator class (``operator`` or
+``custom_operator_name`` of the task instance) is one of :data:`LUMA_OPERATORS`, or when it pushed a ``model`` XCom
+naming a Luma model (``luma-…``): subclasses with their own names show up once their result is pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from airflow_provider_luma.plugins import clip_key
+
+LUMA_OPERATORS: Final = frozenset(
+    {
+        "LumaGenerateVideoOperator",
+        "LumaExtendVideoOperator",
+        "LumaInterpolateVideoOperator",
+        "LumaReframeVideoOperator",
+        "LumaEditVideoOperator",
+        "LumaDownloadVideoOperator",
+    }
+)
+"""Operator class names that always count as renders (see the module docstring)."""
+
+XCOM_KEYS: Final = ("return_value", "model", "estimated_cost_usd")
+"""The XCom keys the gallery reads: the full result, the detection key and the cost pushed at submit time."""
+
+PROMPT_FIELDS: Final = ("prompt",)
+"""Rendered template fields shown as the clip's prompt."""
+
+RESULT_FIELDS: Final = (
+    "generation_id",
+    "request_id",
+    "model",
+    "mode",
+    "resolution",
+    "duration",
+    "aspect_ratio",
+    "hdr",
+    "estimated_cost_usd",
+    "billed_blocks",
+    "video_bytes",
+)
+
+EDGE_KIND: Final = {
+    "extend_forward": "extended",
+    "extend_backward": "extended",
+    "interpolation": "interpolated",
+    "reframe": "reframed",
+    "edit": "edited",
+}
+"""How a clip of each mode relates to its sources (the label of a chain edge)."""
+
+OPERATOR_KIND: Final = {
+    "LumaExtendVideoOperator": "extended",
+    "LumaInterpolateVideoOperator": "interpolated",
+    "LumaReframeVideoOperator": "reframed",
+    "LumaEditVideoOperator": "edited",
+}
+"""The edge label of a clip whose result (and so its mode) is not known yet."""
+
+_STATUS: Final = {
+    None: "queued",
+    "none": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "up_for_reschedule": "queued",
+    "running": "rendering",
+    "deferred": "rendering",
+    "restarting": "rendering",
+    "up_for_retry": "retrying",
+    "success": "done",
+    "failed": "failed",
+    "upstream_failed": "failed",
+    "skipped": "skipped",
+    "removed": "skipped",
+}
+IN_FLIGHT: Final = frozenset({"queued", "rendering", "retrying"})
+
+
+@dataclass
+class TaskRow:
+    """One task instance of the run, with its rendered template fields."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    operator: str | None
+    custom_operator_name: str | None = None
+    try_number: int = 0
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    rendered_fields: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+@dataclass
+class RunData:
+    """Everything the gallery page shows for one run."""
+
+    dag_id: str
+    run_id: str
+    state: str | None
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body of ``GET /luma/api/runs/{dag_id}/{run_id}``."""
+        costs = [c["estimated_cost_usd"] for c in self.clips if c.get("estimated_cost_usd") is not None]
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "state": self.state,
+            "clips": self.clips,
+            "edges": self.edges,
+            "total_estimated_cost_usd": round(sum(costs), 4) if costs else None,
+            "unpriced_renders": sum(1 for c in self.clips if c.get("estimated_cost_usd") is None),
+            "in_flight": any(c["status"] in IN_FLIGHT for c in self.clips),
+        }
+
+
+def is_luma_task(row: TaskRow, xcoms: Mapping[str, Any]) -> bool:
+    """Whether a task instance is a Luma render (see the module docstring)."""
+    if row.operator in LUMA_OPERATORS or row.custom_operator_name in LUMA_OPERATORS:
+        return True
+    model = xcoms.get("model")
+    if model is None and isinstance(xcoms.get("return_value"), dict):
+        model = xcoms["return_value"].get("model")
+    return isinstance(model, str) and model.startswith("luma-")
+
+
+def video_route(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The plugin-relative path that streams (or redirects to) a clip's video."""
+    parts = (quote(p, safe="") for p in (dag_id, run_id, task_id))
+    return "video/" + "/".join(parts) + f"/{map_index}"
+
+
+def _prompt(fields: Mapping[str, Any] | None) -> str | None:
+    for name in PROMPT_FIELDS:
+        value = (fields or {}).get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _elapsed(row: TaskRow, now: datetime) -> float | None:
+    if row.start_date is None:
+        return None
+    end = row.end_date if row.end_date is not None and row.state not in ("running", "deferred") else now
+    return round(max(0.0, (end - row.start_date).total_seconds()), 1)
+
+
+def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """One clip of the page from its task instance and its XComs (``{key: value}``)."""
+    value = xcoms.get("return_value")
+    result: Mapping[str, Any] = value if isinstance(value, dict) else {}
+    status = _STATUS.get(row.state, "queued")
+    clip: dict[str, Any] = {name: result.get(name) for name in RESULT_FIELDS}
+    if clip["model"] is None:
+        clip["model"] = xcoms.get("model")
+    if clip["estimated_cost_usd"] is None:
+        clip["estimated_cost_usd"] = xcoms.get("estimated_cost_usd")
+    sources = result.get("source_generation_ids")
+    has_video = status == "done" and bool(result.get("video_path") or result.get("request_id"))
+    clip.update(
+        key=clip_key(row.task_id, row.map_index),
+        task_id=row.task_id,
+        map_index=row.map_index,
+        operator=row.custom_operator_name or row.operator,
+        state=row.state,
+        status=status,
+        try_number=row.try_number,
+        started_at=row.start_date.isoformat() if row.start_date else None,
+        elapsed_seconds=_elapsed(row, now),
+        prompt=_prompt(row.rendered_fields),
+        source_generation_ids=[str(s) for s in sources] if isinstance(sources, list) else [],
+        stored=bool(result.get("video_path")),
+        video=video_route(dag_id, run_id, row.task_id, row.map_index) if has_video else None,
+        reason=row.reason if status in ("failed", "retrying") else None,
+    )
+    if not clip["source_generation_ids"]:
+        clip["pending_sources"] = _candidate_sources(row.rendered_fields)
+    return clip
+
+
+def _candidate_sources(fields: Mapping[str, Any] | None) -> list[str]:
+    """String values of the rendered fields: a clip not finished yet names its sources only there."""
+    return [v for v in (fields or {}).values() if isinstance(v, str) and 0 < len(v) <= 128 and " " not in v]
+
+
+def link_chain(clips: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Edges ``{from, to, kind}`` between clips: a clip points at the clips it was made from."""
+    by_generation = {c["generation_id"]: c["key"] for c in clips if c.get("generation_id")}
+    edges: list[dict[str, str]] = []
+    for clip in clips:
+        sources = clip["source_generation_ids"] or clip.pop("pending_sources", [])
+        clip.pop("pending_sources", None)
+        kind = EDGE_KIND.get(str(clip.get("mode"))) or OPERATOR_KIND.get(str(clip.get("operator")), "made from")
+        clip["sources"] = [by_generation[g] for g in sources if g in by_generation and by_generation[g] != clip["key"]]
+        edges += [{"from": src, "to": clip["key"], "kind": kind} for src in clip["sources"]]
+    return edges
+
+
+def assemble(
+    dag_id: str,
+    run_id: str,
+    run_state: str | None,
+    rows: Iterable[TaskRow],
+    xcoms: Mapping[tuple[str, int], Mapping[str, Any]],
+    now: datetime,
+) -> RunData:
+    """The run's clips (Luma task instances only, in the order they started; not started ones last) and the chain
+    between them."""
+    data = RunData(dag_id, run_id, run_state)
+    ordered = sorted(rows, key=lambda r: (r.start_date is None, r.start_date or now, r.task_id, r.map_index))
+    for row in ordered:
+        values = xcoms.get((row.task_id, row.map_index), {})
+        if is_luma_task(row, values):
+            data.clips.append(build_clip(dag_id, run_id, row, values, now))
+    data.edges = link_chain(data.clips)
+    return data

@@ -1,0 +1,43 @@
+"""Headless Chromium for the gallery tests: Debian's ``/usr/bin/chromium`` driven by PyPI ``playwright``
+(``playwright install`` downloads cannot work here, so the browser is never downloaded)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+CHROMIUM = os.environ.get("LUMA_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A launched headless Chromium (``playwright.sync_api.Browser``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def login(page: Any, base_url: str, username: str, password: str) -> None:
+    """Sign in through SimpleAuthManager's login page (sets the ``_token`` cookie)."""
+    page.goto(f"{base_url}/auth/login", wait_until="networkidle")
+    page.locator("input[type=text], input[name=username]").first.fill(username)
+    page.locator("input[type=password]").first.fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_function("document.cookie !== undefined")
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)

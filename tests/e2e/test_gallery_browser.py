@@ -1,0 +1,172 @@
+"""The "Luma renders" gallery in a real browser against a real api-server (one module-scoped cluster).
+
+Headless Debian Chromium via playwright: log in, open a DAG run's "Luma renders" tab while renders are deferred
+(shown as rendering), let the chained DAG finish, then every ``<video>`` plays (``readyState >= 2``), the chain
+graph has the right edges, prompts are shown as text, seeking works (HTTP 206), the API key never reaches the
+browser, and every route answers 401 without a login and 403 to a user denied the DAG.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from _browser import chromium, login
+
+from airflow_provider_luma.testing import LumaSimulatorServer
+from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+
+DAG_ID = "luma_gallery_chain"
+DAGS = Path(__file__).parent / "gallery_dags"
+USERS = {"admin": ("admin", "admin-pw-1"), "viewer": ("viewer", "viewer-pw-1")}
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "gallery.png"
+CHAIN = {("master", "extend", "extended"), ("extend", "reframe", "reframed"), ("reframe", "edit", "edited")}
+CLIPS = {"master", "extend", "reframe", "edit", "variants[0]", "variants[1]"}
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")]
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirflowCluster, LumaSimulatorServer]]:
+    dags = tmp_path_factory.mktemp("gallery-dags")
+    shutil.copy(DAGS / "luma_gallery_chain.py", dags)
+    with LumaSimulatorServer(time_factor=0.15) as sim:
+        env = {
+            "AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(),
+            "LUMA_EXAMPLE_POLL_INTERVAL": "0.5",
+            "LUMA_EXAMPLE_OUTPUT": str(tmp_path_factory.mktemp("gallery-output")),
+            "LUMA_TEST_DENIED_DAGS": f"viewer:{DAG_ID}",
+        }
+        config = {"core.auth_manager": "airflow_provider_luma.testing._auth.DenyDagAuthManager"}
+        cluster = LocalAirflowCluster(dags, home=tmp_path_factory.mktemp("gallery-home"), env=env,
+                                      extra_config=config, users=USERS)  # fmt: skip
+        try:
+            cluster.start(timeout=180)
+            yield cluster, sim
+        finally:
+            cluster.stop()
+
+
+def token(cluster: LocalAirflowCluster, user: str) -> str:
+    response = httpx.post(f"{cluster.api_url}/auth/token", json={"username": user, "password": USERS[user][1]})
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    return value
+
+
+def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorServer]) -> None:
+    cluster, sim = gallery
+    sim.simulator.configure(render_seconds=600.0)  # the first renders stay in flight until completed below
+    run_id = cluster.trigger_dag(DAG_ID)
+    for task, index in (("master", -1), ("variants", 0), ("variants", 1)):
+        cluster.wait_for_task_state(DAG_ID, run_id, task, "deferred", map_index=index, timeout=120)
+    run_path = f"{quote(DAG_ID, safe='')}/{quote(run_id, safe='')}"
+    tab_url = f"{cluster.api_url}/dags/{quote(DAG_ID, safe='')}/runs/{quote(run_id, safe='')}/plugin/luma_renders"
+    page_url = f"{cluster.api_url}/luma/runs/{run_path}"
+    api_url = f"{cluster.api_url}/luma/api/runs/{run_path}"
+
+    # The "Luma video" link points at the clip's place in the gallery while the task is still deferred.
+    link = cluster.extra_links(DAG_ID, run_id, "master")["Luma video"]
+    assert link == f"{page_url}#clip=master"
+
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        login(page, cluster.api_url, "admin", USERS["admin"][1])
+
+        # The tab on the DAG-run page of Airflow's own UI, showing the plugin page in its iframe.
+        page.goto(tab_url)
+        frame = page.frame_locator("iframe").first
+        try:
+            frame.locator('article[data-key="master"][data-status="rendering"]').wait_for(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(cluster.log_dir / "gallery-failure.png"))
+            (cluster.log_dir / "gallery-failure.html").write_text(page.content())
+            print("api:", httpx.get(api_url, cookies={c["name"]: c["value"] for c in context.cookies()}).text[:3000])
+            raise
+        assert page.get_by_text("Luma renders", exact=True).filter(visible=True).count() >= 1, "the run's tab"
+        assert "rendering" in frame.locator('article[data-key="master"] .badge').inner_text()
+        assert frame.locator("body").get_attribute("data-in-flight") == "1"
+
+        sim.simulator.configure(render_seconds=None)
+        for record in sim.simulator.generations():
+            sim.simulator.complete_now(record.request_id)
+        assert cluster.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
+
+        # The page refreshes by itself while renders are in flight: wait for every clip to be done.
+        frame.locator("body[data-in-flight='0']").wait_for(timeout=30_000)
+        keys = set(frame.locator("article.clip").evaluate_all("cards => cards.map(c => c.dataset.key)"))
+        assert keys == CLIPS
+        assert frame.locator('article[data-status="done"]').count() == len(CLIPS)
+        frame.locator("video").first.wait_for()
+
+        def ready_states() -> list[int] | None:
+            states: list[int] = frame.locator("video").evaluate_all("vs => vs.map(v => v.readyState)")
+            return states if len(states) == len(CLIPS) and min(states) >= 2 else None
+
+        ready = wait_for("every video to have data", ready_states, timeout=60)
+        assert ready and min(ready) >= 2
+        edges = frame.locator("#chain g.edge").evaluate_all(
+            "gs => gs.map(g => [g.dataset.from, g.dataset.to, g.dataset.kind])"
+        )
+        assert {tuple(e) for e in edges} == CHAIN
+        # Prompts are user text: shown literally, never run.
+        prompt = frame.locator('article[data-key="variants[0]"] .prompt').inner_text()
+        assert prompt.startswith("<script>window.pwned=1</script>")
+        assert frame.locator("script").count() == 1 and not dialogs
+        assert page.evaluate("() => window.frames[0].pwned") is None
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # The extra link opens the standalone page at the clip.
+        page.goto(link)
+        page.locator("article.clip.target[data-key='master']").wait_for()
+        html = page.content()
+        cookies = {c["name"]: c["value"] for c in context.cookies()}
+
+    data = httpx.get(api_url, cookies=cookies).json()
+    clips = {c["key"]: c for c in data["clips"]}
+    assert clips["master"]["stored"] and not clips["variants[0]"]["stored"]
+    assert clips["master"]["estimated_cost_usd"] and data["total_estimated_cost_usd"] > 0
+    runs = httpx.get(f"{cluster.api_url}/luma/api/runs", cookies=cookies).json()["runs"]
+    assert {"dag_id": DAG_ID, "run_id": run_id, "renders": len(CLIPS)}.items() <= runs[0].items()
+
+    # Seeking: a stored copy answers byte ranges; a presigned-only clip redirects to a freshly minted URL.
+    video = f"{cluster.api_url}/luma/{clips['master']['video']}"
+    part = httpx.get(video, cookies=cookies, headers={"Range": "bytes=100-199"})
+    assert (
+        part.status_code == 206
+        and len(part.content) == 100
+        and part.headers["content-range"].startswith("bytes 100-199/")
+    )
+    fresh = httpx.get(f"{cluster.api_url}/luma/{clips['variants[1]']['video']}", cookies=cookies)
+    assert fresh.status_code == 307 and fresh.headers["location"].startswith(sim.root_url)
+
+    # The API key never reaches the browser.
+    bodies = [html, str(data), str(runs), part.headers, fresh.headers]
+    assert all(sim.api_key not in str(b) for b in bodies)
+
+    # Access control on every route, the video stream included.
+    routes = [page_url, api_url, video, f"{cluster.api_url}/luma/runs", f"{cluster.api_url}/luma/api/runs",
+              f"{cluster.api_url}/luma/static/gallery.js"]  # fmt: skip
+    assert {r: httpx.get(r).status_code for r in routes} == dict.fromkeys(routes, 401)
+    viewer = {"Authorization": f"Bearer {token(cluster, 'viewer')}"}
+    assert {r: httpx.get(r, headers=viewer).status_code for r in routes[:3]} == dict.fromkeys(routes[:3], 403)
+    assert httpx.get(routes[4], headers=viewer).json()["runs"] == [], "the denied DAG is not listed"
+    assert httpx.get(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", headers=viewer).status_code == 403
