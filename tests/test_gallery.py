@@ -75,14 +75,11 @@ def test_clips_chain_costs_and_states() -> None:
     assert data["total_estimated_cost_usd"] == 1.5 and data["unpriced_renders"] == 2 and data["in_flight"]
 
 
-def test_hundred_renders_assemble_fast() -> None:
-    import time
-
+def test_a_hundred_mapped_renders_make_one_chain() -> None:
+    # Speed is measured in benchmarks/gallery.py; this pins what the page is told about a large fan-out.
     rows = [row("r", "success", map_index=i) for i in range(100)]
     xcoms = {("r", i): result(f"g{i}", "extend_forward", [f"g{i - 1}"] if i else []) for i in range(100)}
-    started = time.perf_counter()
     data = assemble("dag", "run", "success", rows, xcoms, NOW).to_json()
-    assert time.perf_counter() - started < 0.05
     assert len(data["clips"]) == 100 and len(data["edges"]) == 99 and not data["in_flight"]
 
 

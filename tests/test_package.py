@@ -46,6 +46,15 @@ def test_airflow_cli_lists_provider_hook_and_trigger(tmp_path: Path) -> None:
     assert any(link["extra_link_class_name"] == "airflow_provider_luma.operators.LumaVideoLink" for link in links)
 
 
+def test_airflow_cli_lists_the_gallery_plugin_without_import_errors(tmp_path: Path) -> None:
+    plugins = airflow_json(tmp_path, "plugins")
+    (gallery,) = [p for p in plugins if p["name"] == "luma_gallery"]
+    assert "/luma" in json.dumps(gallery["fastapi_apps"]) and "Luma renders" in json.dumps(gallery["external_views"])
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([AIRFLOW, "plugins"], env=env, capture_output=True, text=True, check=True)
+    assert "import error" not in (out.stdout + out.stderr).lower()
+
+
 def test_importing_operators_stays_light() -> None:
     code = (
         "import airflow.sdk, sys; before = set(sys.modules); import airflow_provider_luma.operators; "
