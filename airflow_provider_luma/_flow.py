@@ -224,6 +224,19 @@ class RenderRun(Finisher):
             timeout=timedelta(seconds=delay + 300),
         )
 
+    def _schedule(self) -> tuple[float, float]:
+        """``(expected render seconds, poll interval)``, on the simulator's clock when the connection says so."""
+        from airflow_provider_luma.core.schedule import scaled_schedule
+
+        try:
+            factor = self.hook.schedule_time_factor()
+        except LumaError as exc:
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        expected, poll = scaled_schedule(self.spec.expected_seconds(self.plan.source), self.op.poll_interval, factor)
+        if factor < 1.0:
+            self.log.info("Poll schedule at %g x real time (connection extra schedule_time_factor)", factor)
+        return expected, poll
+
     def _wait(self, request_id: str) -> dict[str, Any]:
         from airflow_provider_luma.core.schedule import first_poll_delay
         from airflow_provider_luma.triggers import LumaGenerationTrigger
@@ -234,27 +247,27 @@ class RenderRun(Finisher):
             # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
             budget = min(budget, self.op.execution_timeout.total_seconds())
         deadline = now + budget
+        expected, poll = self._schedule()
         if not self.op.deferrable:
-            return self._poll_in_worker(request_id, deadline)
+            return self._poll_in_worker(request_id, deadline, poll)
         # The first poll waits for a fraction of the render's expected time; see core/schedule.py.
-        expected = self.spec.expected_seconds(self.plan.source)
         trigger = LumaGenerationTrigger(
             request_id=request_id,
             deadline=deadline,
             luma_conn_id=self.op.luma_conn_id,
-            poll_interval=self.op.poll_interval,
-            first_poll_at=now + first_poll_delay(expected, self.op.poll_interval),
+            poll_interval=poll,
+            first_poll_at=now + first_poll_delay(expected, poll),
             submitted_at=now,
             expected_seconds=expected,
             backend=self.backend,
             model=self.spec.MODEL_ID,
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
-        backstop = timedelta(seconds=budget + max(60.0, 3 * self.op.poll_interval))
+        backstop = timedelta(seconds=budget + max(60.0, 3 * poll))
         self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
         self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
 
-    def _poll_in_worker(self, request_id: str, deadline: float) -> dict[str, Any]:
+    def _poll_in_worker(self, request_id: str, deadline: float, poll_interval: float) -> dict[str, Any]:
         from airflow_provider_luma._results import job_event
 
         last: JobStatus | None = None
@@ -272,7 +285,7 @@ class RenderRun(Finisher):
                     last = job.status
                 if job.is_terminal:
                     return self.complete(dict(job_event(job, elapsed=time.time() - started)))
-            time.sleep(max(0.0, min(self.op.poll_interval, deadline - time.time())))
+            time.sleep(max(0.0, min(poll_interval, deadline - time.time())))
         raise AirflowException(
             f"Luma request {request_id} did not finish before the deadline; the render may still finish and is "
             "billed. A retry of this task re-attaches to it."
