@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_luma._budget import RunBudget
 from airflow_provider_luma._finish import Finisher
 from airflow_provider_luma._plan import RenderPlan, build_plan
-from airflow_provider_luma._state import StateStore, context_get, fail_or_retry
+from airflow_provider_luma._state import StateStore, fail_or_retry
 from airflow_provider_luma._storage import probe_writable
 from airflow_provider_luma.core.errors import (
     LumaBudgetExceeded,
@@ -59,6 +61,7 @@ class RenderRun(Finisher):
     def __init__(self, operator: LumaRenderOperator, context: Any) -> None:
         self.op, self.context, self.log = operator, context, operator.log
         self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
+        self.time_factor = 1.0  # the poll schedule's clock (connection extra schedule_time_factor)
         try:
             self.plan: RenderPlan = build_plan(operator, context)
         except LumaValidationError as exc:
@@ -66,6 +69,7 @@ class RenderRun(Finisher):
             raise AirflowFailException(str(exc)) from None
         self.spec = self.plan.spec
         self.state = StateStore(context, self.spec, self.backend)
+        self.budget = RunBudget(context, self.log)
 
     @cached_property
     def hook(self) -> Any:
@@ -145,14 +149,10 @@ class RenderRun(Finisher):
         return job
 
     def _push_cost(self) -> None:
-        """Publish the estimate as soon as a render is ours, so a cost report counts it even if the task fails."""
-        ti = context_get(self.context, "ti")
-        if ti is None:
-            return
-        try:
-            ti.xcom_push(key="estimated_cost_usd", value=self.estimate.cost_usd)
-        except Exception as exc:  # noqa: BLE001 - reporting must not fail a render that is already paid for
-            self.log.warning("Could not push estimated_cost_usd to XCom early (%s)", exc)
+        """Publish the estimate as soon as a render is ours, so a cost report (and the run budget) counts it even
+        if the task fails; a render re-attached to or reused is recorded under the same key: once."""
+        if not self.budget.recorded:
+            self.budget.record(self.estimate.cost_usd)
 
     def _ambiguous(self, record: dict[str, Any]) -> Job | None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
@@ -162,6 +162,7 @@ class RenderRun(Finisher):
             "twice, set resubmit_unknown=True on this task and clear it."
         )
         if not self.op.resubmit_unknown:
+            self._push_cost()  # it may be billed: it keeps counting against the run's budget
             self.log.error(message)
             raise AirflowFailException(message)
         self.log.warning("%s resubmit_unknown=True: submitting a new render.", message)
@@ -172,6 +173,7 @@ class RenderRun(Finisher):
         # a lowered cap never orphans one. A fresh task instance has no record, so this runs before any request.
         try:
             check_budget(self.spec, self.estimate, self.plan.max_cost)
+            check_budget(self.spec, self.estimate, self.plan.max_run_cost, "max_run_cost_usd")
         except LumaBudgetExceeded as exc:
             self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
@@ -180,6 +182,7 @@ class RenderRun(Finisher):
         except LumaError as exc:
             raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
         while True:
+            self._reserve()
             self.state.set(phase="submitting", attempted_at=time.time(), request_id=None)
             try:
                 job: Job = client.submit(self.spec)
@@ -187,7 +190,8 @@ class RenderRun(Finisher):
                 self.log.error("%s", exc)
                 raise AirflowFailException(str(exc)) from None
             except LumaError as exc:
-                # Provably not accepted: forget the attempt so a retry submits cleanly.
+                # Provably not accepted: forget the attempt so a retry submits cleanly, and free its budget.
+                self.budget.withdraw()
                 self.state.set(phase="rejected", attempted_at=time.time(), request_id=None)
                 if not isinstance(exc, LumaRateLimitError) or self.waits_so_far >= MAX_RATE_LIMIT_WAITS:
                     raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
@@ -196,6 +200,19 @@ class RenderRun(Finisher):
             self.state.set(phase="submitted", attempted_at=time.time(), request_id=job.request_id)
             self.log.info("Submitted Luma request %s (status %s)", job.request_id, job.raw_status or "-")
             return job
+
+    def _reserve(self) -> None:
+        """Record this render's estimate before its create request (see ``_budget``); with ``max_run_cost_usd``,
+        refuse it when the run's renders would cost more."""
+        cap = self.plan.max_run_cost
+        if cap is None:
+            self.budget.record(self.estimate.cost_usd)
+            return
+        try:
+            self.budget.reserve(Decimal(str(self.estimate.cost_usd)), cap, str(self.op.pool))
+        except LumaBudgetExceeded as exc:
+            self.log.error("%s", exc)
+            raise AirflowFailException(str(exc)) from None
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
         """Wait out a rate limit: deferred in the triggerer (no worker slot), or asleep when not deferrable."""
@@ -232,12 +249,14 @@ class RenderRun(Finisher):
             factor = self.hook.schedule_time_factor()
         except LumaError as exc:
             raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        self.time_factor = factor
         expected, poll = scaled_schedule(self.spec.expected_seconds(self.plan.source), self.op.poll_interval, factor)
         if factor < 1.0:
             self.log.info("Poll schedule at %g x real time (connection extra schedule_time_factor)", factor)
         return expected, poll
 
     def _wait(self, request_id: str) -> dict[str, Any]:
+        from airflow_provider_luma._progress import progress_interval
         from airflow_provider_luma.core.schedule import first_poll_delay
         from airflow_provider_luma.triggers import LumaGenerationTrigger
 
@@ -261,6 +280,8 @@ class RenderRun(Finisher):
             expected_seconds=expected,
             backend=self.backend,
             model=self.spec.MODEL_ID,
+            render_label=self.spec.describe(),
+            progress_interval=progress_interval(self.time_factor),
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
         backstop = timedelta(seconds=budget + max(60.0, 3 * poll))

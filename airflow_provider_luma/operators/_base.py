@@ -21,7 +21,7 @@ DEFAULT_ASSET_ALIAS = "luma_videos"
 """Stored files are announced as Asset events through ``AssetAlias("luma_videos")`` unless ``asset_alias`` says
 otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
 
-COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd")
+COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd", "max_run_cost_usd")
 
 
 class LumaVideoLink(BaseOperatorLink):
@@ -76,6 +76,10 @@ class LumaRenderOperator(BaseOperator):
         ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
     :param max_cost_usd: fail (without retries, before any request) when the estimated cost is above this many
         US dollars, or unknown (edit and reframe have no published price: supply one in the connection).
+    :param max_run_cost_usd: fail (without retries, before any request) when this render would bring the
+        estimated cost of all renders bought in this DAG run above this many US dollars (``default_args``
+        makes it the DAG's budget). Exact when the Luma tasks share a one-slot pool that does not count
+        deferred tasks (see :mod:`airflow_provider_luma._budget`); never exceeded either way.
     """
 
     MODEL_ID: ClassVar[str]
@@ -97,6 +101,7 @@ class LumaRenderOperator(BaseOperator):
         output_path: Any = None,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         max_cost_usd: float | str | None = None,
+        max_run_cost_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -114,6 +119,7 @@ class LumaRenderOperator(BaseOperator):
         self.output_path = output_path
         self.asset_alias = asset_alias
         self.max_cost_usd = max_cost_usd
+        self.max_run_cost_usd = max_run_cost_usd
         self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
