@@ -110,7 +110,20 @@ class RenderRun(Finisher):
         self._push_cost()
         if job.is_terminal:
             return self.finish_job(job)
+        if not self.op.wait_for_completion:
+            return self._submitted_result(job)
         return self._wait(job.request_id)
+
+    def _submitted_result(self, job: Job) -> dict[str, Any]:
+        """``wait_for_completion=False``: the render is ours and recorded; hand its request id on and return."""
+        from airflow_provider_luma._results import render_result
+
+        event = {"request_id": job.request_id, "generation_id": None}
+        self.log.info(
+            "Luma request %s submitted (%s); not waiting (wait_for_completion=False): a LumaGenerationSensor with "
+            "request_id=%s picks it up", job.request_id, job.raw_status or job.status, job.request_id,
+        )  # fmt: skip
+        return dict(render_result(self.spec, self.backend, event, self.estimate, self.plan.source))
 
     def _resume(self) -> Job | None:
         record = self.state.get()

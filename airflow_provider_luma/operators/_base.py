@@ -62,6 +62,10 @@ class LumaRenderOperator(BaseOperator):
         ``execution_timeout``, if shorter, becomes the deadline (Airflow 3.3 does not enforce it while deferred).
     :param deferrable: wait in the triggerer without holding a worker slot (default True); ``False`` polls in
         the worker, for deployments without a triggerer.
+    :param wait_for_completion: ``False`` submits, records the request durably and returns at once with
+        ``request_id`` (``generation_id`` and the URLs ``None``), for a later
+        :class:`~airflow_provider_luma.sensors.LumaGenerationSensor` or ``LumaDownloadVideoOperator``; no
+        ``output_path`` then (nothing to store yet). Default True.
     :param reuse_existing: when this task instance already rendered successfully (e.g. it was cleared after
         success), return that render instead of paying for a new one (default True). In-flight renders are always
         re-attached and failed ones always resubmitted, whatever this says.
@@ -96,6 +100,7 @@ class LumaRenderOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
         deferrable: bool = True,
+        wait_for_completion: bool = True,
         reuse_existing: bool = True,
         resubmit_unknown: bool = False,
         output_path: Any = None,
@@ -105,6 +110,11 @@ class LumaRenderOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        if not wait_for_completion and output_path is not None:
+            raise ValueError(
+                "output_path: not with wait_for_completion=False (the render is not done when the "
+                "task returns); store it with LumaDownloadVideoOperator after a LumaGenerationSensor"
+            )
         add_alias(kwargs, output_path, asset_alias)
         # A mapped task is built from its expanded values at run time: those are checked in execute(), where a
         # broken rule fails the task without retries instead of raising from the constructor.
@@ -114,6 +124,7 @@ class LumaRenderOperator(BaseOperator):
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
         self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
         self.reuse_existing = reuse_existing
         self.resubmit_unknown = resubmit_unknown
         self.output_path = output_path
