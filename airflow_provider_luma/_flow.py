@@ -65,7 +65,7 @@ class RenderRun(Finisher):
         try:
             self.plan: RenderPlan = build_plan(operator, context)
         except LumaValidationError as exc:
-            self.log.error("%s", exc)
+            # Not logged here: Airflow logs the exception with its message, and a failure should read once.
             raise AirflowFailException(str(exc)) from None
         self.spec = self.plan.spec
         self.state = StateStore(context, self.spec, self.backend)
@@ -176,7 +176,6 @@ class RenderRun(Finisher):
         )
         if not self.op.resubmit_unknown:
             self._push_cost()  # it may be billed: it keeps counting against the run's budget
-            self.log.error(message)
             raise AirflowFailException(message)
         self.log.warning("%s resubmit_unknown=True: submitting a new render.", message)
         return None
@@ -188,7 +187,6 @@ class RenderRun(Finisher):
             check_budget(self.spec, self.estimate, self.plan.max_cost)
             check_budget(self.spec, self.estimate, self.plan.max_run_cost, "max_run_cost_usd")
         except LumaBudgetExceeded as exc:
-            self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         try:
             client = self.hook.client  # connection and key first: a failure here has sent nothing
@@ -200,7 +198,6 @@ class RenderRun(Finisher):
             try:
                 job: Job = client.submit(self.spec)
             except LumaSubmissionOutcomeUnknown as exc:
-                self.log.error("%s", exc)
                 raise AirflowFailException(str(exc)) from None
             except LumaError as exc:
                 # Provably not accepted: forget the attempt so a retry submits cleanly, and free its budget.
@@ -224,7 +221,6 @@ class RenderRun(Finisher):
         try:
             self.budget.reserve(Decimal(str(self.estimate.cost_usd)), cap, str(self.op.pool))
         except LumaBudgetExceeded as exc:
-            self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:

@@ -39,12 +39,13 @@ def test_the_runs_renders_never_cost_more_than_the_cap(
     assert len(luma_airflow.simulator.create_requests()) == bought
     assert sorted(states(run).values()) == ["failed"] * (4 - bought) + ["success"] * bought
     out = capfd.readouterr().out
-    if bought:  # the first refusal: what the run spent, this render's estimate, the cap
-        assert (
+    if bought:  # each refusal: what the run spent, this render's estimate, the cap; once per refused task
+        refusal = (
             f"This render's estimate $0.15 would bring the run's estimated spend to ${0.15 * (bought + 1):.2f}, "
             f"above max_run_cost_usd=${cap}: this run's other {bought} render(s) are estimated at "
-            f"${0.15 * bought:.2f} so far. Nothing was submitted." in out
+            f"${0.15 * bought:.2f} so far. Nothing was submitted."
         )
+        assert out.count(refusal) == 4 - bought, "a failure reads once in the log, not twice"
         assert 'pool="luma_budget"' in out, "the cap without a serialising pool says how to make it exact"
     else:  # one render alone is over the run's cap
         assert "Estimated cost $0.15 is above max_run_cost_usd=$0.10" in out
