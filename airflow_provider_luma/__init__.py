@@ -28,6 +28,9 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.operators"]},
         ],
+        "sensors": [
+            {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.sensors"]},
+        ],
         "hooks": [
             {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.hooks"]},
         ],

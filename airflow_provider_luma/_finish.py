@@ -63,10 +63,8 @@ class Finisher:
         elif status == "cancelled":
             error = LumaGenerationCancelled(request_id, message)
         else:  # timeout / error
-            # Logged once here; Airflow prints the exception itself, so the message is not repeated with it.
-            self.log.error("Luma request %s: %s", request_id, message)
             raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
-        self.log.error("%s", error)
+        # Not logged here: Airflow logs the exception with its message, so a failure reads once in the task log.
         raise fail_or_retry(error)
 
     def _with_fresh_urls(self, event: dict[str, Any]) -> dict[str, Any]:

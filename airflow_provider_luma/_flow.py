@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_luma._budget import RunBudget
 from airflow_provider_luma._finish import Finisher
 from airflow_provider_luma._plan import RenderPlan, build_plan
-from airflow_provider_luma._state import StateStore, context_get, fail_or_retry
+from airflow_provider_luma._state import StateStore, fail_or_retry
 from airflow_provider_luma._storage import probe_writable
 from airflow_provider_luma.core.errors import (
     LumaBudgetExceeded,
@@ -59,12 +61,14 @@ class RenderRun(Finisher):
     def __init__(self, operator: LumaRenderOperator, context: Any) -> None:
         self.op, self.context, self.log = operator, context, operator.log
         self.waits_so_far = 0  # rate-limit waits already spent (carried in defer kwargs)
+        self.time_factor = 1.0  # the poll schedule's clock (connection extra schedule_time_factor)
         try:
             self.plan: RenderPlan = build_plan(operator, context)
         except LumaValidationError as exc:
-            self.log.error("%s", exc)
+            # Not logged here: Airflow logs the exception with its message, and a failure should read once.
             raise AirflowFailException(str(exc)) from None
         self.spec = self.plan.spec
+        self.budget = RunBudget(context, self.log)
 
     @cached_property
     def hook(self) -> Any:
@@ -78,7 +82,6 @@ class RenderRun(Finisher):
         try:
             return self.hook.get_settings()
         except LumaError as exc:
-            self.log.error("%s: %s", failure_prefix(exc), exc)
             raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
 
     @cached_property
@@ -108,7 +111,6 @@ class RenderRun(Finisher):
         problems = self.settings.wire.unsupported(s)
         if problems:
             invalid = LumaValidationError(problems, subject=f"{s.MODEL_ID} request on {self.backend}")
-            self.log.error("%s", invalid)
             raise AirflowFailException(str(invalid)) from None
         chained = f" from generation {', '.join(s.source_generation_ids)}" if s.source_generation_ids else ""
         self.log.info(
@@ -124,7 +126,20 @@ class RenderRun(Finisher):
         self._push_cost()
         if job.is_terminal:
             return self.finish_job(job)
+        if not self.op.wait_for_completion:
+            return self._submitted_result(job)
         return self._wait(job.request_id)
+
+    def _submitted_result(self, job: Job) -> dict[str, Any]:
+        """``wait_for_completion=False``: the render is ours and recorded; hand its request id on and return."""
+        from airflow_provider_luma._results import render_result
+
+        event = {"request_id": job.request_id, "generation_id": None}
+        self.log.info(
+            "Luma request %s submitted (%s); not waiting (wait_for_completion=False): a LumaGenerationSensor with "
+            "request_id=%s picks it up", job.request_id, job.raw_status or job.status, job.request_id,
+        )  # fmt: skip
+        return dict(render_result(self.spec, self.backend, event, self.estimate, self.plan.source))
 
     def _resume(self) -> Job | None:
         record = self.state.get()
@@ -139,7 +154,6 @@ class RenderRun(Finisher):
                 f"{bought_on} to finish that render, or set a different luma_conn_id and clear the task to buy a "
                 "new one there."
             )
-            self.log.error(message)
             raise AirflowFailException(message)
         if not self.state.matches(record):
             self.log.info("Stored Luma request was for different parameters; submitting a new render")
@@ -174,14 +188,10 @@ class RenderRun(Finisher):
         return job
 
     def _push_cost(self) -> None:
-        """Publish the estimate as soon as a render is ours, so a cost report counts it even if the task fails."""
-        ti = context_get(self.context, "ti")
-        if ti is None:
-            return
-        try:
-            ti.xcom_push(key="estimated_cost_usd", value=self.estimate.cost_usd)
-        except Exception as exc:  # noqa: BLE001 - reporting must not fail a render that is already paid for
-            self.log.warning("Could not push estimated_cost_usd to XCom early (%s)", exc)
+        """Publish the estimate as soon as a render is ours, so a cost report (and the run budget) counts it even
+        if the task fails; a render re-attached to or reused is recorded under the same key: once."""
+        if not self.budget.recorded:
+            self.budget.record(self.estimate.cost_usd)
 
     def _ambiguous(self, record: dict[str, Any]) -> Job | None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
@@ -191,7 +201,7 @@ class RenderRun(Finisher):
             "twice, set resubmit_unknown=True on this task and clear it."
         )
         if not self.op.resubmit_unknown:
-            self.log.error(message)
+            self._push_cost()  # it may be billed: it keeps counting against the run's budget
             raise AirflowFailException(message)
         self.log.warning("%s resubmit_unknown=True: submitting a new render.", message)
         return None
@@ -201,22 +211,23 @@ class RenderRun(Finisher):
         # a lowered cap never orphans one. A fresh task instance has no record, so this runs before any request.
         try:
             check_budget(self.spec, self.estimate, self.plan.max_cost)
+            check_budget(self.spec, self.estimate, self.plan.max_run_cost, "max_run_cost_usd")
         except LumaBudgetExceeded as exc:
-            self.log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         try:
             client = self.hook.client  # connection and key first: a failure here has sent nothing
         except LumaError as exc:
             raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
         while True:
+            self._reserve()
             self.state.set(phase="submitting", attempted_at=time.time(), request_id=None)
             try:
                 job: Job = client.submit(self.spec)
             except LumaSubmissionOutcomeUnknown as exc:
-                self.log.error("%s", exc)
                 raise AirflowFailException(str(exc)) from None
             except LumaError as exc:
-                # Provably not accepted: forget the attempt so a retry submits cleanly.
+                # Provably not accepted: forget the attempt so a retry submits cleanly, and free its budget.
+                self.budget.withdraw()
                 self.state.set(phase="rejected", attempted_at=time.time(), request_id=None)
                 if not isinstance(exc, LumaRateLimitError) or self.waits_so_far >= MAX_RATE_LIMIT_WAITS:
                     raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
@@ -232,6 +243,18 @@ class RenderRun(Finisher):
                 trace,
             )
             return job
+
+    def _reserve(self) -> None:
+        """Record this render's estimate before its create request (see ``_budget``); with ``max_run_cost_usd``,
+        refuse it when the run's renders would cost more."""
+        cap = self.plan.max_run_cost
+        if cap is None:
+            self.budget.record(self.estimate.cost_usd)
+            return
+        try:
+            self.budget.reserve(Decimal(str(self.estimate.cost_usd)), cap, str(self.op.pool))
+        except LumaBudgetExceeded as exc:
+            raise AirflowFailException(str(exc)) from None
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
         """Wait out a rate limit: deferred in the triggerer (no worker slot), or asleep when not deferrable."""
@@ -260,7 +283,22 @@ class RenderRun(Finisher):
             timeout=timedelta(seconds=delay + 300),
         )
 
+    def _schedule(self) -> tuple[float, float]:
+        """``(expected render seconds, poll interval)``, on the simulator's clock when the connection says so."""
+        from airflow_provider_luma.core.schedule import scaled_schedule
+
+        try:
+            factor = self.hook.schedule_time_factor()
+        except LumaError as exc:
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        self.time_factor = factor
+        expected, poll = scaled_schedule(self.spec.expected_seconds(self.plan.source), self.op.poll_interval, factor)
+        if factor < 1.0:
+            self.log.info("Poll schedule at %g x real time (connection extra schedule_time_factor)", factor)
+        return expected, poll
+
     def _wait(self, request_id: str) -> dict[str, Any]:
+        from airflow_provider_luma._progress import progress_interval
         from airflow_provider_luma.core.schedule import first_poll_delay
         from airflow_provider_luma.triggers import LumaGenerationTrigger
 
@@ -270,27 +308,29 @@ class RenderRun(Finisher):
             # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
             budget = min(budget, self.op.execution_timeout.total_seconds())
         deadline = now + budget
+        expected, poll = self._schedule()
         if not self.op.deferrable:
-            return self._poll_in_worker(request_id, deadline)
+            return self._poll_in_worker(request_id, deadline, poll)
         # The first poll waits for a fraction of the render's expected time; see core/schedule.py.
-        expected = self.spec.expected_seconds(self.plan.source)
         trigger = LumaGenerationTrigger(
             request_id=request_id,
             deadline=deadline,
             luma_conn_id=self.op.luma_conn_id,
-            poll_interval=self.op.poll_interval,
-            first_poll_at=now + first_poll_delay(expected, self.op.poll_interval),
+            poll_interval=poll,
+            first_poll_at=now + first_poll_delay(expected, poll),
             submitted_at=now,
             expected_seconds=expected,
             backend=self.backend,
             model=self.spec.MODEL_ID,
+            render_label=self.spec.describe(),
+            progress_interval=progress_interval(self.time_factor),
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
-        backstop = timedelta(seconds=budget + max(60.0, 3 * self.op.poll_interval))
+        backstop = timedelta(seconds=budget + max(60.0, 3 * poll))
         self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
         self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
 
-    def _poll_in_worker(self, request_id: str, deadline: float) -> dict[str, Any]:
+    def _poll_in_worker(self, request_id: str, deadline: float, poll_interval: float) -> dict[str, Any]:
         from airflow_provider_luma._results import job_event
 
         last: JobStatus | None = None
@@ -308,7 +348,7 @@ class RenderRun(Finisher):
                     last = job.status
                 if job.is_terminal:
                     return self.complete(dict(job_event(job, elapsed=time.time() - started)))
-            time.sleep(max(0.0, min(self.op.poll_interval, deadline - time.time())))
+            time.sleep(max(0.0, min(poll_interval, deadline - time.time())))
         raise AirflowException(
             f"Luma request {request_id} did not finish before the deadline; the render may still finish and is "
             "billed. A retry of this task re-attaches to it."

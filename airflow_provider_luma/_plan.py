@@ -41,12 +41,14 @@ class RenderPlan:
     :param source: what is known about the source video (ratio, duration), for rules, price and the result.
     :param output: the parsed ``output_path``, or None.
     :param max_cost: the cap in USD, or None.
+    :param max_run_cost: the cap on the whole DAG run's renders in USD, or None.
     """
 
     spec: RenderSpec
     source: SourceFacts
     output: OutputSpec | None
     max_cost: Decimal | None
+    max_run_cost: Decimal | None = None
 
 
 def is_templated(value: Any) -> bool:
@@ -84,7 +86,7 @@ def _stand_in_video(label: str) -> Any:
 
 
 def build_plan(op: LumaRenderOperator, context: Any) -> RenderPlan:
-    """Validate the rendered parameters, ``output_path`` and ``max_cost_usd``.
+    """Validate the rendered parameters, ``output_path``, ``max_cost_usd`` and ``max_run_cost_usd``.
 
     :raises LumaValidationError: one line per broken rule, each naming its field.
     """
@@ -93,6 +95,7 @@ def build_plan(op: LumaRenderOperator, context: Any) -> RenderPlan:
     spec = op.build_spec(params, source)
     output = parse_output_path(op.output_path)
     max_cost = parse_max_cost(op.max_cost_usd)
+    max_run_cost = parse_max_cost(op.max_run_cost_usd, "max_run_cost_usd")
     map_index = getattr(context_get(context, "ti"), "map_index", -1)
     mapped = isinstance(map_index, int) and map_index >= 0
     if output is not None and mapped and not output.unique_per_render:
@@ -102,7 +105,8 @@ def build_plan(op: LumaRenderOperator, context: Any) -> RenderPlan:
                 "file: put {generation_id}, {request_id} or {map_index} in it, or end it with / (a folder)"
             ]
         )
-    return RenderPlan(spec, spec.known_source(source) if hasattr(spec, "known_source") else source, output, max_cost)
+    known = spec.known_source(source) if hasattr(spec, "known_source") else source
+    return RenderPlan(spec, known, output, max_cost, max_run_cost)
 
 
 def upstream_source_facts(context: Any, generation_id: Any) -> SourceFacts:

@@ -41,7 +41,7 @@ class RenderResult(TypedDict, total=False):
     request_id: str | None
     model: str
     backend: str
-    mode: str
+    mode: str | None
     source_generation_ids: list[str]
     video_url: str | None
     exr_url: str | None
@@ -51,10 +51,10 @@ class RenderResult(TypedDict, total=False):
     exr_bytes: int | None
     estimated_cost_usd: float | None
     billed_blocks: int | None
-    resolution: str
+    resolution: str | None
     duration: str | None
     aspect_ratio: str | None
-    hdr: bool
+    hdr: bool | None
 
 
 def job_event(job: Job, *, elapsed: float, with_urls: bool = True) -> TriggerEventPayload:
@@ -116,4 +116,27 @@ def render_result(
         "duration": out.duration,
         "aspect_ratio": out.aspect_ratio,
         "hdr": spec.quality != "SDR",
+    }
+
+
+def sensed_result(job: Job, model: str | None) -> RenderResult:
+    """The result a sensor pushes for a render it did not buy: the same keys, ``None`` where only the task that
+    bought it knows (mode, price, resolution, ...)."""
+    return {
+        "generation_id": job.generation_id,
+        "request_id": job.request_id,
+        "model": job.model or model or "luma-ray-3-2-generate",
+        "backend": job.backend,
+        "mode": None,
+        "source_generation_ids": [],
+        "video_url": job.video_url,
+        "exr_url": job.exr_url,
+        "video_path": None,
+        "exr_path": None,
+        "estimated_cost_usd": None,
+        "billed_blocks": None,
+        "resolution": None,
+        "duration": None,
+        "aspect_ratio": None,
+        "hdr": None,
     }

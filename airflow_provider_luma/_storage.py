@@ -6,7 +6,7 @@
 * a **file name pattern**, when its last segment ends in ``.mp4`` or ``.{ext}``: ``{generation_id}``,
   ``{request_id}``, ``{dag_id}``, ``{task_id}``, ``{run_id}``, ``{map_index}``, ``{mode}`` and ``{ext}``
   (``mp4`` / ``exr``) are filled in; without ``{ext}`` the EXR export takes the video's name with ``.exr``; or
-* a **folder**, anything else: files are named ``{generation_id}.mp4`` (and ``{generation_id}.exr``).
+* a **folder**, anything else: files are named ``{task_id}-{generation_id}.mp4`` (and ``.exr``).
 
 Single braces are ours; double braces are Jinja's and are rendered before this module sees the string. Values
 are reduced to ``[A-Za-z0-9._+=@:-]`` and ``.``/``..`` become ``_``, so no value can leave the folder.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 PLACEHOLDERS = ("generation_id", "request_id", "dag_id", "task_id", "run_id", "map_index", "mode", "ext")
 UNIQUE_PER_RENDER = ("generation_id", "request_id", "map_index")
-DEFAULT_FILE_NAME = "{generation_id}.{ext}"
+DEFAULT_FILE_NAME = "{task_id}-{generation_id}.{ext}"  # a folder of clips reads by task
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@:-]")
 _FILE_SUFFIXES = (".mp4", ".{ext}")
 

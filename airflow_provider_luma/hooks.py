@@ -11,6 +11,8 @@ Connection fields (type ``luma``):
 * **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
 * **Extra** ``prices`` — the account's own prices, replacing the built-in table for each model named
   (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe.
+* **Extra** ``schedule_time_factor`` — for simulators only: the poll schedule's clock speed (0-1; the simulator's
+  own connection JSON sets its ``time_factor``), see :mod:`airflow_provider_luma.core.schedule`.
 
 In the triggerer, connections are fetched with the async API only, and every trigger of one connection shares a
 single ``httpx.AsyncClient`` per event loop (see :meth:`LumaHook.ashared_client`).
@@ -120,14 +122,18 @@ class LumaHook(BaseHook):
         self.luma_conn_id = luma_conn_id
         self.timeout = timeout
         self.retry_policy = retry_policy or RetryPolicy()
+        self._conn: Any = None  # one lookup per hook (the worker asks for key, prices and schedule factor)
 
     # -- settings ------------------------------------------------------------------------------------------
 
     def _connection(self) -> Any:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        if self._conn is not None:
+            return self._conn
         try:
-            return self.get_connection(self.luma_conn_id)
+            self._conn = self.get_connection(self.luma_conn_id)
+            return self._conn
         except AirflowNotFoundException:
             raise LumaConfigurationError(
                 f"Airflow connection {self.luma_conn_id!r} is not defined: create it (type 'luma', the API key in "
@@ -147,6 +153,18 @@ class LumaHook(BaseHook):
         conn = self._connection()
         extra = conn.extra_dejson
         return PriceTable.with_overrides(extra.get("prices"), self.luma_conn_id, backend=backend_of(conn, extra))
+
+    def schedule_time_factor(self) -> float:
+        """The connection's ``schedule_time_factor`` extra (1.0 unless it points at a simulator).
+
+        :raises LumaConfigurationError: naming the connection, when it is not a number from 0 to 1.
+        """
+        from airflow_provider_luma.core.schedule import parse_time_factor
+
+        try:
+            return parse_time_factor(self._connection().extra_dejson.get("schedule_time_factor"))
+        except ValueError as exc:
+            raise LumaConfigurationError(f"Airflow connection {self.luma_conn_id!r}: extra {exc}") from None
 
     async def aget_settings(self) -> ClientSettings:
         """Client settings from the connection, fetched with the async API (safe on the triggerer's loop)."""

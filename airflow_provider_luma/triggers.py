@@ -46,6 +46,8 @@ class LumaGenerationTrigger(BaseTrigger):
         ``poll_interval``. ``None`` (older serialized triggers): every ``poll_interval``.
     :param backend: the wire format the render was bought on (``"gmi"``; triggers serialized by 0.1 have none).
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
+    :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
+    :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
     """
 
     def __init__(
@@ -60,6 +62,8 @@ class LumaGenerationTrigger(BaseTrigger):
         expected_seconds: float | None = None,
         backend: str = "gmi",
         model: str | None = None,
+        render_label: str | None = None,
+        progress_interval: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.request_id = request_id
@@ -71,6 +75,8 @@ class LumaGenerationTrigger(BaseTrigger):
         self.expected_seconds = float(expected_seconds) if expected_seconds is not None else None
         self.backend = backend
         self.model = model
+        self.render_label = render_label
+        self.progress_interval = progress_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (never the API key)."""
@@ -86,6 +92,8 @@ class LumaGenerationTrigger(BaseTrigger):
                 "expected_seconds": self.expected_seconds,
                 "backend": self.backend,
                 "model": self.model,
+                "render_label": self.render_label,
+                "progress_interval": self.progress_interval,
             },
         )
 
@@ -126,9 +134,14 @@ class LumaGenerationTrigger(BaseTrigger):
         return error_event(self.request_id, exc, elapsed=self._elapsed(), retryable=retryable)
 
     async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
+        from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
         from airflow_provider_luma.core.errors import LumaError, poll_should_stop
         from airflow_provider_luma.core.jobs import JobStatus
 
+        progress = ProgressLog(
+            self.log, self.request_id, self.expected_seconds, self.render_label,
+            PROGRESS_INTERVAL if self.progress_interval is None else self.progress_interval,
+        )  # fmt: skip
         if self.first_poll_at and self.first_poll_at > time.time():
             await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
         last: JobStatus | None = None
@@ -159,6 +172,9 @@ class LumaGenerationTrigger(BaseTrigger):
                     last = generation.status
                 if generation.is_terminal:
                     return job_event(generation, elapsed=self._elapsed(), with_urls=False)
+                progress.poll(
+                    str(generation.raw_status or generation.status), self._elapsed(), time.time(), self.deadline
+                )
             await asyncio.sleep(max(0.0, min(self._next_gap(), self.deadline - time.time())))
 
     def _next_gap(self) -> float:

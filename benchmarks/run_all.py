@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SCRIPTS = [
     "import_cost.py",
+    "dag_test.py",
     "download.py",
     "polling_efficiency.py",
     "triggerer_capacity.py",

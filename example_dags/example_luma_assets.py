@@ -32,7 +32,7 @@ with DAG(
         prompt="Steam rising from a cup of coffee on a windowsill, morning light",
         resolution="540p",
         poll_interval=POLL_INTERVAL,
-        output_path=OUTPUT_ROOT + "/assets/",  # a folder: files are named {generation_id}.mp4
+        output_path=OUTPUT_ROOT + "/assets/",  # a folder: files are named {task_id}-{generation_id}.mp4
         asset_alias=CLIPS.name,
         max_cost_usd=0.50,
     )

@@ -110,8 +110,9 @@ def test_a_url_that_stays_refused_even_when_refreshed_fails_after_a_bounded_numb
     assert spec is not None
     hook = LumaHook()
     hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
+    values = {"generation_id": render["generation_id"], "task_id": "render"}
     with pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
-        _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
+        _deliver.store_outputs(hook, render, spec, values, log)
     assert slept == [2.0, 2.0, 2.0], "an unchanged URL is retried after a pause, three times at most"
     assert media_requests(luma_simulator) == [403] * 4 and list(tmp_path.iterdir()) == []
 
@@ -184,14 +185,14 @@ def test_no_api_key_is_sent_to_the_storage_host() -> None:
 @pytest.mark.parametrize(
     ("output_path", "video", "exr"),
     [
-        ("/data/out/", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
-        ("/data/out", "file:///data/out/g-1.mp4", "file:///data/out/g-1.exr"),
-        ("/data/{run_id}", "file:///data/manual__x/g-1.mp4", "file:///data/manual__x/g-1.exr"),  # no suffix: folder
-        ("/data/v1.2", "file:///data/v1.2/g-1.mp4", "file:///data/v1.2/g-1.exr"),
-        ("~/clips/", f"file://{Path.home()}/clips/g-1.mp4", None),
+        ("/data/out/", "file:///data/out/t-g-1.mp4", "file:///data/out/t-g-1.exr"),
+        ("/data/out", "file:///data/out/t-g-1.mp4", "file:///data/out/t-g-1.exr"),
+        ("/data/{run_id}", "file:///data/manual__x/t-g-1.mp4", "file:///data/manual__x/t-g-1.exr"),  # no suffix: folder
+        ("/data/v1.2", "file:///data/v1.2/t-g-1.mp4", "file:///data/v1.2/t-g-1.exr"),
+        ("~/clips/", f"file://{Path.home()}/clips/t-g-1.mp4", None),  # a folder: {task_id}-{generation_id}
         ("file:///data/{task_id}/{generation_id}.mp4", "file:///data/t/g-1.mp4", "file:///data/t/g-1.exr"),
         ("/data/{run_id}/clip.{ext}", "file:///data/manual__x/clip.mp4", "file:///data/manual__x/clip.exr"),
-        ("s3://aws_default@bucket/videos/", "s3://aws_default@bucket/videos/g-1.mp4", None),
+        ("s3://aws_default@bucket/videos/", "s3://aws_default@bucket/videos/t-g-1.mp4", None),
     ],
 )
 def test_output_path_is_a_folder_or_a_pattern(output_path: str, video: str, exr: str | None) -> None:

@@ -29,6 +29,7 @@ def test_provider_info_shape() -> None:
     assert conn["connection-type"] == "luma" and conn["hook-class-name"] == "airflow_provider_luma.hooks.LumaHook"
     assert "conn-fields" in conn and "ui-field-behaviour" in conn
     assert conn["ui-field-behaviour"]["relabeling"]["password"] == "API Key"
+    assert info["sensors"] == [{"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.sensors"]}]
 
 
 def test_airflow_cli_lists_provider_hook_and_trigger(tmp_path: Path) -> None:
@@ -55,9 +56,10 @@ def test_airflow_cli_lists_the_gallery_plugin_without_import_errors(tmp_path: Pa
     assert "import error" not in (out.stdout + out.stderr).lower()
 
 
-def test_importing_operators_stays_light() -> None:
+@pytest.mark.parametrize("module", ["airflow_provider_luma.operators", "airflow_provider_luma.sensors"])
+def test_importing_operators_stays_light(module: str) -> None:
     code = (
-        "import airflow.sdk, sys; before = set(sys.modules); import airflow_provider_luma.operators; "
+        f"import airflow.sdk, sys; before = set(sys.modules); import {module}; "
         "print('\\n'.join(sorted(set(sys.modules) - before)))"
     )
     added = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -70,7 +72,7 @@ def test_importing_operators_stays_light() -> None:
         or m.split(".")[0] in {"fastapi", "uvicorn", "httpx"}
     ]
     assert forbidden == []
-    assert "airflow_provider_luma.operators" in added
+    assert module in added
 
 
 @pytest.mark.parametrize(
@@ -78,6 +80,7 @@ def test_importing_operators_stays_light() -> None:
     [
         ("airflow_provider_luma.hooks", ["LumaHook"]),
         ("airflow_provider_luma.triggers", ["LumaGenerationTrigger"]),
+        ("airflow_provider_luma.sensors", ["LumaGenerationSensor"]),
         (
             "airflow_provider_luma.operators",
             [

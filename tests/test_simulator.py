@@ -651,7 +651,8 @@ def _free_port() -> int:
 
 def test_cli_serves_until_sigterm() -> None:
     port = _free_port()
-    command = [sys.executable, "-m", "airflow_provider_luma.testing", "--port", str(port), "--api-key", "cli-key"]
+    command = [sys.executable, "-m", "airflow_provider_luma.testing", "--port", str(port), "--api-key", "cli-key",
+               "--time-factor", "0.05"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -661,7 +662,13 @@ def test_cli_serves_until_sigterm() -> None:
         assert first.strip() == f"Luma simulator listening on {base_url}"
         name, _, value = shlex.split(export.removeprefix("export "))[0].partition("=")
         assert name == "AIRFLOW_CONN_LUMA_DEFAULT"
-        assert json.loads(value) == {"conn_type": "luma", "host": base_url, "password": "cli-key"}
+        # The schedule follows the simulator's clock, or --time-factor would barely shorten a wait.
+        assert json.loads(value) == {
+            "conn_type": "luma",
+            "host": base_url,
+            "password": "cli-key",
+            "extra": {"schedule_time_factor": 0.05},
+        }
         response = httpx.get(base_url + "/models", headers={"Authorization": "Bearer cli-key"}, timeout=5.0)
         assert response.json()["model_ids"][0] == MODEL
         process.send_signal(signal.SIGTERM)

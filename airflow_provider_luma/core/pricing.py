@@ -170,8 +170,10 @@ def parse_max_cost(value: object, field: str = "max_cost_usd") -> Decimal | None
     return cap
 
 
-def check_budget(spec: RenderSpec, est: Estimate, cap: Decimal | None) -> None:
+def check_budget(spec: RenderSpec, est: Estimate, cap: Decimal | None, field: str = "max_cost_usd") -> None:
     """Refuse a render whose estimate is above ``cap`` (or unknown while a cap is set), naming what drives it.
+
+    ``field`` names the cap in the message (``max_cost_usd``, or ``max_run_cost_usd`` for the run's).
 
     :raises LumaBudgetExceeded: estimate > cap, or no estimate.
     """
@@ -180,15 +182,15 @@ def check_budget(spec: RenderSpec, est: Estimate, cap: Decimal | None) -> None:
     cost = est.cost
     if cost is None:
         raise LumaBudgetExceeded(
-            f"max_cost_usd=${cap:.2f} is set but the cost of this {spec.MODEL_ID} render is unknown: "
-            f"{est.unknown_because}. Nothing was submitted. Supply a price, or remove max_cost_usd from this task."
+            f"{field}=${cap:.2f} is set but the cost of this {spec.MODEL_ID} render is unknown: "
+            f"{est.unknown_because}. Nothing was submitted. Supply a price, or remove {field} from this task."
         )
     if cost <= cap:
         return
     raise LumaBudgetExceeded(
-        f"Estimated cost ${cost:.2f} is above max_cost_usd=${cap:.2f}: {est.blocks} block(s) x ${est.per_block} "
+        f"Estimated cost ${cost:.2f} is above {field}=${cap:.2f}: {est.blocks} block(s) x ${est.per_block} "
         f"({est.quality} {est.resolution}) from {spec.price_drivers()}. Nothing was submitted. Lower the "
-        "resolution, duration, HDR or EXR, or raise max_cost_usd."
+        f"resolution, duration, HDR or EXR, or raise {field}."
     )
 
 

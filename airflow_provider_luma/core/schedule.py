@@ -17,6 +17,11 @@ The rule, for a render expected to take ``E`` seconds (:data:`EXPECTED_RENDER_SE
 
 With the default ``p = 10`` a 5s/720p render (``E = 60``) is polled at 36, 41, 46, ... 86 s, then 96, 106, ... s.
 Measured in ``benchmarks/polling_efficiency.py`` (see ``docs/performance.md``).
+
+**A faster clock.** Against the simulator renders take ``time_factor`` times their real time; a connection extra
+``schedule_time_factor`` (set by the simulator's own connection, see :func:`parse_time_factor`) multiplies ``E``
+and ``p`` alike, so the whole schedule runs at the simulator's speed (``p`` no lower than
+:data:`MIN_SCALED_POLL_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -89,3 +94,30 @@ def poll_times(expected_seconds: float, poll_interval: float, until: float) -> l
         t += poll_gap(t, expected_seconds, poll_interval)
         times.append(t)
     return times
+
+
+MIN_SCALED_POLL_INTERVAL: Final = 0.05
+"""The shortest poll interval a scaled schedule uses (so a ``schedule_time_factor`` of 0 cannot spin)."""
+
+
+def parse_time_factor(raw: object, where: str = "schedule_time_factor") -> float:
+    """The connection extra ``schedule_time_factor`` as a float in ``[0, 1]`` (unset: 1, the real clock).
+
+    :raises ValueError: naming ``where`` and the rule, for anything else.
+    """
+    if raw is None or raw == "":
+        return 1.0
+    try:
+        factor = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        factor = -1.0
+    if isinstance(raw, bool) or not 0.0 <= factor <= 1.0:
+        raise ValueError(f"{where}: got {raw!r}; must be a number from 0 to 1 (1 = real render times)")
+    return factor
+
+
+def scaled_schedule(expected_seconds: float, poll_interval: float, time_factor: float) -> tuple[float, float]:
+    """``(expected_seconds, poll_interval)`` on a clock running at ``time_factor`` times real speed."""
+    if time_factor >= 1.0:
+        return expected_seconds, poll_interval
+    return expected_seconds * time_factor, max(MIN_SCALED_POLL_INTERVAL, poll_interval * time_factor)

@@ -21,7 +21,7 @@ DEFAULT_ASSET_ALIAS = "luma_videos"
 """Stored files are announced as Asset events through ``AssetAlias("luma_videos")`` unless ``asset_alias`` says
 otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
 
-COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd")
+COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd", "max_run_cost_usd")
 
 
 class LumaVideoLink(BaseOperatorLink):
@@ -72,6 +72,10 @@ class LumaRenderOperator(BaseOperator):
         ``execution_timeout``, if shorter, becomes the deadline (Airflow 3.3 does not enforce it while deferred).
     :param deferrable: wait in the triggerer without holding a worker slot (default True); ``False`` polls in
         the worker, for deployments without a triggerer.
+    :param wait_for_completion: ``False`` submits, records the request durably and returns at once with
+        ``request_id`` (``generation_id`` and the URLs ``None``), for a later
+        :class:`~airflow_provider_luma.sensors.LumaGenerationSensor` or ``LumaDownloadVideoOperator``; no
+        ``output_path`` then (nothing to store yet). Default True.
     :param reuse_existing: when this task instance already rendered successfully (e.g. it was cleared after
         success), return that render instead of paying for a new one (default True). In-flight renders are always
         re-attached and failed ones always resubmitted, whatever this says.
@@ -81,11 +85,15 @@ class LumaRenderOperator(BaseOperator):
         ``ObjectStoragePath`` URI (``file:///…``, ``s3://conn_id@bucket/key``). Ending in ``.mp4`` or ``.{ext}``
         it is a file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``,
         ``{run_id}``, ``{map_index}``, ``{mode}``, ``{ext}``; otherwise a folder (files named
-        ``{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+        ``{task_id}-{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
     :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
         ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
     :param max_cost_usd: fail (without retries, before any request) when the estimated cost is above this many
         US dollars, or unknown (edit and reframe have no published price: supply one in the connection).
+    :param max_run_cost_usd: fail (without retries, before any request) when this render would bring the
+        estimated cost of all renders bought in this DAG run above this many US dollars (``default_args``
+        makes it the DAG's budget). Exact when the Luma tasks share a one-slot pool that does not count
+        deferred tasks (see :mod:`airflow_provider_luma._budget`); never exceeded either way.
     """
 
     MODEL_ID: ClassVar[str]
@@ -102,14 +110,21 @@ class LumaRenderOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
         deferrable: bool = True,
+        wait_for_completion: bool = True,
         reuse_existing: bool = True,
         resubmit_unknown: bool = False,
         output_path: Any = None,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         max_cost_usd: float | str | None = None,
+        max_run_cost_usd: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        if not wait_for_completion and output_path is not None:
+            raise ValueError(
+                "output_path: not with wait_for_completion=False (the render is not done when the "
+                "task returns); store it with LumaDownloadVideoOperator after a LumaGenerationSensor"
+            )
         add_alias(kwargs, output_path, asset_alias)
         # A mapped task is built from its expanded values at run time: those are checked in execute(), where a
         # broken rule fails the task without retries instead of raising from the constructor.
@@ -119,11 +134,13 @@ class LumaRenderOperator(BaseOperator):
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
         self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
         self.reuse_existing = reuse_existing
         self.resubmit_unknown = resubmit_unknown
         self.output_path = output_path
         self.asset_alias = asset_alias
         self.max_cost_usd = max_cost_usd
+        self.max_run_cost_usd = max_run_cost_usd
         self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

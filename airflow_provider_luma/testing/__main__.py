@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"Luma simulator listening on {server.base_url}")
-    print(f"export AIRFLOW_CONN_LUMA_DEFAULT={shlex.quote(server.airflow_conn_json())}")
+    # The poll schedule follows the simulator's clock, so --time-factor speeds up the whole wait.
+    print(f"export AIRFLOW_CONN_LUMA_DEFAULT={shlex.quote(server.airflow_conn_json(follow_speed=True))}")
     print(f"Admin endpoints: {server.admin_url}/requests, /faults, /config, /reset. Ctrl-C stops.", flush=True)
     # Event.wait with a timeout keeps the main thread responsive to signals on every platform.
     while not stopping.wait(0.5):

@@ -324,14 +324,31 @@ class LumaSimulatorServer:
         """Root of the unauthenticated control endpoints (``/_sim/requests``, ``/_sim/faults``, ...)."""
         return self.root_url + ADMIN_PATH.rstrip("/")
 
-    def airflow_conn_json(self, conn_type: str = "luma") -> str:
+    @property
+    def schedule_time_factor(self) -> float:
+        """How fast this server's clock runs against real renders: ``time_factor``, or for a fixed
+        ``render_seconds`` that time over a 5-s 720p render's 60 s (capped at 1)."""
+        config = self.simulator.config
+        if config.render_seconds is not None:
+            return min(1.0, config.render_seconds / 60.0)
+        return min(1.0, config.time_factor)
+
+    def airflow_conn_json(self, conn_type: str = "luma", *, follow_speed: bool = False) -> str:
         """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server.
 
         For the native API it adds ``"extra": {"api": "luma_agents"}``.
+
+        :param follow_speed: add the extra ``schedule_time_factor`` (:attr:`schedule_time_factor`), so the
+            operators' poll schedule runs at this server's speed (what the ``luma_airflow`` fixture does).
         """
         conn: dict[str, Any] = {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}
+        extra: dict[str, Any] = {}
         if self.api != "gmi":
-            conn["extra"] = {"api": self.api}
+            extra["api"] = self.api
+        if follow_speed:
+            extra["schedule_time_factor"] = self.schedule_time_factor
+        if extra:
+            conn["extra"] = extra
         return json.dumps(conn, separators=(",", ":"))
 
     def start(self) -> LumaSimulatorServer:

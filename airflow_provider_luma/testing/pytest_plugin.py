@@ -3,6 +3,9 @@
 * ``luma_simulator``: a started :class:`~airflow_provider_luma.testing.LumaSimulatorServer` (one per test) with
   renders 100 times faster than real (``time_factor=0.01``).
 * ``luma_conn_env``: the same server, with ``AIRFLOW_CONN_LUMA_DEFAULT`` pointing at it for the test.
+* ``luma_airflow``: everything ``dag.test()`` of a user's DAG needs: the server, ``luma_default`` pointing at it
+  with the poll schedule at the simulator's speed, and a migrated Airflow metadata database for this test
+  (:class:`~airflow_provider_luma.testing._dag_test.LumaAirflow`; the migration runs once per machine).
 
 * ``luma_api``: which API the server speaks, ``"gmi"`` (GMI's request queue, the default) or ``"luma_agents"``
   (the native Luma Agents API under ``/v1``; the Connection then has ``"extra": {"api": "luma_agents"}``).
@@ -32,6 +35,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_luma.testing._dag_test import LumaAirflow
     from airflow_provider_luma.testing._server import LumaSimulatorServer
 
 FIXTURE_TIME_FACTOR = 0.01
@@ -88,3 +94,32 @@ def luma_conn_env(luma_simulator: LumaSimulatorServer, monkeypatch: pytest.Monke
     """The ``luma_simulator`` server, with ``AIRFLOW_CONN_LUMA_DEFAULT`` set to reach it during the test."""
     monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", luma_simulator.airflow_conn_json())
     return luma_simulator
+
+
+@pytest.fixture(scope="session")
+def luma_airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated Airflow metadata database (SQLite) that every ``luma_airflow`` test copies."""
+    from airflow_provider_luma.testing._dag_test import migrated_template, warm_up
+
+    template = migrated_template(tmp_path_factory.mktemp("luma-airflow-template"))
+    warm_up()
+    return template
+
+
+@pytest.fixture
+def luma_airflow(
+    request: pytest.FixtureRequest, luma_simulator: LumaSimulatorServer, luma_airflow_template: Path, tmp_path: Path
+) -> Iterator[LumaAirflow]:
+    """A migrated Airflow home + the ``luma_simulator`` server + ``luma_default`` for ``dag.test()``.
+
+    The DAGs at the test module's top level are written to the database, so ``dag.test()`` works on them as
+    is; a DAG built inside the test runs with ``luma_airflow.run(dag)`` (or ``register(dag)`` first).
+    """
+    from airflow_provider_luma.testing._dag_test import LumaAirflow, airflow_home, module_dags
+
+    conn = luma_simulator.airflow_conn_json(follow_speed=True)
+    with airflow_home(tmp_path / "airflow-home", luma_airflow_template, conn) as home:
+        env = LumaAirflow(luma_simulator, home)
+        if dags := module_dags(getattr(request, "module", None)):
+            env.register(*dags)
+        yield env

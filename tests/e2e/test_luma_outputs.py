@@ -38,7 +38,7 @@ def test_stored_clip_triggers_the_asset_scheduled_consumer(
     run_id = cluster.trigger_dag(PRODUCER)
     assert cluster.wait_for_run(PRODUCER, run_id, timeout=180) == "success"
     produced = cluster.xcom(PRODUCER, run_id, "render_clip")
-    stored = e2e_output / "assets" / f"{produced['generation_id']}.mp4"
+    stored = e2e_output / "assets" / f"render_clip-{produced['generation_id']}.mp4"  # a folder: task-generation
     assert produced["video_path"] == f"file://{stored}" and stored.read_bytes() == sample_mp4()
 
     consumer_run = wait_for_consumer_run(cluster)

@@ -1,0 +1,144 @@
+"""``LumaGenerationSensor``: wait for a render started elsewhere and push the same result as a render task.
+
+Typical use: a render task with ``wait_for_completion=False`` submits and returns at once; the sensor (in the same
+DAG, or another one, given the ``request_id``) waits for it, deferred in the triggerer by default. Like the
+operators, this module imports only ``airflow.sdk`` at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_luma.operators._base import LumaVideoLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_luma.core.jobs import Job
+
+NO_GENERATION_LOOKUP = (
+    "generation_id: GMI's request queue documents no lookup by generation id, so the sensor cannot find a render "
+    "from it alone; pass request_id (every Luma render task pushes it: render.output['request_id'])"
+)
+
+
+class LumaGenerationSensor(BaseSensorOperator):
+    """Wait until a Luma render finishes; push ``generation_id``, ``request_id``, ``video_url``, ... as a render
+    task does (keys this sensor cannot know, such as ``mode`` or ``estimated_cost_usd``, are ``None``).
+
+    :param request_id: the queue request id of the render (templated), e.g. ``render.output["request_id"]``.
+    :param generation_id: optional (templated): fail if the request holds another generation. Alone it is not
+        enough on GMI's queue, which has no lookup by generation id.
+    :param model: the render's model id, when known (``luma-ray-3-2-generate`` by default).
+    :param luma_conn_id: Airflow connection (type ``luma``).
+    :param poke_interval: seconds between status checks (default 10).
+    :param timeout: seconds to wait at most (default 3600); the render may still finish after it.
+    :param deferrable: wait in the triggerer without holding a worker slot (default True).
+
+    A failed or cancelled render fails the sensor (permanent failures skip its retries), with the server's reason.
+    """
+
+    template_fields: Sequence[str] = ("request_id", "generation_id", "luma_conn_id")
+    ui_color = "#e8dcff"
+    operator_extra_links = (LumaVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        request_id: str | None = None,
+        generation_id: str | None = None,
+        model: str | None = None,
+        luma_conn_id: str = "luma_default",
+        poke_interval: float = 10.0,
+        timeout: float = 3600.0,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        if not request_id and not generation_id:
+            raise ValueError("LumaGenerationSensor: request_id is required (the render's queue request id)")
+        if not request_id:
+            raise ValueError(NO_GENERATION_LOOKUP)
+        self.request_id = request_id
+        self.generation_id = generation_id
+        self.model = model
+        self.luma_conn_id = luma_conn_id
+        self.deferrable = deferrable
+        self.luma_video_link: str | None = None
+
+    def _job(self) -> Job:
+        from airflow_provider_luma._state import fail_or_retry
+        from airflow_provider_luma.core.errors import LumaError
+        from airflow_provider_luma.hooks import LumaHook
+
+        if not self.request_id or str(self.request_id).strip() in ("", "None"):
+            raise AirflowFailException(f"request_id: got {self.request_id!r}; {NO_GENERATION_LOOKUP}")
+        try:
+            return LumaHook(self.luma_conn_id).get_generation(str(self.request_id), self.model)
+        except LumaError as exc:
+            raise fail_or_retry(exc, f"Could not check Luma request {self.request_id}: {exc}") from None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One status check: done (with the result), still running, or a failure."""
+        job = self._job()
+        if not job.is_terminal:
+            self.log.info("Luma request %s: %s", job.request_id, job.raw_status or job.status)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._result(job))
+
+    def execute(self, context: Context) -> Any:
+        """Check once; then defer to the triggerer (default) or poke in the worker."""
+        if not self.deferrable:
+            return super().execute(context)
+        job = self._job()
+        if job.is_terminal:
+            return self._result(job)
+        from airflow_provider_luma.triggers import LumaGenerationTrigger
+
+        now = time.time()
+        self.log.info("Waiting for Luma request %s (%s) in the triggerer", job.request_id, job.raw_status or "-")
+        self.defer(
+            trigger=LumaGenerationTrigger(
+                request_id=job.request_id, deadline=now + self.timeout, luma_conn_id=self.luma_conn_id,
+                poll_interval=self.poke_interval, submitted_at=now, backend=job.backend, model=self.model,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + max(60.0, 3 * self.poke_interval)),
+        )  # fmt: skip
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
+        """The trigger fired: look the request up once more (fresh URLs) and return its result."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(f"Luma trigger returned no usable event: {event!r}")
+        if event["status"] in ("timeout", "error"):
+            message = str(event.get("message") or "no reason given")
+            raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
+        return self._result(self._job())
+
+    def _result(self, job: Job) -> dict[str, Any]:
+        from airflow_provider_luma._deliver import mask_urls
+        from airflow_provider_luma._results import sensed_result
+        from airflow_provider_luma._state import fail_or_retry
+        from airflow_provider_luma.core.errors import LumaGenerationCancelled, LumaGenerationFailed
+        from airflow_provider_luma.core.jobs import JobStatus
+
+        if job.status is JobStatus.FAILED:
+            raise fail_or_retry(LumaGenerationFailed(job.request_id, job.error or "", failure_code=job.failure_code))
+        if job.status is JobStatus.CANCELLED:
+            raise fail_or_retry(LumaGenerationCancelled(job.request_id, job.error or ""))
+        if self.generation_id and job.generation_id != self.generation_id:
+            raise AirflowFailException(
+                f"generation_id: Luma request {job.request_id} holds generation {job.generation_id}, "
+                f"not {self.generation_id}"
+            )
+        mask_urls(job.video_url, job.exr_url)
+        self.log.info("Luma request %s is done: generation %s", job.request_id, job.generation_id)
+        self.luma_video_link = job.video_url
+        return dict(sensed_result(job, self.model))

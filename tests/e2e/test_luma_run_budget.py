@@ -1,0 +1,34 @@
+"""``max_run_cost_usd`` under a real scheduler, LocalExecutor (parallelism 8) and triggerer: exactly the renders
+that fit are bought, however many elements are ready to submit at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_luma.testing import LumaSimulatorServer
+from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID, POOL = "e2e_luma_run_budget", "e2e_luma_budget"
+BUDGET_MESSAGE = "would bring the run's estimated spend to $1.65, above max_run_cost_usd=$1.50"
+
+
+def test_twenty_mapped_renders_under_a_ten_render_budget_buy_exactly_ten(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer
+) -> None:
+    cluster = airflow_cluster
+    assert cluster.config["core.parallelism"] == "8"
+    cluster.api("POST", "pools", json={"name": POOL, "slots": 1, "include_deferred": False}).raise_for_status()
+    cluster.wait_for_dag(DAG_ID)
+    run_id = cluster.trigger_dag(DAG_ID)
+    assert cluster.wait_for_run(DAG_ID, run_id, timeout=240) == "failed"
+
+    bought = [r for r in luma_sim.simulator.create_requests() if "run budget e2e" in r.payload["payload"]["prompt"]]
+    tis = cluster.task_instances(DAG_ID, run_id)
+    by_state = {s: sorted(t["map_index"] for t in tis if t["state"] == s) for s in {t["state"] for t in tis}}
+    assert len(bought) == 10 and len(by_state["success"]) == 10 and len(by_state["failed"]) == 10, by_state
+    for index in by_state["failed"]:
+        assert BUDGET_MESSAGE in cluster.task_log(DAG_ID, run_id, "render", map_index=index)
+    report = [cluster.xcom(DAG_ID, run_id, "render", "estimated_cost_usd", i) for i in by_state["success"]]
+    assert sum(report) == pytest.approx(1.50)
