@@ -459,8 +459,12 @@ def test_cli_serves_the_native_api() -> None:
             assert process.stdout.readline().strip() == f"Luma simulator listening on {base_url}"
             name, _, value = shlex.split(process.stdout.readline().removeprefix("export "))[0].partition("=")
             assert name == "AIRFLOW_CONN_LUMA_DEFAULT"
-            extra = {"api": "luma_agents"}
-            assert json.loads(value) == {"conn_type": "luma", "host": base_url, "password": AUTH_KEY, "extra": extra}
+            # The extra also carries schedule_time_factor (the poll schedule follows the simulator's clock).
+            conn = json.loads(value)
+            assert {k: conn[k] for k in ("conn_type", "host", "password")} == {
+                "conn_type": "luma", "host": base_url, "password": AUTH_KEY,
+            }  # fmt: skip
+            assert conn["extra"]["api"] == "luma_agents" and "schedule_time_factor" in conn["extra"]
             assert httpx.post(base_url + "/generations", json=request("video"), headers=AUTH).status_code == 201
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
