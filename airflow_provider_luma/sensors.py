@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 NO_GENERATION_LOOKUP = (
     "generation_id: GMI's request queue documents no lookup by generation id, so the sensor cannot find a render "
-    "from it alone; pass request_id (every Luma render task pushes it: render.output['request_id'])"
+    "from it alone; pass request_id (every Luma render task pushes it: render.output['request_id']), or use a "
+    "connection to the native Luma Agents API, where the generation id is what is looked up"
 )
 
 
@@ -33,8 +34,9 @@ class LumaGenerationSensor(BaseSensorOperator):
     task does (keys this sensor cannot know, such as ``mode`` or ``estimated_cost_usd``, are ``None``).
 
     :param request_id: the queue request id of the render (templated), e.g. ``render.output["request_id"]``.
-    :param generation_id: optional (templated): fail if the request holds another generation. Alone it is not
-        enough on GMI's queue, which has no lookup by generation id.
+    :param generation_id: optional (templated): fail if the request holds another generation. Alone it is enough
+        on the native Luma Agents API (its generation id is its request id), not on GMI's queue, which has no
+        lookup by generation id.
     :param model: the render's model id, when known (``luma-ray-3-2-generate`` by default).
     :param luma_conn_id: Airflow connection (type ``luma``).
     :param poke_interval: seconds between status checks (default 10).
@@ -63,9 +65,7 @@ class LumaGenerationSensor(BaseSensorOperator):
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         if not request_id and not generation_id:
-            raise ValueError("LumaGenerationSensor: request_id is required (the render's queue request id)")
-        if not request_id:
-            raise ValueError(NO_GENERATION_LOOKUP)
+            raise ValueError("LumaGenerationSensor: request_id or generation_id is required")
         self.request_id = request_id
         self.generation_id = generation_id
         self.model = model
@@ -76,12 +76,17 @@ class LumaGenerationSensor(BaseSensorOperator):
     def _job(self) -> Job:
         from airflow_provider_luma._state import fail_or_retry
         from airflow_provider_luma.core.errors import LumaError
+        from airflow_provider_luma.core.specs.base import is_unset
         from airflow_provider_luma.hooks import LumaHook
 
-        if not self.request_id or str(self.request_id).strip() in ("", "None"):
-            raise AirflowFailException(f"request_id: got {self.request_id!r}; {NO_GENERATION_LOOKUP}")
+        hook = LumaHook(self.luma_conn_id)
+        key = self.request_id
         try:
-            return LumaHook(self.luma_conn_id).get_generation(str(self.request_id), self.model)
+            if is_unset(key) and not is_unset(self.generation_id) and hook.get_settings().backend == "luma_agents":
+                key = self.generation_id  # the native API looks renders up by generation id
+            if is_unset(key):
+                raise AirflowFailException(f"request_id: got {self.request_id!r}; {NO_GENERATION_LOOKUP}")
+            return hook.get_generation(str(key), self.model)
         except LumaError as exc:
             raise fail_or_retry(exc, f"Could not check Luma request {self.request_id}: {exc}") from None
 

@@ -72,9 +72,25 @@ def test_a_failed_render_fails_the_sensor_with_the_reason(
     assert (type(raised.value) is AirflowFailException) == (error is AirflowFailException)
 
 
-def test_a_generation_id_alone_is_refused_naming_the_missing_lookup() -> None:
-    with pytest.raises(ValueError, match="generation_id: GMI's request queue documents no lookup by generation id"):
-        LumaGenerationSensor(task_id="wait", generation_id="g-1")
+@pytest.mark.luma_simulator(render_seconds=0)
+def test_a_generation_id_alone_is_refused_on_gmi_before_any_request(luma_conn_env: LumaSimulatorServer) -> None:
+    sensor = LumaGenerationSensor(task_id="wait", generation_id="g-1", deferrable=False)
+    with pytest.raises(AirflowFailException, match="GMI's request queue documents no lookup by generation id"):
+        sensor.execute({})
+    assert luma_conn_env.simulator.request_log == []
+
+
+@pytest.mark.luma_simulator(render_seconds=0, api="luma_agents")
+def test_a_generation_id_alone_finds_the_render_on_the_native_api(luma_conn_env: LumaSimulatorServer) -> None:
+    generation_id = LumaHook().submit_generation(VideoRequest.validate_params({"prompt": "p"})).generation_id
+    sensor = LumaGenerationSensor(task_id="wait", generation_id=generation_id, deferrable=False, poke_interval=0)
+    result = sensor.execute({})
+    assert (result["generation_id"], result["request_id"]) == (generation_id, generation_id)
+
+
+def test_the_sensor_needs_an_id() -> None:
+    with pytest.raises(ValueError, match="request_id or generation_id is required"):
+        LumaGenerationSensor(task_id="wait")
 
 
 def test_output_path_needs_the_render_to_be_waited_for() -> None:
