@@ -14,13 +14,14 @@ are reduced to ``[A-Za-z0-9._+=@:-]`` and ``.``/``..`` become ``_``, so no value
 
 from __future__ import annotations
 
+import io
 import re
 import string
 import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airflow_provider_luma.exceptions import LumaValidationError
 from airflow_provider_luma.models import is_unset
@@ -156,19 +157,33 @@ def _known() -> str:
 
 
 class StorageSink:
-    """Writes to a hidden temporary name next to ``final`` and renames it on completion.
+    """Makes a file visible under ``final`` only once it is complete; a failed attempt leaves nothing behind.
 
-    Readers never see half a file under the final name: a local rename is atomic, and object stores publish an
-    object only when its upload completes. A failed attempt removes its temporary file.
+    * Local filesystems: writes a hidden temporary file ``.<name>.<random>.part`` next to ``final`` and renames it
+      into place (``os.rename`` is atomic).
+    * Object stores whose files support fsspec's deferred commit (s3fs, gcsfs): writes straight to the final key
+      with ``autocommit=False``. S3 has no rename: s3fs's ``mv`` is a server-side copy plus a delete, so a
+      temporary object would cost a second full write of the object, show up in listings and be left behind
+      by a kill between the copy and the delete. An S3 multipart upload (gcsfs: a resumable upload) is
+      invisible until it is completed, so :meth:`commit` completes it once the byte count is checked and
+      :meth:`discard` aborts it; no reader ever sees a partial object under the final key. An upload abandoned
+      by a killed worker stays an invisible incomplete upload (an ``AbortIncompleteMultipartUpload`` lifecycle
+      rule removes those).
+    * Any other filesystem: the temporary name and ``rename`` of the local case.
     """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         self.final = final
         self._temp: ObjectStoragePath | None = None
+        self._upload: Any = None  # the uncommitted fsspec file of a direct object-store write
 
     def open(self) -> BinaryIO:
-        """A fresh temporary file ``.<name>.<random>.part`` in the final folder (older ones are swept first)."""
+        """A fresh, empty, writable file that nobody can see under the final name yet."""
         self.discard()
+        fs = self.final.fs
+        if _defers_commit(fs):
+            self._upload = fs.open(self.final.path, "wb", autocommit=False)
+            return cast(BinaryIO, _Uncommitted(self._upload))
         ensure_folder(self.final.parent)
         self._sweep()
         temp = self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
@@ -178,7 +193,22 @@ class StorageSink:
         return handle
 
     def commit(self, size: int) -> None:
-        """Rename into place and check the stored size."""
+        """Publish the file under its final name and check the stored size."""
+        if self._upload is not None:
+            upload, self._upload = self._upload, None
+            try:
+                upload.close()  # uploads what is still buffered; with autocommit=False it completes nothing
+                if int(upload.tell()) != size:
+                    raise OSError(f"storage received {int(upload.tell())} bytes of {size}")
+            except BaseException:
+                upload.discard()
+                raise
+            upload.commit()  # completes the multipart upload: the object appears whole, at once
+            stored = int(self.final.stat().st_size)
+            if stored != size:
+                raise OSError(f"storage holds {stored} bytes of {size} written")
+            _report_lineage(self.final)
+            return
         temp = self._temp
         if temp is None:
             raise OSError("commit() without open()")
@@ -198,13 +228,66 @@ class StorageSink:
             pass
 
     def discard(self) -> None:
-        """Remove the temporary file of an abandoned attempt."""
+        """Remove the temporary file, or abort the upload, of an abandoned attempt."""
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            try:
+                upload.discard()
+            except Exception:  # noqa: BLE001 - best effort: an incomplete upload is invisible anyway
+                pass
         temp, self._temp = self._temp, None
         if temp is not None:
             try:
                 temp.unlink(missing_ok=True)
             except OSError:
                 pass  # best effort: the final name is untouched either way
+
+
+def _defers_commit(fs: Any) -> bool:
+    """Whether files of ``fs`` can be written with ``autocommit=False`` and published by ``commit()``.
+
+    True for the object stores whose file class implements both ``commit`` and ``discard`` (s3fs, gcsfs). Not
+    for local files: fsspec's local deferred commit is a temporary file plus a move, which the rename here does.
+    """
+    from fsspec.spec import AbstractBufferedFile
+
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    file_class = next((_file_class(p) for p in protocols if p in _OBJECT_STORE_FILES), None)
+    if file_class is None:
+        return False
+    base = AbstractBufferedFile
+    return all(getattr(file_class, name, None) is not getattr(base, name) for name in ("commit", "discard"))
+
+
+_OBJECT_STORE_FILES = {"s3": "s3fs.core:S3File", "s3a": "s3fs.core:S3File", "gs": "gcsfs.core:GCSFile",
+                       "gcs": "gcsfs.core:GCSFile"}  # fmt: skip
+
+
+def _file_class(protocol: str) -> Any:
+    import importlib
+
+    module, _, name = _OBJECT_STORE_FILES[protocol].partition(":")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+class _Uncommitted(io.RawIOBase):
+    """The writable side of an uncommitted object-store upload: closing it does not publish anything.
+
+    ``download()`` closes what it writes to (also when a transfer fails midway); the upload is completed only by
+    :meth:`StorageSink.commit`, or aborted by :meth:`StorageSink.discard`.
+    """
+
+    def __init__(self, upload: Any) -> None:
+        self._upload = upload
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return int(self._upload.write(data))
 
 
 def _report_lineage(path: ObjectStoragePath) -> None:

@@ -158,7 +158,7 @@ _PDEATHSIG_EXEC = (
 
 
 class ComponentProcess:
-    """One ``airflow <name>`` (or ``airflow <args>``) process in its own process group, output appended to ``log_path``."""
+    """One ``airflow <name>`` (or ``airflow <args>``) process in its own process group, its output in ``log_path``."""
 
     def __init__(
         self, name: str, log_path: Path, env: Mapping[str, str], cwd: Path, args: Sequence[str] | None = None

@@ -13,6 +13,7 @@ Components: ``api-server``, ``scheduler``, ``dag-processor``, ``worker-1``, ``wo
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -43,6 +44,10 @@ DISTRIBUTED_CONFIG: dict[str, str] = {
     # heartbeat is this old. Default 300 s.
     "scheduler.task_instance_heartbeat_timeout": "20",
     "scheduler.task_instance_heartbeat_timeout_detection_interval": "3",
+    # Workers import the provider and s3fs once, before forking (see _celery_config).
+    "celery.celery_config_options": "airflow_provider_luma.testing._celery_config.CELERY_CONFIG",
+    # Say it explicitly (Airflow warns otherwise): a message is redelivered this long after a worker took it.
+    "celery_broker_transport_options.visibility_timeout": "86400",
 }
 
 
@@ -197,14 +202,14 @@ class DistributedAirflowCluster(LocalAirflowCluster):
         for name in components:
             remaining = deadline - time.monotonic()
             if name in WORKERS:
-                number = name.rsplit("-", 1)[1]
-                self._poll(lambda n=name, k=number: self._worker_ready(n, k), remaining, lambda n=name: f"{n} ready")
+                self._poll(functools.partial(self._worker_ready, name), remaining, functools.partial(str, name))
             elif name in TRIGGERERS:
                 known = max(self.triggerer_jobs.values(), default=0)
-                job = self._poll(lambda k=known: self._new_triggerer_job(k), remaining, lambda n=name: f"{n} job")
-                self.triggerer_jobs[name] = job
+                probe = functools.partial(self._new_triggerer_job, known)
+                self.triggerer_jobs[name] = self._poll(probe, remaining, functools.partial(str, f"{name}'s job"))
 
-    def _worker_ready(self, name: str, number: str) -> bool | None:
+    def _worker_ready(self, name: str) -> bool | None:
+        number = name.rsplit("-", 1)[1]
         text = ce.read_text(self.log_dir / f"{name}.log").rsplit("===== starting", 1)[-1]
         return True if re.search(rf"\bw{number}@\S+ ready\.", text) else None
 
@@ -251,4 +256,3 @@ def _signal_quietly(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
