@@ -16,6 +16,8 @@ SCRIPTS = [
     "worker_slots.py",
     "makespan.py",
     "real_triggerer.py",
+    "s3_upload.py",
+    "distributed_engine.py",
 ]
 
 

@@ -143,9 +143,10 @@ def test_sigkilled_triggerer_hands_its_renders_to_the_other(
 
 
 def test_worker_sigkilled_between_submit_and_defer_reattaches_on_the_other(
-    dist_cluster: DistributedAirflowCluster, dist_sim: LumaSimulatorServer, s3: S3Server
+    dist_cluster: DistributedAirflowCluster, dist_sim: LumaSimulatorServer, s3: S3Server, sim_settings: Any
 ) -> None:
     cluster, dag_id = dist_cluster, "dist_worker_crash"
+    sim_settings(render_seconds=45)  # still rendering when the retry starts (20-s heartbeat timeout + retry)
     run_id = cluster.trigger_dag(dag_id)
     marker = "Holding before defer()"
     wait_until(lambda: marker in cluster.task_log(dag_id, run_id, "render"), 120, "try 1 to hold after submit")
