@@ -161,29 +161,30 @@ class StorageSink:
 
     * Local filesystems: writes a hidden temporary file ``.<name>.<random>.part`` next to ``final`` and renames it
       into place (``os.rename`` is atomic).
-    * Object stores whose files support fsspec's deferred commit (s3fs, gcsfs): writes straight to the final key
-      with ``autocommit=False``. S3 has no rename: s3fs's ``mv`` is a server-side copy plus a delete, so a
-      temporary object would cost a second full write of the object, show up in listings and be left behind
-      by a kill between the copy and the delete. An S3 multipart upload (gcsfs: a resumable upload) is
-      invisible until it is completed, so :meth:`commit` completes it once the byte count is checked and
-      :meth:`discard` aborts it; no reader ever sees a partial object under the final key. An upload abandoned
-      by a killed worker stays an invisible incomplete upload (an ``AbortIncompleteMultipartUpload`` lifecycle
-      rule removes those).
-    * Any other filesystem: the temporary name and ``rename`` of the local case.
+    * S3 (s3fs): writes straight to the final key. S3 has no rename: s3fs's ``mv`` is a server-side copy plus a
+      delete, so a temporary object would cost a second full write, show up in listings and be left behind by a
+      kill between the copy and the delete. S3 itself never shows a partial object: a ``PutObject`` appears
+      whole, and a multipart upload (s3fs switches to one once the data exceeds its 50 MiB block) appears only
+      when it is completed. s3fs publishes at ``close()``, so the handle given out does not pass ``close()`` on:
+      :meth:`commit` closes the s3fs file once the byte count is checked, and :meth:`discard` drops its buffer
+      and aborts its multipart upload instead. A worker killed mid-upload leaves only an invisible incomplete
+      upload (an ``AbortIncompleteMultipartUpload`` lifecycle rule removes those).
+    * Any other filesystem (GCS, Azure, memory, ...): the temporary name and ``rename`` of the local case. gcsfs
+      also offers a deferred commit, but it is not tested here.
     """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         self.final = final
         self._temp: ObjectStoragePath | None = None
-        self._upload: Any = None  # the uncommitted fsspec file of a direct object-store write
+        self._upload: Any = None  # the unpublished s3fs file of a direct write to the final key
 
     def open(self) -> BinaryIO:
         """A fresh, empty, writable file that nobody can see under the final name yet."""
         self.discard()
         fs = self.final.fs
-        if _defers_commit(fs):
-            self._upload = fs.open(self.final.path, "wb", autocommit=False)
-            return cast(BinaryIO, _Uncommitted(self._upload))
+        if _publishes_on_close(fs):
+            self._upload = fs.open(self.final.path, "wb")
+            return cast(BinaryIO, _Unpublished(self._upload))
         ensure_folder(self.final.parent)
         self._sweep()
         temp = self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
@@ -196,16 +197,17 @@ class StorageSink:
         """Publish the file under its final name and check the stored size."""
         if self._upload is not None:
             upload, self._upload = self._upload, None
+            if int(upload.tell()) != size:
+                _abort(upload)
+                raise OSError(f"storage received {int(upload.tell())} bytes of {size}")
             try:
-                upload.close()  # uploads what is still buffered; with autocommit=False it completes nothing
-                if int(upload.tell()) != size:
-                    raise OSError(f"storage received {int(upload.tell())} bytes of {size}")
+                upload.close()  # one PUT, or the last part and CompleteMultipartUpload: the object appears whole
             except BaseException:
-                upload.discard()
+                _abort(upload)
                 raise
-            upload.commit()  # completes the multipart upload: the object appears whole, at once
             stored = int(self.final.stat().st_size)
             if stored != size:
+                self.final.unlink(missing_ok=True)
                 raise OSError(f"storage holds {stored} bytes of {size} written")
             _report_lineage(self.final)
             return
@@ -231,10 +233,7 @@ class StorageSink:
         """Remove the temporary file, or abort the upload, of an abandoned attempt."""
         upload, self._upload = self._upload, None
         if upload is not None:
-            try:
-                upload.discard()
-            except Exception:  # noqa: BLE001 - best effort: an incomplete upload is invisible anyway
-                pass
+            _abort(upload)
         temp, self._temp = self._temp, None
         if temp is not None:
             try:
@@ -243,24 +242,23 @@ class StorageSink:
                 pass  # best effort: the final name is untouched either way
 
 
-def _defers_commit(fs: Any) -> bool:
-    """Whether files of ``fs`` can be written with ``autocommit=False`` and published by ``commit()``.
-
-    True for the object stores whose file class implements both ``commit`` and ``discard`` (s3fs, gcsfs). Not
-    for local files: fsspec's local deferred commit is a temporary file plus a move, which the rename here does.
-    """
-    from fsspec.spec import AbstractBufferedFile
-
+def _publishes_on_close(fs: Any) -> bool:
+    """Whether ``fs`` is S3 through s3fs, whose files publish the object at ``close()`` (see :class:`StorageSink`)."""
     protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
-    file_class = next((_file_class(p) for p in protocols if p in _OBJECT_STORE_FILES), None)
-    if file_class is None:
-        return False
-    base = AbstractBufferedFile
-    return all(getattr(file_class, name, None) is not getattr(base, name) for name in ("commit", "discard"))
+    return any(p in _OBJECT_STORE_FILES and _file_class(p) is not None for p in protocols)
 
 
-_OBJECT_STORE_FILES = {"s3": "s3fs.core:S3File", "s3a": "s3fs.core:S3File", "gs": "gcsfs.core:GCSFile",
-                       "gcs": "gcsfs.core:GCSFile"}  # fmt: skip
+def _abort(upload: Any) -> None:
+    """Throw an unpublished s3fs file away: abort its multipart upload, drop its buffer, and mark it closed, or
+    fsspec's ``__del__`` would ``close()`` it, i.e. publish what was written so far."""
+    try:
+        upload.discard()
+    except Exception:  # noqa: BLE001 - best effort: an incomplete upload is invisible anyway
+        pass
+    upload.closed = True
+
+
+_OBJECT_STORE_FILES = {"s3": "s3fs.core:S3File", "s3a": "s3fs.core:S3File"}
 
 
 def _file_class(protocol: str) -> Any:
@@ -273,8 +271,8 @@ def _file_class(protocol: str) -> Any:
         return None
 
 
-class _Uncommitted(io.RawIOBase):
-    """The writable side of an uncommitted object-store upload: closing it does not publish anything.
+class _Unpublished(io.RawIOBase):
+    """The writable side of an unpublished S3 upload: closing it does not publish anything.
 
     ``download()`` closes what it writes to (also when a transfer fails midway); the upload is completed only by
     :meth:`StorageSink.commit`, or aborted by :meth:`StorageSink.discard`.

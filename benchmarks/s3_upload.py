@@ -4,8 +4,8 @@ moto's S3 server runs as a real HTTP server on 127.0.0.1 (in this process, one t
 from memory, so only the storage side is measured:
 
 * ``sink``: ``StorageSink`` on ``ObjectStoragePath("s3://conn@bucket/key")``, written in 1 MiB chunks as
-  ``download()`` writes them, then ``commit()`` (s3fs multipart upload with ``autocommit=False``, completed at commit,
-  then one HEAD for the size check). This is what a render's ``output_path`` does.
+  ``download()`` writes them, then ``commit()`` (s3fs: one PUT up to 50 MiB, else a multipart upload of 50 MiB
+  parts; then one HEAD for the size check). This is what a render's ``output_path`` does.
 * ``temp+rename``: what the sink did before (and still does on local disks): upload to a temporary key, then
   ``rename`` (s3fs: server-side copy plus delete). For the record only.
 * ``boto3 put_object``: one PUT of the whole body.

@@ -6,6 +6,7 @@ key with a deferred commit (see ``StorageSink``). These tests read the bucket wi
 
 from __future__ import annotations
 
+import gc
 import logging
 import urllib.request
 from collections.abc import Iterator
@@ -13,14 +14,14 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from test_download import finished_render, media_requests
+from test_download import _conn, finished_render, media_requests
 
 from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, parse_output_path, probe_writable
 from airflow_provider_luma.download import download, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationError
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
+from airflow_provider_luma.testing import Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.testing._media import sample_mp4
 from airflow_provider_luma.testing._services import S3Server
 
@@ -90,6 +91,8 @@ def test_a_download_that_keeps_failing_leaves_no_object_and_no_open_upload(
     sink = StorageSink(ObjectStoragePath(f"s3://{CONN}@{BUCKET}/clips/broken.mp4"))
     with pytest.raises(LumaDownloadError, match="got 1000 bytes but the server announced"):
         download(media_client(), lambda fresh: render["video_url"], sink, label="video", sleep=lambda s: None)
+    del sink
+    gc.collect()  # an unclosed fsspec file closes itself (= publishes) when collected; ours must not
     assert keys(bucket) == [] and open_uploads(bucket) == []
 
 
@@ -103,7 +106,7 @@ def test_expired_url_is_refreshed_and_the_clip_is_stored_in_the_bucket(
     spec = parse_output_path(f"s3://{CONN}@{BUCKET}/renders/{{generation_id}}.mp4")
     assert spec is not None
     hook = LumaHook()
-    hook.get_connection = lambda conn_id: _luma_conn(luma_simulator)  # type: ignore[method-assign]
+    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
     result = _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
     key = f"renders/{render['generation_id']}.mp4"
     assert result["video_path"] == f"s3://{CONN}@{BUCKET}/{key}" and result["video_bytes"] == len(sample_mp4())
@@ -148,9 +151,3 @@ def test_write_probe_fails_before_spend_when_writes_are_denied(
         probe_writable(spec)
     monkeypatch.undo()
     assert keys(bucket) == []
-
-
-def _luma_conn(server: LumaSimulatorServer) -> Any:
-    from airflow.sdk import Connection
-
-    return Connection(conn_id="luma_default", conn_type="luma", host=server.base_url, password=DEFAULT_TEST_API_KEY)

@@ -64,6 +64,17 @@ def run_trigger_ids(cluster: DistributedAirflowCluster, dag_id: str, run_id: str
     return {int(r[0]) for r in rows}
 
 
+def wait_all_held(cluster: DistributedAirflowCluster, dag_id: str, run_id: str, count: int) -> dict[str | None, int]:
+    """Wait until all ``count`` renders of the run are deferred and claimed by a triggerer; return the owners."""
+
+    def all_held() -> dict[str | None, int] | None:
+        ids = run_trigger_ids(cluster, dag_id, run_id)
+        owners = cluster.trigger_owners(ids)
+        return owners if len(ids) == count and None not in owners and sum(owners.values()) == count else None
+
+    return dict(wait_until(all_held, 120, f"{count} renders held by triggerers"))
+
+
 def workers_that_ran(cluster: DistributedAirflowCluster, run_id: str) -> Counter[str]:
     """How many Celery workloads of ``run_id`` each worker's log shows."""
     return Counter(
@@ -116,12 +127,7 @@ def test_sigkilled_triggerer_hands_its_renders_to_the_other(
     sim_settings(render_seconds=45)
     run_id = cluster.trigger_dag(dag_id)
 
-    def all_held() -> dict[str | None, int] | None:
-        ids = run_trigger_ids(cluster, dag_id, run_id)
-        owners = cluster.trigger_owners(ids)
-        return owners if len(ids) == 6 and None not in owners and sum(owners.values()) == 6 else None
-
-    owners = wait_until(all_held, 120, "six renders held by triggerers")
+    owners = wait_all_held(cluster, dag_id, run_id, 6)
     victim = max(owners, key=lambda name: owners[name])
     assert victim in TRIGGERERS
     survivor = next(t for t in TRIGGERERS if t != victim)
@@ -177,12 +183,7 @@ def test_graceful_triggerer_stop_runs_triggers_twice_but_delivers_once(
     sim_settings(render_seconds=35)
     run_id = cluster.trigger_dag(dag_id)
 
-    def all_held() -> dict[str | None, int] | None:
-        ids = run_trigger_ids(cluster, dag_id, run_id)
-        owners = cluster.trigger_owners(ids)
-        return owners if len(ids) == 4 and None not in owners and sum(owners.values()) == 4 else None
-
-    owners = wait_until(all_held, 120, "four renders held by triggerers")
+    owners = wait_all_held(cluster, dag_id, run_id, 4)
     victim = str(max(owners, key=lambda name: owners[name]))
     survivor = next(t for t in TRIGGERERS if t != victim)
     victim_job, survivor_job = cluster.triggerer_jobs[victim], cluster.triggerer_jobs[survivor]
