@@ -20,7 +20,9 @@ status call) at 1,000.
 
 CPU per status call = the phase's CPU seconds / the status GETs the simulator received. ``--profile FILE`` adds a
 last phase (the largest size, shared pool) under pyinstrument (1-ms sampling of the event-loop thread; its
-figures are inflated by the profiler and not judged) and writes the call tree to FILE.
+figures are inflated by the profiler and not judged) and writes the call tree to FILE; a FILE ending in
+``.pstats.txt`` gets cProfile's functions by own time instead (call counts; larger overhead).
+``BENCH_MAX_CONNECTIONS=N`` runs the phases with a shared pool of N connections instead of the client's default.
 
     python benchmarks/triggerer_capacity.py [--sizes 1000,5000] [--naive 1000] [--profile FILE]
 """
@@ -92,6 +94,11 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
             settings = await LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).aget_settings()
             yield TriggerEvent(await self._poll(ClientPerPoll(settings)))  # type: ignore[arg-type]
 
+    if os.environ.get("BENCH_MAX_CONNECTIONS"):  # experiment: a smaller shared pool than the client's default
+        import functools
+
+        size = int(os.environ["BENCH_MAX_CONNECTIONS"])
+        AsyncLumaClient.__init__ = functools.partialmethod(AsyncLumaClient.__init__, max_connections=size)  # type: ignore[method-assign]
     async with httpx.AsyncClient(base_url=admin, timeout=30) as sim:
         await sim.post("/reset")
         hook = LumaHook()
@@ -180,14 +187,28 @@ def child(n: int, variant: str, admin: str) -> int:
     if not profile:
         print(json.dumps(asyncio.run(_phase(n, variant, admin))), flush=True)
         return 0
-    from pyinstrument import Profiler
+    if profile.endswith(".pstats.txt"):  # deterministic: per-function own time and call counts
+        import cProfile
+        import io
+        import pstats
 
-    # The event loop runs every trigger on this thread: sampling it attributes all of the loop's CPU.
-    profiler = Profiler(interval=0.001, async_mode="disabled")
-    profiler.start()
-    result = asyncio.run(_phase(n, variant, admin))
-    profiler.stop()
-    Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        cprofiler = cProfile.Profile()
+        result = cprofiler.runcall(asyncio.run, _phase(n, variant, admin))
+        out = io.StringIO()
+        stats = pstats.Stats(cprofiler, stream=out)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats("airflow_provider_luma|structlog|_assign_requests", 30)
+        stats.print_callers("builtins.compile|has_expired|extra_attributes")
+        Path(profile).write_text(out.getvalue())
+    else:
+        from pyinstrument import Profiler
+
+        # The event loop runs every trigger on this thread: sampling it attributes all of the loop's CPU.
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        profiler.start()
+        result = asyncio.run(_phase(n, variant, admin))
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
     print(json.dumps(result), flush=True)
     return 0
 

@@ -44,6 +44,11 @@ DISTRIBUTED_CONFIG: dict[str, str] = {
     # heartbeat is this old. Default 300 s.
     "scheduler.task_instance_heartbeat_timeout": "20",
     "scheduler.task_instance_heartbeat_timeout_detection_interval": "3",
+    # The task supervisor (Airflow 3.3.2) waits in select() for up to this long between polls of its task process.
+    # If it has read EOF on every pipe before the kernel finished the process's exit, no further event wakes it,
+    # and the worker slot stays taken for up to this long after the task ended: seen as 5-s tails (default 5)
+    # on a busy 2-core machine. 1 s bounds the tail; heartbeats of long tasks then come every second.
+    "workers.min_heartbeat_interval": "1",
     # Workers import the provider and s3fs once, before forking (see _celery_config).
     "celery.celery_config_options": "airflow_provider_luma.testing._celery_config.CELERY_CONFIG",
     # Say it explicitly (Airflow warns otherwise): a message is redelivered this long after a worker took it.

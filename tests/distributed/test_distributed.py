@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -190,9 +191,16 @@ def test_graceful_triggerer_stop_runs_triggers_twice_but_delivers_once(
     try:
         # SIGTERM: the triggerer stops heartbeating at once but runs its triggers for up to 10 s more; the other
         # one claims them once the heartbeat is older than the health-check threshold.
-        cluster.kill_component(victim, signal.SIGTERM, timeout=60)
+        stopping = threading.Thread(target=cluster.kill_component, args=(victim, signal.SIGTERM, 60))
+        stopping.start()
         ids = run_trigger_ids(cluster, dag_id, run_id)
-        wait_until(lambda: cluster.trigger_owners(ids) == {survivor: 4}, 60, "the survivor to hold all four")
+        wait_until(lambda: cluster.trigger_owners(ids) == {survivor: 4}, 60, "the survivor to hold all four", 0.2)
+        # Usually the victim still runs its triggers here (it exits ~10 s after SIGTERM; the takeover comes after
+        # 8-11 s), but that race is Airflow's timing, so it is reported rather than asserted.
+        overlapped = stopping.is_alive()
+        stopping.join()
+        when = "while it still ran them" if overlapped else "after it exited"
+        print(f"graceful stop of {victim}: the survivor took the triggers over {when}")
         assert cluster.wait_for_run(dag_id, run_id, timeout=180) == "success"
     finally:
         cluster.restart_component(victim)
