@@ -42,7 +42,7 @@ DISTRIBUTED_CONFIG: dict[str, str] = {
     "triggerer.triggerer_health_check_threshold": "10",
     # A worker that dies with its task: the scheduler fails the task instance (and retries it) once the task's
     # heartbeat is this old. Default 300 s.
-    "scheduler.task_instance_heartbeat_timeout": "20",
+    "scheduler.task_instance_heartbeat_timeout": "15",
     "scheduler.task_instance_heartbeat_timeout_detection_interval": "3",
     # The task supervisor (Airflow 3.3.2) waits in select() for up to this long between polls of its task process.
     # If it has read EOF on every pipe before the kernel finished the process's exit, no further event wakes it,
@@ -112,18 +112,19 @@ class DistributedAirflowCluster(LocalAirflowCluster):
     def start(self, timeout: float = 240.0, *, wait_for_dags: bool = True) -> None:
         """Start PostgreSQL and Redis, migrate, start every component and wait until the cluster is usable.
 
-        The triggerers start last, one at a time, each once the previous one heartbeats.
+        The second triggerer starts once the first one heartbeats, so that each one's ``job`` row is known.
         """
         started = time.monotonic()
         self.postgres.start()
         self.redis.start()
-        self.components = tuple(c for c in DISTRIBUTED_COMPONENTS if c not in TRIGGERERS)
+        # The first triggerer starts with the rest (its job row is the only one), the others one at a time.
+        self.components = tuple(c for c in DISTRIBUTED_COMPONENTS if c not in TRIGGERERS[1:])
         try:
             super().start(timeout, wait_for_dags=False)
         finally:
             self.components = DISTRIBUTED_COMPONENTS
         deadline = started + timeout
-        for triggerer in TRIGGERERS:
+        for triggerer in TRIGGERERS[1:]:
             self.restart_component(triggerer, timeout=deadline - time.monotonic())
         if wait_for_dags:
             self.wait_for_dags_parsed(timeout=deadline - time.monotonic())

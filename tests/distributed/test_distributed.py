@@ -125,7 +125,7 @@ def test_sigkilled_triggerer_hands_its_renders_to_the_other(
     dist_cluster: DistributedAirflowCluster, dist_sim: LumaSimulatorServer, sim_settings: Any
 ) -> None:
     cluster, dag_id = dist_cluster, "dist_failover"
-    sim_settings(render_seconds=45)
+    sim_settings(render_seconds=30)
     run_id = cluster.trigger_dag(dag_id)
 
     owners = wait_all_held(cluster, dag_id, run_id, 6)
@@ -153,7 +153,7 @@ def test_worker_sigkilled_between_submit_and_defer_reattaches_on_the_other(
     dist_cluster: DistributedAirflowCluster, dist_sim: LumaSimulatorServer, s3: S3Server, sim_settings: Any
 ) -> None:
     cluster, dag_id = dist_cluster, "dist_worker_crash"
-    sim_settings(render_seconds=45)  # still rendering when the retry starts (20-s heartbeat timeout + retry)
+    sim_settings(render_seconds=40)  # still rendering when the retry starts (15-s heartbeat timeout + retry)
     run_id = cluster.trigger_dag(dag_id)
     marker = "Holding before defer()"
     wait_until(lambda: marker in cluster.task_log(dag_id, run_id, "render"), 120, "try 1 to hold after submit")
@@ -165,7 +165,7 @@ def test_worker_sigkilled_between_submit_and_defer_reattaches_on_the_other(
     ran_before = workers_that_ran(cluster, run_id)[survivor]
     try:
         assert cluster.kill_component(victim, signal.SIGKILL) == -signal.SIGKILL
-        # Nothing reports the crash: the scheduler fails try 1 once its heartbeat is 20 s old, then retries it.
+        # Nothing reports the crash: the scheduler fails try 1 once its heartbeat is 15 s old, then retries it.
         assert cluster.wait_for_run(dag_id, run_id, timeout=180) == "success"
     finally:
         cluster.restart_component(victim)
@@ -181,7 +181,7 @@ def test_graceful_triggerer_stop_runs_triggers_twice_but_delivers_once(
     dist_cluster: DistributedAirflowCluster, dist_sim: LumaSimulatorServer, s3: S3Server, sim_settings: Any
 ) -> None:
     cluster, dag_id = dist_cluster, "dist_graceful"
-    sim_settings(render_seconds=35)
+    sim_settings(render_seconds=30)
     run_id = cluster.trigger_dag(dag_id)
 
     owners = wait_all_held(cluster, dag_id, run_id, 4)
