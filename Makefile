@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck unit e2e test demo bench lock simulator clean
+.PHONY: install lint typecheck unit e2e e2e-distributed test demo bench lock simulator clean
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ unit: install
 
 e2e: install
 	$(BIN)/pytest -m e2e
+
+# Only the end-to-end tests on the distributed deployment (PostgreSQL, Redis, CeleryExecutor, 2 triggerers, S3);
+# needs postgresql and redis-server (apt-get install postgresql redis-server; .ci/run does it).
+e2e-distributed: install
+	$(BIN)/pytest -m distributed
 
 # ruff, mypy (strict on the package), then the whole pytest suite (unit + real-Airflow end-to-end).
 test: lint typecheck

@@ -14,13 +14,14 @@ are reduced to ``[A-Za-z0-9._+=@:-]`` and ``.``/``..`` become ``_``, so no value
 
 from __future__ import annotations
 
+import io
 import re
 import string
 import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.specs.base import is_unset
@@ -158,19 +159,34 @@ def _known() -> str:
 
 
 class StorageSink:
-    """Writes to a hidden temporary name next to ``final`` and renames it on completion.
+    """Makes a file visible under ``final`` only once it is complete; a failed attempt leaves nothing behind.
 
-    Readers never see half a file under the final name: a local rename is atomic, and object stores publish an
-    object only when its upload completes. A failed attempt removes its temporary file.
+    * Local filesystems: writes a hidden temporary file ``.<name>.<random>.part`` next to ``final`` and renames it
+      into place (``os.rename`` is atomic).
+    * S3 (s3fs): writes straight to the final key. S3 has no rename: s3fs's ``mv`` is a server-side copy plus a
+      delete, so a temporary object would cost a second full write, show up in listings and be left behind by a
+      kill between the copy and the delete. S3 itself never shows a partial object: a ``PutObject`` appears
+      whole, and a multipart upload (s3fs switches to one once the data exceeds its 50 MiB block) appears only
+      when it is completed. s3fs publishes at ``close()``, so the handle given out does not pass ``close()`` on:
+      :meth:`commit` closes the s3fs file once the byte count is checked, and :meth:`discard` drops its buffer
+      and aborts its multipart upload instead. A worker killed mid-upload leaves only an invisible incomplete
+      upload (an ``AbortIncompleteMultipartUpload`` lifecycle rule removes those).
+    * Any other filesystem (GCS, Azure, memory, ...): the temporary name and ``rename`` of the local case. gcsfs
+      also offers a deferred commit, but it is not tested here.
     """
 
     def __init__(self, final: ObjectStoragePath) -> None:
         self.final = final
         self._temp: ObjectStoragePath | None = None
+        self._upload: Any = None  # the unpublished s3fs file of a direct write to the final key
 
     def open(self) -> BinaryIO:
-        """A fresh temporary file ``.<name>.<random>.part`` in the final folder (older ones are swept first)."""
+        """A fresh, empty, writable file that nobody can see under the final name yet."""
         self.discard()
+        fs = self.final.fs
+        if _publishes_on_close(fs):
+            self._upload = fs.open(self.final.path, "wb")
+            return cast(BinaryIO, _Unpublished(self._upload))
         ensure_folder(self.final.parent)
         self._sweep()
         temp = self._temp = self.final.parent / f".{self.final.name}.{uuid.uuid4().hex[:8]}.part"
@@ -180,7 +196,23 @@ class StorageSink:
         return handle
 
     def commit(self, size: int) -> None:
-        """Rename into place and check the stored size."""
+        """Publish the file under its final name and check the stored size."""
+        if self._upload is not None:
+            upload, self._upload = self._upload, None
+            if int(upload.tell()) != size:
+                _abort(upload)
+                raise OSError(f"storage received {int(upload.tell())} bytes of {size}")
+            try:
+                upload.close()  # one PUT, or the last part and CompleteMultipartUpload: the object appears whole
+            except BaseException:
+                _abort(upload)
+                raise
+            stored = int(self.final.stat().st_size)
+            if stored != size:
+                self.final.unlink(missing_ok=True)
+                raise OSError(f"storage holds {stored} bytes of {size} written")
+            _report_lineage(self.final)
+            return
         temp = self._temp
         if temp is None:
             raise OSError("commit() without open()")
@@ -200,13 +232,62 @@ class StorageSink:
             pass
 
     def discard(self) -> None:
-        """Remove the temporary file of an abandoned attempt."""
+        """Remove the temporary file, or abort the upload, of an abandoned attempt."""
+        upload, self._upload = self._upload, None
+        if upload is not None:
+            _abort(upload)
         temp, self._temp = self._temp, None
         if temp is not None:
             try:
                 temp.unlink(missing_ok=True)
             except OSError:
                 pass  # best effort: the final name is untouched either way
+
+
+def _publishes_on_close(fs: Any) -> bool:
+    """Whether ``fs`` is S3 through s3fs, whose files publish the object at ``close()`` (see :class:`StorageSink`)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return any(p in _OBJECT_STORE_FILES and _file_class(p) is not None for p in protocols)
+
+
+def _abort(upload: Any) -> None:
+    """Throw an unpublished s3fs file away: abort its multipart upload, drop its buffer, and mark it closed, or
+    fsspec's ``__del__`` would ``close()`` it, i.e. publish what was written so far."""
+    try:
+        upload.discard()
+    except Exception:  # noqa: BLE001 - best effort: an incomplete upload is invisible anyway
+        pass
+    upload.closed = True
+
+
+_OBJECT_STORE_FILES = {"s3": "s3fs.core:S3File", "s3a": "s3fs.core:S3File"}
+
+
+def _file_class(protocol: str) -> Any:
+    import importlib
+
+    module, _, name = _OBJECT_STORE_FILES[protocol].partition(":")
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+class _Unpublished(io.RawIOBase):
+    """The writable side of an unpublished S3 upload: closing it does not publish anything.
+
+    ``download()`` closes what it writes to (also when a transfer fails midway); the upload is completed only by
+    :meth:`StorageSink.commit`, or aborted by :meth:`StorageSink.discard`.
+    """
+
+    def __init__(self, upload: Any) -> None:
+        self._upload = upload
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return int(self._upload.write(data))
 
 
 def _report_lineage(path: ObjectStoragePath) -> None:

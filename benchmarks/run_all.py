@@ -18,6 +18,8 @@ SCRIPTS = [
     "makespan.py",
     "real_triggerer.py",
     "gallery.py",
+    "s3_upload.py",
+    "distributed_engine.py",
 ]
 
 

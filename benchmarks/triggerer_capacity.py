@@ -18,7 +18,13 @@ Phases: ``shared`` (the provider: one pooled ``AsyncLumaClient`` per loop via ``
 1,000 and 5,000, and ``naive`` (a fresh ``AsyncLumaClient`` — new httpx client, new TCP connection — for every
 status call) at 1,000.
 
-    python benchmarks/triggerer_capacity.py [--sizes 1000,5000] [--naive 1000]
+CPU per status call = the phase's CPU seconds / the status GETs the simulator received. ``--profile FILE`` adds a
+last phase (the largest size, shared pool) under pyinstrument (1-ms sampling of the event-loop thread; its
+figures are inflated by the profiler and not judged) and writes the call tree to FILE; a FILE ending in
+``.pstats.txt`` gets cProfile's functions by own time instead (call counts; larger overhead).
+``BENCH_MAX_CONNECTIONS=N`` runs the phases with a shared pool of N connections instead of the client's default.
+
+    python benchmarks/triggerer_capacity.py [--sizes 1000,5000] [--naive 1000] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -88,6 +94,11 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
             settings = await LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).aget_settings()
             yield TriggerEvent(await self._poll(ClientPerPoll(settings)))  # type: ignore[arg-type]
 
+    if os.environ.get("BENCH_MAX_CONNECTIONS"):  # experiment: a smaller shared pool than the client's default
+        import functools
+
+        size = int(os.environ["BENCH_MAX_CONNECTIONS"])
+        AsyncLumaClient.__init__ = functools.partialmethod(AsyncLumaClient.__init__, max_connections=size)  # type: ignore[method-assign]
     async with httpx.AsyncClient(base_url=admin, timeout=30) as sim:
         await sim.post("/reset")
         hook = LumaHook()
@@ -149,6 +160,10 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
     rss_peak = max(rss_peak, rss_mb())
     done.set()
     await asyncio.gather(*side)
+    async with httpx.AsyncClient(base_url=admin, timeout=60) as sim:
+        log = (await sim.get("/requests")).json()
+    entries = log["requests"] if isinstance(log, dict) else log
+    polls = sum(1 for e in entries if e["method"] == "GET" and "/requests/" in e["path"])
     return {
         "variant": variant,
         "n": n,
@@ -161,12 +176,40 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
         "delay_p50_s": round(pct(delays, 0.5), 2),
         "delay_p99_s": round(pct(delays, 0.99), 2),
         "delay_max_s": round(max(delays), 2),
+        "polls": polls,
+        "cpu_ms_per_poll": round(1000 * cpu / max(polls, 1), 3),
     }
 
 
 def child(n: int, variant: str, admin: str) -> int:
     logging.disable(logging.WARNING)  # the triggers' INFO state-change lines would dominate the CPU figure
-    print(json.dumps(asyncio.run(_phase(n, variant, admin))), flush=True)
+    profile = os.environ.get("BENCH_PROFILE")  # write a pyinstrument profile of the phase there
+    if not profile:
+        print(json.dumps(asyncio.run(_phase(n, variant, admin))), flush=True)
+        return 0
+    if profile.endswith(".pstats.txt"):  # deterministic: per-function own time and call counts
+        import cProfile
+        import io
+        import pstats
+
+        cprofiler = cProfile.Profile()
+        result = cprofiler.runcall(asyncio.run, _phase(n, variant, admin))
+        out = io.StringIO()
+        stats = pstats.Stats(cprofiler, stream=out)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats("airflow_provider_luma|structlog|_assign_requests", 30)
+        stats.print_callers("builtins.compile|has_expired|extra_attributes")
+        Path(profile).write_text(out.getvalue())
+    else:
+        from pyinstrument import Profiler
+
+        # The event loop runs every trigger on this thread: sampling it attributes all of the loop's CPU.
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        profiler.start()
+        result = asyncio.run(_phase(n, variant, admin))
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(json.dumps(result), flush=True)
     return 0
 
 
@@ -191,6 +234,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,5000", help="shared-pool phases")
     parser.add_argument("--naive", default="1000", help="naive (client per poll) phases")
+    parser.add_argument("--profile", metavar="FILE", help="also profile a shared phase of the last size into FILE")
     parser.add_argument("--child", nargs=3, metavar=("N", "VARIANT", "ADMIN_URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -212,6 +256,8 @@ def main() -> int:
         admin = f"http://127.0.0.1:{port}/_sim"
         phases = [(int(n), "shared") for n in args.sizes.split(",") if n]
         phases[1:1] = [(int(n), "naive") for n in args.naive.split(",") if n]
+        if args.profile:
+            phases.append((phases[-1][0], "profiled"))
         print(f"simulator pid {sim.pid} on port {port}; poll_interval {POLL:.0f} s; renders 30-57 s")
         print(
             f"targets: RSS growth <= {TARGETS['rss_mb']:.0f} MB, CPU <= {TARGETS['cpu_pct']:.0f} % of one core, "
@@ -221,9 +267,10 @@ def main() -> int:
         print(header + f" {'delay p50':>9} {'p99':>6} {'max':>6}  events")
         failures = 0
         for n, variant in phases:
+            child_env = {**env, "BENCH_PROFILE": args.profile} if variant == "profiled" else env
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(n), variant, admin],
-                env=env, capture_output=True, text=True, cwd=ROOT, check=False,
+                [sys.executable, __file__, "--child", str(n), "shared" if variant == "profiled" else variant, admin],
+                env=child_env, capture_output=True, text=True, cwd=ROOT, check=False,
             )  # fmt: skip
             if proc.returncode != 0:
                 print(f"{variant} N={n} failed:\n{proc.stderr[-3000:]}")
@@ -233,7 +280,8 @@ def main() -> int:
             print(
                 f"{variant:<8} {n:>5} {r['wall_s']:>7.1f} {r['rss_growth_mb']:>8.1f} {r['cpu_pct']:>6.1f}"
                 f" {r['lag_max_ms']:>6.0f}ms {r['lag_p99_ms']:>6.0f}ms {r['delay_p50_s']:>8.1f}s"
-                f" {r['delay_p99_s']:>5.1f}s {r['delay_max_s']:>5.1f}s  {r['events']}  {verdict(r)}",
+                f" {r['delay_p99_s']:>5.1f}s {r['delay_max_s']:>5.1f}s  {r['events']}  {verdict(r)}"
+                f"  ({r['polls']} status calls, {r['cpu_ms_per_poll']:.2f} ms CPU each)",
                 flush=True,
             )
             failures += variant == "shared" and n <= 1000 and verdict(r) != "PASS"

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -178,16 +178,19 @@ _PDEATHSIG_EXEC = (
 
 
 class ComponentProcess:
-    """One ``airflow <name>`` process in its own process group, its output appended to ``log_path``."""
+    """One ``airflow <name>`` (or ``airflow <args>``) process in its own process group, its output in ``log_path``."""
 
-    def __init__(self, name: str, log_path: Path, env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self, name: str, log_path: Path, env: Mapping[str, str], cwd: Path, args: Sequence[str] | None = None
+    ) -> None:
         self.name = name
         self._log = log_path.open("ab")
         self._log.write(f"\n===== starting {name} at {datetime.now(UTC).isoformat()} =====\n".encode())
         self._log.flush()
-        argv = airflow_command(name)
+        cli_args = list(args) if args is not None else [name]
+        argv = airflow_command(*cli_args)
         if sys.platform.startswith("linux"):
-            argv = [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()), name]
+            argv = [sys.executable, "-c", _PDEATHSIG_EXEC, str(os.getpid()), *cli_args]
         self._proc = subprocess.Popen(
             argv,
             cwd=cwd,
