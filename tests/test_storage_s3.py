@@ -18,7 +18,7 @@ from test_download import _conn, finished_render, media_requests
 
 from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, parse_output_path, probe_writable
-from airflow_provider_luma.download import download, media_client
+from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationError
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer, ManualClock

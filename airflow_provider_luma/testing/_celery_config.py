@@ -17,7 +17,7 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 
 WARM_IMPORTS = (
     "airflow_provider_luma.operators",
-    "airflow_provider_luma._render",
+    "airflow_provider_luma._flow",
     "airflow_provider_luma._deliver",
     "airflow_provider_luma.hooks",
     "airflow_provider_luma.triggers",

@@ -23,7 +23,7 @@ def creates(server: LumaSimulatorServer, prefix: str) -> list[LoggedRequest]:
     return [
         r
         for r in server.simulator.create_requests()
-        if r.payload and str(r.payload["payload"]["prompt"]).startswith(prefix)
+        if r.payload and str(r.payload.get("payload", {}).get("prompt")).startswith(prefix)
     ]
 
 

@@ -47,7 +47,11 @@ def test_content_pipeline_chains_generation_ids(
     ]  # fmt: skip
     # Exactly one POST per task instance (other DAGs, e.g. the @daily example, also render on this simulator).
     prompts = {p["prompt"] for p in payload.values()}
-    ours = [r for r in sim.create_requests()[posts_before:] if r.payload and r.payload["payload"]["prompt"] in prompts]
+    ours = [
+        r
+        for r in sim.create_requests()[posts_before:]
+        if r.payload and r.payload.get("payload", {}).get("prompt") in prompts
+    ]
     assert sorted(r.request_id or "" for r in ours) == sorted(r["request_id"] for r in result.values())
     # Every clip is stored under $LUMA_EXAMPLE_OUTPUT/<run id>/<task id>-<generation id>.mp4 as the served MP4.
     sample = (Path(__file__).parents[2] / "airflow_provider_luma" / "testing" / "sample.mp4").read_bytes()

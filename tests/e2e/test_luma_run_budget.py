@@ -24,7 +24,11 @@ def test_twenty_mapped_renders_under_a_ten_render_budget_buy_exactly_ten(
     run_id = cluster.trigger_dag(DAG_ID)
     assert cluster.wait_for_run(DAG_ID, run_id, timeout=240) == "failed"
 
-    bought = [r for r in luma_sim.simulator.create_requests() if "run budget e2e" in r.payload["payload"]["prompt"]]
+    bought = [
+        r
+        for r in luma_sim.simulator.create_requests()
+        if r.path.endswith("/requests") and "run budget e2e" in (r.payload or {}).get("payload", {}).get("prompt", "")
+    ]
     tis = cluster.task_instances(DAG_ID, run_id)
     by_state = {s: sorted(t["map_index"] for t in tis if t["state"] == s) for s in {t["state"] for t in tis}}
     assert len(bought) == 10 and len(by_state["success"]) == 10 and len(by_state["failed"]) == 10, by_state
