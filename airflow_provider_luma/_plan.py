@@ -105,7 +105,7 @@ def build_plan(op: LumaRenderOperator, context: Any) -> RenderPlan:
                 "file: put {generation_id}, {request_id} or {map_index} in it, or end it with / (a folder)"
             ]
         )
-    known = spec.known_source(source) if hasattr(spec, "known_source") else source
+    known = spec.known_source(source)
     return RenderPlan(spec, known, output, max_cost, max_run_cost)
 
 

@@ -136,8 +136,8 @@ def estimate(spec: RenderSpec, table: PriceTable | None = None, source: SourceFa
     reason = None
     if prices is None:
         who = "GMI publishes" if table.backend == "gmi" else "the Luma Agents API publishes no official video price"
-        who = f"{who} no price for {model}" if table.backend == "gmi" else f"{who} (for {model})"
-        reason = f"{who}; " + PRICE_HINT % (model, quality, resolution)
+        reason = f"{who} no price for {model}; " if table.backend == "gmi" else f"{who} (for {model}); "
+        reason += PRICE_HINT % (model, quality, resolution)
     elif per_block is None:
         reason = f"the {where} price table has no {quality} {resolution} price for {model}; " + PRICE_HINT % (
             model,

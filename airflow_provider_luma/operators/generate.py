@@ -133,16 +133,17 @@ class LumaExtendVideoOperator(LumaRenderOperator):
         from airflow_provider_luma.core.errors import LumaValidationError
         from airflow_provider_luma.core.specs.base import is_unset
 
-        direction = self.direction if is_templated(self.direction) else str(self.direction).strip().lower()
-        if not is_templated(direction) and direction not in ("forward", "backward"):
-            raise LumaValidationError([f"direction: got {self.direction!r}; must be 'forward' or 'backward'"])
+        if is_templated(self.direction):
+            # Which end the id goes to is only known after templating; any end checks the other fields.
+            direction = "forward"
+        else:
+            direction = str(self.direction).strip().lower()
+            if direction not in ("forward", "backward"):
+                raise LumaValidationError([f"direction: got {self.direction!r}; must be 'forward' or 'backward'"])
         if not self.generation_id or (isinstance(self.generation_id, str) and is_unset(self.generation_id)):
             raise LumaValidationError(
                 [f"generation_id: got {self.generation_id!r}; extend needs the generation id of a prior render"]
             )
-        if is_templated(direction):
-            # Which end the id goes to is only known after templating; any end checks the other fields.
-            direction = "forward"
         key = "start_frame_generation_id" if direction == "forward" else "end_frame_generation_id"
         return {
             "prompt": self.prompt,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,18 +22,12 @@ def test_content_pipeline_chains_generation_ids(
     airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
 ) -> None:
     cluster, sim = airflow_cluster, luma_sim.simulator
-    cluster.wait_for_dag(PIPELINE)
     posts_before = len(sim.create_requests())
     started = time.monotonic()
-    run_id = cluster.trigger_dag(PIPELINE)
-    state = cluster.wait_for_run(PIPELINE, run_id, timeout=240)
-    assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(PIPELINE, run_id)]
+    tasks = ["opening_shot", "closing_shot", "extend_forward", "extend_backward", "interpolate"]
+    run_id, result = run_chain(cluster, PIPELINE, tasks)
     elapsed = time.monotonic() - started
 
-    result = {
-        t: cluster.xcom(PIPELINE, run_id, t)
-        for t in ("opening_shot", "closing_shot", "extend_forward", "extend_backward", "interpolate")
-    }
     payload = {t: sim.generation(r["request_id"]).payload for t, r in result.items()}
     # multiple_outputs: each key is its own XCom too
     assert (
@@ -64,16 +59,20 @@ def test_content_pipeline_chains_generation_ids(
     print(f"content pipeline: 5 renders in {elapsed:.1f} s")
 
 
-def test_social_cut_chains_generate_extend_reframe_edit(
-    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
-) -> None:
-    cluster, sim, dag_id = airflow_cluster, luma_sim.simulator, "example_luma_social_cut"
+def run_chain(cluster: LocalAirflowCluster, dag_id: str, tasks: list[str]) -> tuple[str, dict[str, Any]]:
+    """Trigger ``dag_id``, wait for success, and return the run id and each task's result."""
     cluster.wait_for_dag(dag_id)
     run_id = cluster.trigger_dag(dag_id)
     state = cluster.wait_for_run(dag_id, run_id, timeout=240)
     assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(dag_id, run_id)]
-    tasks = ["master", "extend", "reframe_9x16", "edit_film_look"]
-    result = {t: cluster.xcom(dag_id, run_id, t) for t in tasks}
+    return run_id, {t: cluster.xcom(dag_id, run_id, t) for t in tasks}
+
+
+def test_social_cut_chains_generate_extend_reframe_edit(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
+) -> None:
+    sim, tasks = luma_sim.simulator, ["master", "extend", "reframe_9x16", "edit_film_look"]
+    run_id, result = run_chain(airflow_cluster, "example_luma_social_cut", tasks)
     assert [result[t]["model"] for t in tasks] == [
         "luma-ray-3-2-generate", "luma-ray-3-2-generate", "luma-ray-3-2-reframe", "luma-ray-3-2-edit",
     ]  # fmt: skip
@@ -88,7 +87,7 @@ def test_social_cut_chains_generate_extend_reframe_edit(
     for task_id in tasks:
         stored = e2e_output / run_id / f"{task_id}-{result[task_id]['generation_id']}.mp4"
         assert result[task_id]["video_path"] == f"file://{stored}" and stored.stat().st_size > 0
-    report = cluster.xcom(dag_id, run_id, "cost_report")
+    report = airflow_cluster.xcom("example_luma_social_cut", run_id, "cost_report")
     assert (report["total_estimated_cost_usd"], report["renders"]) == (0.6, 2), report
     assert report["unpriced_tasks"] == ["edit_film_look", "reframe_9x16"], report
 
@@ -96,13 +95,8 @@ def test_social_cut_chains_generate_extend_reframe_edit(
 def test_the_chain_runs_on_the_native_luma_agents_api(
     airflow_cluster: LocalAirflowCluster, luma_native_sim: LumaSimulatorServer, e2e_output: Path
 ) -> None:
-    cluster, sim, dag_id = airflow_cluster, luma_native_sim.simulator, "e2e_luma_native_chain"
-    cluster.wait_for_dag(dag_id)
-    run_id = cluster.trigger_dag(dag_id)
-    state = cluster.wait_for_run(dag_id, run_id, timeout=240)
-    assert state == "success", [(t["task_id"], t["state"]) for t in cluster.task_instances(dag_id, run_id)]
-    tasks = ["master", "extend", "reframe", "edit"]
-    result = {t: cluster.xcom(dag_id, run_id, t) for t in tasks}
+    sim, tasks = luma_native_sim.simulator, ["master", "extend", "reframe", "edit"]
+    run_id, result = run_chain(airflow_cluster, "e2e_luma_native_chain", tasks)
     assert {result[t]["backend"] for t in tasks} == {"luma_agents"}
     records = [sim.generation(sim.request_id_of(result[t]["generation_id"])) for t in tasks]
     assert [r.api for r in records] == ["luma_agents"] * 4

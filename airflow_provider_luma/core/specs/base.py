@@ -157,6 +157,10 @@ class RenderSpec(BaseModel):
         """5-s blocks this render is billed for (``None`` when it depends on an unknown source duration)."""
         return 1
 
+    def known_source(self, upstream: SourceFacts) -> SourceFacts:
+        """What is known about the source video: by default what the upstream task's result says."""
+        return upstream
+
     def output_facts(self, source: SourceFacts = UNKNOWN_SOURCE) -> SourceFacts:
         """Ratio and duration of the clip this render produces, as far as they are known."""
         return UNKNOWN_SOURCE
