@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
 _SHARED_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]] = (
     weakref.WeakKeyDictionary()
 )
+# event loop -> {(conn id, timeout, retry) -> (started, lookup)}. A triggerer that takes over a dead peer's
+# triggers starts thousands at once, and each lookup is a round trip to the API server: the ones that start
+# together share one lookup, and a lookup answers for SETTINGS_TTL seconds (so a changed connection is seen
+# by triggers that start after that).
+_SETTINGS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, float, RetryPolicy], tuple[float, asyncio.Task[ClientSettings]]]
+] = weakref.WeakKeyDictionary()
+SETTINGS_TTL = 5.0
+_clock = time.monotonic  # the settings cache's clock (tests move it)
 
 
 def settings_from_connection(
@@ -135,10 +145,13 @@ class LumaHook(BaseHook):
             self._conn = self.get_connection(self.luma_conn_id)
             return self._conn
         except AirflowNotFoundException:
-            raise LumaConfigurationError(
-                f"Airflow connection {self.luma_conn_id!r} is not defined: create it (type 'luma', the API key in "
-                "its Password) or set luma_conn_id to the one you have"
-            ) from None
+            raise self._undefined() from None
+
+    def _undefined(self) -> LumaConfigurationError:
+        return LumaConfigurationError(
+            f"Airflow connection {self.luma_conn_id!r} is not defined: create it (type 'luma', the API key in "
+            "its Password) or set luma_conn_id to the one you have"
+        )
 
     def get_settings(self) -> ClientSettings:
         """Client settings from the connection (sync lookup; for workers).
@@ -167,10 +180,32 @@ class LumaHook(BaseHook):
             raise LumaConfigurationError(f"Airflow connection {self.luma_conn_id!r}: extra {exc}") from None
 
     async def aget_settings(self) -> ClientSettings:
-        """Client settings from the connection, fetched with the async API (safe on the triggerer's loop)."""
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        """Client settings from the connection, fetched with the async API (safe on the triggerer's loop).
 
-        conn = await get_async_connection(self.luma_conn_id, hook=self)
+        Calls on one event loop within ``SETTINGS_TTL`` seconds of each other share one lookup; a failed lookup
+        is not kept.
+        """
+        loop = asyncio.get_running_loop()
+        lookups = _SETTINGS.setdefault(loop, {})
+        key = (self.luma_conn_id, self.timeout, self.retry_policy)
+        entry = lookups.get(key)
+        if entry is None or _clock() - entry[0] > SETTINGS_TTL:
+            entry = lookups[key] = (_clock(), loop.create_task(self._alookup_settings()))
+        try:
+            return await asyncio.shield(entry[1])  # one waiter's cancellation must not cancel the others' lookup
+        except Exception:
+            if lookups.get(key) is entry:
+                del lookups[key]
+            raise
+
+    async def _alookup_settings(self) -> ClientSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = await get_async_connection(self.luma_conn_id, hook=self)
+        except AirflowNotFoundException:
+            raise self._undefined() from None
         extra = await get_async_extra_dejson(conn)
         return settings_from_connection(conn, extra, timeout=self.timeout, retry=self.retry_policy)
 

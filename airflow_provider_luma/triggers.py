@@ -9,6 +9,7 @@ is an absolute epoch, the render's time budget does not restart with it.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -128,10 +129,16 @@ class LumaGenerationTrigger(BaseTrigger):
         return time.time() - (self.submitted_at or time.time())
 
     def _error_event(self, exc: BaseException) -> TriggerEventPayload:
-        from airflow_provider_luma.core.errors import LumaError
+        from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError
 
         retryable = bool(getattr(exc, "retryable", False)) if isinstance(exc, LumaError) else True
-        return error_event(self.request_id, exc, elapsed=self._elapsed(), retryable=retryable)
+        event = error_event(self.request_id, exc, elapsed=self._elapsed(), retryable=retryable)
+        if isinstance(exc, LumaConfigurationError):
+            event["message"] = f"{event['message']}" + (
+                f". Luma request {self.request_id} was already bought and is not lost: fix the connection and clear "
+                "the task to finish it (no new render is bought)."
+            )
+        return event
 
     async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
         from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
@@ -142,8 +149,7 @@ class LumaGenerationTrigger(BaseTrigger):
             self.log, self.request_id, self.expected_seconds, self.render_label,
             PROGRESS_INTERVAL if self.progress_interval is None else self.progress_interval,
         )  # fmt: skip
-        if self.first_poll_at and self.first_poll_at > time.time():
-            await asyncio.sleep(max(0.0, min(self.first_poll_at, self.deadline) - time.time()))
+        await asyncio.sleep(self._first_wait())
         last: JobStatus | None = None
         while True:
             if time.time() >= self.deadline:
@@ -176,6 +182,22 @@ class LumaGenerationTrigger(BaseTrigger):
                     str(generation.raw_status or generation.status), self._elapsed(), time.time(), self.deadline
                 )
             await asyncio.sleep(max(0.0, min(self._next_gap(), self.deadline - time.time())))
+
+    def _first_wait(self) -> float:
+        """Seconds before the first status call of this run.
+
+        Until ``first_poll_at`` normally. A trigger whose first poll is overdue by more than a poll gap was already
+        polling in a triggerer that stopped (restart, or a failover: the survivor starts all of a dead peer's
+        triggers at once); it waits a random part of one gap so those polls spread out instead of arriving in
+        the same second. Its render is at most one ordinary gap later to be noticed.
+        """
+        now = time.time()
+        if self.first_poll_at and self.first_poll_at > now:
+            return max(0.0, min(self.first_poll_at, self.deadline) - now)
+        gap = self._next_gap()
+        if now - (self.first_poll_at or self.submitted_at or now) <= gap:
+            return 0.0
+        return max(0.0, min(random.uniform(0.0, gap), self.deadline - now))
 
     def _next_gap(self) -> float:
         from airflow_provider_luma.core.schedule import poll_gap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,40 @@ async def test_async_settings_and_shared_client(luma_conn_env: LumaSimulatorServ
         rid = (await third.asubmit(VideoRequest.from_params(prompt="p"))).request_id
         results = await asyncio.gather(*(hook.aget_generation(rid) for _ in range(20)))
     assert {g.request_id for g in results} == {rid}
+
+
+async def test_triggers_starting_together_share_one_connection_lookup(
+    luma_conn_env: LumaSimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.providers.common.compat import connection as compat
+
+    from airflow_provider_luma import hooks
+
+    lookups: list[str] = []
+    real = compat.get_async_connection
+
+    async def counted(conn_id: str, **kwargs: Any) -> Any:
+        lookups.append(conn_id)
+        return await real(conn_id, **kwargs)
+
+    monkeypatch.setattr(compat, "get_async_connection", counted)
+    settings = await asyncio.gather(*(LumaHook().aget_settings() for _ in range(200)))  # a failover's burst
+    assert lookups == ["luma_default"] and {s.api_key for s in settings} == {DEFAULT_TEST_API_KEY}
+
+    conn = json.loads(luma_conn_env.airflow_conn_json())
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", json.dumps({**conn, "password": "rotated-key"}))
+    assert (await LumaHook().aget_settings()).api_key == DEFAULT_TEST_API_KEY  # within SETTINGS_TTL
+    start = hooks._clock()
+    monkeypatch.setattr(hooks, "_clock", lambda: start + hooks.SETTINGS_TTL + 1)
+    assert (await LumaHook().aget_settings()).api_key == "rotated-key"  # triggers starting later see the change
+
+    monkeypatch.setattr(hooks, "_clock", lambda: start + 2 * hooks.SETTINGS_TTL + 2)
+    monkeypatch.delenv("AIRFLOW_CONN_LUMA_DEFAULT")
+    with pytest.raises(LumaConfigurationError, match="not defined"):
+        await LumaHook().aget_settings()
+    monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", json.dumps(conn))
+    assert (await LumaHook().aget_settings()).api_key == DEFAULT_TEST_API_KEY  # a failed lookup is not kept
+    assert len(lookups) == 4
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,8 @@ async def test_unknown_request_is_an_error_event_not_an_endless_poll(luma_conn_e
 async def test_missing_connection_becomes_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_LUMA_DEFAULT", raising=False)
     event = await first_event(trigger_for("r1"))
-    assert event["status"] == "error"
+    assert event["status"] == "error" and not event["retryable"]
+    assert "'luma_default' is not defined" in event["message"] and "r1 was already bought" in event["message"]
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
@@ -112,6 +113,36 @@ async def test_first_poll_waits_until_first_poll_at(luma_conn_env: LumaSimulator
     await asyncio.sleep(0.5)
     assert [e for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
     task.cancel()
+
+
+@pytest.mark.luma_simulator(render_seconds=60)
+async def test_triggers_taken_over_mid_render_spread_their_first_polls_over_one_gap(
+    luma_conn_env: LumaSimulatorServer,
+) -> None:
+    # A survivor triggerer starts all of a dead peer's triggers at once; their first polls must not land together,
+    # while a trigger that was just handed over (first poll due a moment ago) still polls at once.
+    rids = [submit() for _ in range(31)]
+    now = time.time()
+    taken_over = [
+        LumaGenerationTrigger(request_id=rid, deadline=now + 30, poll_interval=1.0, first_poll_at=now - 60,
+                              submitted_at=now - 61)
+        for rid in rids[:30]
+    ]  # fmt: skip
+    fresh = LumaGenerationTrigger(
+        request_id=rids[30], deadline=now + 30, poll_interval=1.0, first_poll_at=now - 0.5, submitted_at=now - 1
+    )
+    tasks = [asyncio.create_task(first_event(trigger)) for trigger in [*taken_over, fresh]]
+    await asyncio.sleep(1.5)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    first_poll: dict[str, float] = {}
+    for entry in luma_conn_env.simulator.request_log:
+        if entry.method == "GET" and entry.request_id:
+            first_poll.setdefault(entry.request_id, entry.at - now)
+    spread = sorted(first_poll[trigger.request_id] for trigger in taken_over)
+    assert len(spread) == 30 and spread[-1] - spread[0] > 0.5 and spread[-1] < 1.3, spread
+    assert first_poll[fresh.request_id] < 0.4
 
 
 async def test_on_kill_is_idempotent_and_says_the_render_is_billed(

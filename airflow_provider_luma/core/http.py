@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from airflow_provider_luma.core.errors import (
     LumaTimeoutError,
 )
 from airflow_provider_luma.core.jobs import Job
+from airflow_provider_luma.core.keepalive import lean_get_pool
 from airflow_provider_luma.core.retry import Outcome, RetryPolicy, next_delay
 from airflow_provider_luma.core.specs.base import RenderSpec
 
@@ -250,26 +252,39 @@ class AsyncLumaClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
         max_connections: int = 64,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
         self._wire = settings.wire
         self._sleep = sleep
         # Requests beyond the pool size wait here, not in httpcore's pool queue: httpcore rescans its whole queue
-        # on every request, which is quadratic when thousands of triggers poll at once (5,000 polls at the same
-        # moment starved the event loop for minutes; benchmarks/triggerer_capacity.py).
+        # on every request, which is quadratic when thousands of triggers poll at once (benchmarks/
+        # triggerer_capacity.py).
         self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
-            transport=transport,
+            transport=transport, verify=ssl_context or True,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )  # fmt: skip
+        # Status polls (plain GETs) skip httpx's per-request machinery; see core/keepalive.py for why and what is
+        # kept. A custom transport (tests) or a proxied origin keeps everything on httpx.
+        self._gets = None
+        if transport is None:
+            self._gets = lean_get_pool(
+                settings.base_url, settings.headers(), timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout, max_connections=max_connections, ssl_context=ssl_context,
+            )  # fmt: skip
 
     async def _asend(self, call: Call) -> tuple[Any, httpx.Headers]:
         attempts = _Attempts(self.settings, call)
+        lean = self._gets if call.method == "GET" and not call.headers and call.stream is None else None
         while True:
             try:
                 async with self._slots:
-                    response = await self._http.request(call.method, call.path, **_body(call, aio=True))
+                    if lean is not None:
+                        response = await lean.get(call.path)
+                    else:
+                        response = await self._http.request(call.method, call.path, **_body(call, aio=True))
             except httpx.TransportError as exc:
                 delay = attempts.after_transport_error(exc)
             else:
@@ -301,7 +316,9 @@ class AsyncLumaClient:
         return self._http.is_closed
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
+        if self._gets is not None:
+            await self._gets.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncLumaClient:

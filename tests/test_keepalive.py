@@ -1,0 +1,237 @@
+"""The triggerer's lean keep-alive poll path (core/keepalive.py), through the real ``AsyncLumaClient``.
+
+A scripted HTTP server on 127.0.0.1 (raw asyncio sockets, so each test decides the exact bytes of every answer
+and when a connection closes) stands in for the API: connection reuse, every HTTP/1.1 framing a server may
+choose, a server that closes idle connections, timeouts, garbage, TLS verification and proxies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_luma.core.errors import LumaConnectionError, LumaTimeoutError
+from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings
+from airflow_provider_luma.core.jobs import JobStatus
+from airflow_provider_luma.core.retry import RetryPolicy
+
+KEY = "gmi-secret-key-0123456789"
+BASE_PATH = "/api/v1/ie/requestqueue/apikey"
+RUNNING = json.dumps({"request_id": "r1", "status": "processing"}).encode()
+FAST = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02)
+
+
+def content_length(body: bytes = RUNNING, extra: bytes = b"") -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def chunked(body: bytes = RUNNING) -> bytes:
+    half = len(body) // 2
+    parts = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + parts + b"0\r\n\r\n"
+
+
+# An answer script: (request number on this connection, request head) -> bytes to send, and whether to close after.
+Script = Callable[[int, bytes], tuple[bytes, bool]]
+
+
+@dataclass
+class RawServer:
+    script: Script
+    ssl_context: ssl.SSLContext | None = None
+    connections: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    port: int = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = 0
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.heads.append(head)
+                answer, close = self.script(number, head)
+                number += 1
+                if answer:
+                    writer.write(answer)
+                    await writer.drain()
+                if close:
+                    return
+        finally:
+            writer.close()
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{host}:{self.port}{BASE_PATH}"
+
+
+Start = Callable[..., Awaitable[RawServer]]
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Start]:
+    servers: list[asyncio.Server] = []
+
+    async def start(script: Script, ssl_context: ssl.SSLContext | None = None) -> RawServer:
+        raw = RawServer(script, ssl_context)
+        server = await asyncio.start_server(raw.serve, "127.0.0.1", 0, ssl=ssl_context)
+        raw.port = server.sockets[0].getsockname()[1]
+        servers.append(server)
+        return raw
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def client(url: str, *, timeout: float = 5.0, ssl_context: ssl.SSLContext | None = None) -> AsyncLumaClient:
+    settings = ClientSettings(base_url=url, api_key=KEY, timeout=timeout, connect_timeout=2.0, retry=FAST)
+    return AsyncLumaClient(settings, ssl_context=ssl_context)
+
+
+def always(answer: bytes, close: bool = False) -> Script:
+    return lambda number, head: (answer, close)
+
+
+async def test_polls_reuse_one_connection_and_carry_the_key_only_in_its_header(
+    raw_server: Start,
+) -> None:
+    raw = await raw_server(always(content_length()))
+    async with client(raw.url()) as luma:
+        jobs = [await luma.aget_generation("r1") for _ in range(20)]
+    assert {job.status for job in jobs} == {JobStatus.PROCESSING}
+    assert raw.connections == 1
+    request_line, *headers = raw.heads[0].decode().strip().split("\r\n")
+    assert request_line == f"GET {BASE_PATH}/requests/r1 HTTP/1.1"
+    sent = dict(line.split(": ", 1) for line in headers)
+    assert sent["Host"] == f"127.0.0.1:{raw.port}" and sent["Authorization"] == f"Bearer {KEY}"
+    assert sent["Accept"] == "application/json" and sent["User-Agent"].startswith("airflow-provider-luma/")
+    assert "Accept-Encoding" not in sent  # answers come uncompressed: nothing to decode on the hot path
+
+
+@pytest.mark.parametrize(
+    ("answer", "close", "connections"),
+    [
+        pytest.param(content_length(), False, 1, id="content-length"),
+        pytest.param(chunked(), False, 1, id="chunked"),
+        pytest.param(b"HTTP/1.1 100 Continue\r\n\r\n" + content_length(), False, 1, id="informational-first"),
+        pytest.param(content_length(extra=b"Connection: close\r\n"), True, 3, id="connection-close"),
+        pytest.param(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + RUNNING, True, 3, id="http-1.0"),
+    ],
+)
+async def test_every_http11_framing_reads_the_same_status(
+    raw_server: Start, answer: bytes, close: bool, connections: int
+) -> None:
+    raw = await raw_server(always(answer, close))
+    async with client(raw.url()) as luma:
+        jobs = [await luma.aget_generation("r1") for _ in range(3)]
+    assert [job.raw_status for job in jobs] == ["processing"] * 3
+    assert raw.connections == connections
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(lambda number, head: (content_length(), True), id="closed-after-each-answer-unannounced"),
+        pytest.param(lambda number, head: (b"" if number else content_length(), number > 0), id="closed-on-reuse"),
+    ],
+)
+async def test_a_connection_the_server_dropped_is_replaced_without_an_error(
+    raw_server: Start, script: Script, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = await raw_server(script)
+    async with client(raw.url()) as luma:
+        first = await luma.aget_generation("r1")
+        await asyncio.sleep(0.05)  # let the close reach the client (or not: the reuse race is covered too)
+        second = await luma.aget_generation("r1")
+    assert first.raw_status == second.raw_status == "processing"
+    assert "retrying" not in caplog.text  # a dropped idle connection is not a failed status call
+
+
+async def test_a_server_that_never_answers_is_a_timeout(raw_server: Start) -> None:
+    raw = await raw_server(always(b""))
+    async with client(raw.url(), timeout=0.2) as luma:
+        with pytest.raises(LumaTimeoutError, match=r"GET /requests/r1 failed after 2 attempt\(s\).*within 0.2 s"):
+            await luma.aget_generation("r1")
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        pytest.param(b"HELLO\r\n\r\n", "RemoteProtocolError", id="not-http"),
+        pytest.param(content_length(b"x" * (5 * 1024 * 1024)), "larger than", id="endless-body"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "RemoteProtocolError", id="cut-short"),
+    ],
+)
+async def test_garbage_answers_are_connection_errors_without_the_key(
+    raw_server: Start, answer: bytes, problem: str
+) -> None:
+    raw = await raw_server(always(answer, close=True))
+    async with client(raw.url()) as luma:
+        with pytest.raises(LumaConnectionError, match=problem) as caught:
+            await luma.aget_generation("r1")
+    assert KEY not in str(caught.value)
+
+
+def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for localhost/127.0.0.1, and a client context that trusts it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    return server, ssl.create_default_context(cafile=str(cert_file))
+
+
+async def test_https_polls_verify_the_servers_certificate(raw_server: Start, tmp_path: Path) -> None:
+    server_tls, trusting = self_signed(tmp_path)
+    raw = await raw_server(always(content_length()), ssl_context=server_tls)
+    async with client(raw.url("localhost"), ssl_context=trusting) as luma:
+        assert (await luma.aget_generation("r1")).raw_status == "processing"
+        assert (await luma.aget_generation("r1")).raw_status == "processing"
+    assert raw.connections == 1
+    async with client(raw.url("localhost")) as luma:  # the default trust store does not know this certificate
+        with pytest.raises(LumaConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            await luma.aget_generation("r1")
+
+
+async def test_a_proxied_origin_is_polled_through_the_proxy(raw_server: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = await raw_server(always(content_length()))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with client(f"http://api.invalid{BASE_PATH}") as luma:
+        assert (await luma.aget_generation("r1")).raw_status == "processing"
+    assert proxy.heads[0].startswith(f"GET http://api.invalid{BASE_PATH}/requests/r1 HTTP/1.1".encode())
