@@ -83,10 +83,10 @@ async def _phase(n: int, variant: str, admin: str) -> dict[str, Any]:
         def __init__(self, settings: Any) -> None:
             self.settings = settings
 
-        async def aget_generation(self, request_id: str) -> Any:
+        async def aget_generation(self, request_id: str, model: str | None = None) -> Any:
             client = AsyncLumaClient(self.settings)
             try:
-                return await client.aget_generation(request_id)
+                return await client.aget_generation(request_id, model)
             finally:
                 await client.aclose()
 

@@ -3,7 +3,9 @@
 ``LumaClient`` (worker) and ``AsyncLumaClient`` (triggerer) share everything but ``await``: requests are built
 by the backend module (:mod:`airflow_provider_luma.core.backends.gmi`: ``build_submit`` / ``build_get`` /
 ``build_list_models``), every response goes through its ``decode_response`` and ``to_job``, and retry
-decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The API key lives only in
+decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The async twin sends its
+plain GETs (the triggerer's status polls) through :mod:`airflow_provider_luma.core.keepalive` instead of httpx's
+pool; they come back as ``httpx.Response`` objects and go through the same mapping. The API key lives only in
 the ``Authorization`` header; it is never logged and is scrubbed from any server text that ends up in an
 exception.
 """
@@ -261,6 +263,9 @@ class AsyncLumaClient:
         # on every request, which is quadratic when thousands of triggers poll at once (benchmarks/
         # triggerer_capacity.py).
         self._slots = asyncio.Semaphore(max_connections)
+        # One TLS context for both paths (loading the CA bundle is the costly part of creating a client).
+        if ssl_context is None and transport is None and settings.base_url.startswith("https://"):
+            ssl_context = httpx.create_ssl_context()
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
             transport=transport, verify=ssl_context or True,
