@@ -33,7 +33,7 @@ from airflow_provider_luma.core.errors import (
     LumaTimeoutError,
 )
 from airflow_provider_luma.core.jobs import Job
-from airflow_provider_luma.core.keepalive import lean_get_pool
+from airflow_provider_luma.core.keepalive import LeanGetPool, reached_through_proxy
 from airflow_provider_luma.core.retry import Outcome, RetryPolicy, next_delay
 from airflow_provider_luma.core.specs.base import RenderSpec
 
@@ -274,8 +274,8 @@ class AsyncLumaClient:
         # Status polls (plain GETs) skip httpx's per-request machinery; see core/keepalive.py for why and what is
         # kept. A custom transport (tests) or a proxied origin keeps everything on httpx.
         self._gets = None
-        if transport is None:
-            self._gets = lean_get_pool(
+        if transport is None and not reached_through_proxy(settings.base_url):
+            self._gets = LeanGetPool(
                 settings.base_url, settings.headers(), timeout=settings.timeout,
                 connect_timeout=settings.connect_timeout, max_connections=max_connections, ssl_context=ssl_context,
             )  # fmt: skip

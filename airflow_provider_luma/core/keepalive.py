@@ -11,8 +11,8 @@ What it keeps from httpx: the same TLS verification (``httpx.create_ssl_context(
 / ``SSL_CERT_DIR``), the same exception types (``httpx.ConnectError`` before a byte is sent,
 ``httpx.ReadError`` / ``httpx.ReadTimeout`` / ``httpx.RemoteProtocolError`` after), so the retry policy and error
 mapping in :mod:`airflow_provider_luma.core.http` are unchanged, and an ``httpx.Response`` as the result (content
-decoding, ``.json()``, headers). What it leaves to httpx: everything else. :func:`lean_get_pool` returns ``None``
-for a proxied origin (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` not bypassed by ``NO_PROXY``), and
+decoding, ``.json()``, headers). What it leaves to httpx: everything else. :func:`reached_through_proxy` says when
+an origin is proxied (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` not bypassed by ``NO_PROXY``), and
 the client then sends its polls through httpx as before.
 
 Connections are kept idle for at most :data:`IDLE_EXPIRY` seconds (below the common 5-s server keep-alive). A
@@ -196,24 +196,11 @@ def _as_httpx_error(exc: Exception, path: str, timeout: float) -> httpx.Transpor
     return httpx.ReadError(f"{type(exc).__name__}: {exc}")
 
 
-def lean_get_pool(
-    base_url: str,
-    headers: dict[str, str],
-    *,
-    timeout: float,
-    connect_timeout: float,
-    max_connections: int,
-    ssl_context: ssl.SSLContext | None = None,
-) -> LeanGetPool | None:
-    """A :class:`LeanGetPool` for ``base_url``, or ``None`` when its origin is reached through a proxy."""
+def reached_through_proxy(base_url: str) -> bool:
+    """True when httpx would send requests to ``base_url`` through a proxy from the environment
+    (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY``, unless ``NO_PROXY`` names the host)."""
     url = urlsplit(base_url)
     proxies = urllib.request.getproxies_environment()
-    proxied = proxies.get(url.scheme) or proxies.get("all")
-    if url.scheme not in ("http", "https") or not url.hostname:
-        return None
-    if proxied and not urllib.request.proxy_bypass(url.hostname):  # NO_PROXY (on Linux: the environment)
-        return None
-    return LeanGetPool(
-        base_url, headers, timeout=timeout, connect_timeout=connect_timeout, max_connections=max_connections,
-        ssl_context=ssl_context,
-    )  # fmt: skip
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(url.hostname or "")  # on Linux: NO_PROXY from the environment
