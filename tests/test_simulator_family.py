@@ -312,7 +312,8 @@ def test_render_seconds_for_takes_a_payload_and_a_model(api: Api) -> None:
 
 TESTING = Path(__file__).resolve().parents[1] / "airflow_provider_luma" / "testing"
 # These drive a real Airflow with the provider installed; the rule is for the simulator itself.
-ALLOWED_TO_IMPORT_THE_PROVIDER = {"cluster.py", "_cluster_env.py", "pytest_plugin.py"}
+# Deployment glue, not the simulator: the clusters run the provider, and the Celery workers' config preloads it.
+ALLOWED_TO_IMPORT_THE_PROVIDER = {"cluster.py", "_cluster_env.py", "pytest_plugin.py", "_celery_config.py"}
 
 
 def provider_imports(path: Path) -> list[str]:

@@ -13,6 +13,7 @@ exception.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -103,6 +104,14 @@ def normalize_base_url(
     if url.path in ("", "/"):
         url = url.copy_with(path=NATIVE_API_PATH if native else DEFAULT_API_PATH)
     return str(url).rstrip("/")
+
+
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """httpx's default certificate verification (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), built once per
+    process and shared by every client: loading the CA bundle is most of what creating a client costs, and a
+    worker creates one per task. A process that forks task processes can call this first so they inherit it."""
+    return httpx.create_ssl_context()
 
 
 def _transport_outcome(exc: httpx.TransportError) -> Outcome:
@@ -200,7 +209,7 @@ class LumaClient:
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
-            transport=transport,
+            transport=transport, verify=True if transport is not None else default_ssl_context(),
         )  # fmt: skip
 
     def _send(self, call: Call) -> tuple[Any, httpx.Headers]:
@@ -263,9 +272,8 @@ class AsyncLumaClient:
         # on every request, which is quadratic when thousands of triggers poll at once (benchmarks/
         # triggerer_capacity.py).
         self._slots = asyncio.Semaphore(max_connections)
-        # One TLS context for both paths (loading the CA bundle is the costly part of creating a client).
-        if ssl_context is None and transport is None and settings.base_url.startswith("https://"):
-            ssl_context = httpx.create_ssl_context()
+        if ssl_context is None and transport is None:
+            ssl_context = default_ssl_context()
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
             transport=transport, verify=ssl_context or True,

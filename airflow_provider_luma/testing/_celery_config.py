@@ -15,6 +15,8 @@ from typing import Any
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
+from airflow_provider_luma.core.http import default_ssl_context
+
 WARM_IMPORTS = (
     "airflow_provider_luma.operators",
     "airflow_provider_luma._flow",
@@ -38,3 +40,7 @@ WARM_IMPORTS = (
 )
 
 CELERY_CONFIG: dict[str, Any] = {**DEFAULT_CELERY_CONFIG, "imports": WARM_IMPORTS}
+
+# The worker imports this module before it forks its pool: every task process inherits one TLS context instead
+# of loading the CA bundle for its first HTTP client.
+default_ssl_context()
