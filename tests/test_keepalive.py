@@ -34,11 +34,11 @@ def content_length(body: bytes = RUNNING, extra: bytes = b"") -> bytes:
     return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-def chunked(body: bytes = RUNNING) -> bytes:
+def chunked(body: bytes = RUNNING, extension: bytes = b"", trailer: bytes = b"") -> bytes:
     half = len(body) // 2
-    parts = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]))
+    parts = b"".join(b"%x%s\r\n%s\r\n" % (len(p), extension, p) for p in (body[:half], body[half:]))
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    return head + parts + b"0\r\n\r\n"
+    return head + parts + b"0\r\n" + trailer + b"\r\n"
 
 
 # An answer script: (request number on this connection, request head) -> bytes to send, and whether to close after.
@@ -127,8 +127,10 @@ async def test_polls_reuse_one_connection_and_carry_the_key_only_in_its_header(
     [
         pytest.param(content_length(), False, 1, id="content-length"),
         pytest.param(chunked(), False, 1, id="chunked"),
+        pytest.param(chunked(extension=b";x=1", trailer=b"X-Trailer: 1\r\n"), False, 1, id="chunk-ext-and-trailer"),
         pytest.param(b"HTTP/1.1 100 Continue\r\n\r\n" + content_length(), False, 1, id="informational-first"),
         pytest.param(content_length(extra=b"Connection: close\r\n"), True, 3, id="connection-close"),
+        pytest.param(content_length(extra=b"Connection: close\r\n"), False, 3, id="close-announced-not-done"),
         pytest.param(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + RUNNING, True, 3, id="http-1.0"),
     ],
 )
@@ -173,7 +175,15 @@ async def test_a_server_that_never_answers_is_a_timeout(raw_server: Start) -> No
     [
         pytest.param(b"HELLO\r\n\r\n", "RemoteProtocolError", id="not-http"),
         pytest.param(content_length(b"x" * (5 * 1024 * 1024)), "larger than", id="endless-body"),
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "RemoteProtocolError", id="cut-short"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "closed the connection", id="cut-short"),
+        pytest.param(content_length(extra=b"Content-Length: 3\r\n"), "Content-Length", id="two-lengths"),
+        pytest.param(content_length(extra=b"X-Folded: a\r\n b\r\n"), "malformed header", id="folded-header"),
+        pytest.param(
+            content_length().replace(b"Content-Length", b"Transfer-Encoding: gzip\r\nX-Was"),
+            "unsupported framing",
+            id="other-transfer-coding",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70_000 + b"\r\n\r\n", "64 KiB", id="endless-head"),
     ],
 )
 async def test_garbage_answers_are_connection_errors_without_the_key(

@@ -1,11 +1,11 @@
-"""A lean keep-alive HTTP/1.1 GET path for the triggerer's status polls (asyncio streams + h11).
+"""A lean keep-alive HTTP/1.1 GET path for the triggerer's status polls (asyncio streams, one prebuilt request).
 
 Why it exists: one triggerer polls thousands of renders (500 status GETs a second at 5,000 renders and 10-s
 polling). Through ``httpx.AsyncClient`` most of the CPU of a poll went to httpcore's pool bookkeeping (it walks
 every pooled connection and probes each idle socket with a ``poll()`` syscall on every request start and finish)
 and to building and merging URL objects; see docs/performance.md. A status poll needs none of that: one fixed
-origin, one request line, the same headers every time, and a small JSON answer. This module does exactly that and
-nothing else.
+origin, one request line, the same headers every time (built once, as bytes), and a small JSON answer, read by a
+strict HTTP/1.1 response reader. This module does exactly that and nothing else.
 
 What it keeps from httpx: the same TLS verification (``httpx.create_ssl_context()``: certifi, or ``SSL_CERT_FILE``
 / ``SSL_CERT_DIR``), the same exception types (``httpx.ConnectError`` before a byte is sent,
@@ -30,7 +30,6 @@ import urllib.request
 from collections import deque
 from urllib.parse import quote, urlsplit
 
-import h11
 import httpx
 
 IDLE_EXPIRY = 4.0
@@ -41,12 +40,33 @@ class _StaleConnection(Exception):
     """A reused connection was closed by the server before any byte of the answer arrived."""
 
 
+def _protocol_error(problem: str) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(f"unreadable answer to a status poll: {problem}")
+
+
+def _parse_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Status, HTTP version and raw headers of a response head (which ends with an empty line)."""
+    status_line, *lines = head[:-4].split(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 or not parts[1].isdigit():
+        raise _protocol_error(f"not an HTTP/1.x status line: {status_line[:60]!r}")
+    headers = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or line[:1] in (b" ", b"\t"):  # no folding, no blanks
+            raise _protocol_error(f"malformed header line {line[:60]!r}")
+        headers.append((name, value.strip(b" \t")))
+    return int(parts[1]), parts[0], headers
+
+
 class _Connection:
-    __slots__ = ("reader", "writer", "h11", "idle_since")
+    """One keep-alive connection. Reads answers strictly: ``Content-Length``, ``chunked`` or (without either)
+    up to the connection's end; 1xx answers are skipped; anything else is a protocol error."""
+
+    __slots__ = ("reader", "writer", "idle_since")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self.idle_since = 0.0
 
     def usable(self, now: float) -> bool:
@@ -55,41 +75,83 @@ class _Connection:
     def close(self) -> None:
         self.writer.close()
 
-    async def get(self, target: bytes, headers: list[tuple[bytes, bytes]], *, reused: bool) -> httpx.Response:
-        conn = self.h11
-        self.writer.write(conn.send(h11.Request(method=b"GET", target=target, headers=headers)))
-        conn.send(h11.EndOfMessage())
-        status, response_headers, body, size, started = 0, [], [], 0, False
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    data = await self.reader.read(65536)
-                except (ConnectionResetError, BrokenPipeError) as exc:
-                    if reused and not started:
-                        raise _StaleConnection from exc
-                    raise
-                if not data and reused and not started:
-                    raise _StaleConnection
-                started = started or bool(data)
-                conn.receive_data(data)
-            elif isinstance(event, h11.Response):
-                status, response_headers = event.status_code, event.headers.raw_items()
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > MAX_BODY:
-                    raise httpx.RemoteProtocolError(f"status answer larger than {MAX_BODY} bytes")
-                body.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-            # h11.InformationalResponse (1xx): keep reading the final answer
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            conn.start_next_cycle()
-        else:  # the server said "Connection: close" (or HTTP/1.0): this connection is spent
+    async def get(self, request: bytes, *, reused: bool) -> httpx.Response:
+        self.writer.write(request)
+        head = b""
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status, version, headers = _parse_head(head)
+            while 100 <= status < 200:  # informational (100 Continue, 103 Early Hints): the answer follows
+                status, version, headers = _parse_head(await self.reader.readuntil(b"\r\n\r\n"))
+            body, keep_alive = await self._body(status, version, headers)
+        except asyncio.IncompleteReadError as exc:
+            if reused and not head and not exc.partial:
+                raise _StaleConnection from None
+            if not head:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.") from None
+            raise _protocol_error("the server closed the connection before the whole answer was sent") from None
+        except (ConnectionResetError, BrokenPipeError):
+            if reused and not head:
+                raise _StaleConnection from None
+            raise
+        except asyncio.LimitOverrunError:
+            raise _protocol_error("a line longer than 64 KiB") from None
+        if not keep_alive:
             self.writer.close()
-        return httpx.Response(status, headers=response_headers, content=b"".join(body))
+        return httpx.Response(status, headers=headers, content=body)
+
+    async def _body(self, status: int, version: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+        lengths: set[bytes] = set()
+        codings: list[bytes] = []
+        tokens: set[bytes] = set()
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                lengths.add(value)
+            elif lower == b"transfer-encoding":
+                codings.append(value.lower())
+            elif lower == b"connection":
+                tokens.update(token.strip() for token in value.lower().split(b","))
+        keep_alive = version == b"HTTP/1.1" and b"close" not in tokens
+        if status in (204, 304):
+            return b"", keep_alive
+        if codings:
+            if codings != [b"chunked"] or lengths:
+                raise _protocol_error(f"unsupported framing (Transfer-Encoding {b', '.join(codings)!r})")
+            return await self._chunked(), keep_alive
+        if lengths:
+            (length,) = lengths if len(lengths) == 1 else (b"",)
+            if not length.isdigit():
+                raise _protocol_error(f"Content-Length {b', '.join(sorted(lengths))!r}")
+            if int(length) > MAX_BODY:
+                raise _protocol_error(f"larger than {MAX_BODY} bytes")
+            return await self.reader.readexactly(int(length)), keep_alive
+        body = await self.reader.read(MAX_BODY + 1)  # no length: the body ends with the connection
+        while len(body) <= MAX_BODY and (more := await self.reader.read(MAX_BODY + 1 - len(body))):
+            body += more
+        if len(body) > MAX_BODY:
+            raise _protocol_error(f"larger than {MAX_BODY} bytes")
+        return body, False
+
+    async def _chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size_line = (await self.reader.readuntil(b"\r\n"))[:-2].split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                raise _protocol_error(f"chunk size {size_line[:20]!r}") from None
+            if size == 0:
+                while await self.reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, ignored
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise _protocol_error(f"larger than {MAX_BODY} bytes")
+            chunks.append(await self.reader.readexactly(size))
+            if await self.reader.readexactly(2) != b"\r\n":
+                raise _protocol_error("a chunk longer than its size")
 
 
 class LeanGetPool:
@@ -116,7 +178,11 @@ class LeanGetPool:
         if ":" in self._host:  # IPv6 literal
             netloc = f"[{self._host}]" if url.port is None else f"[{self._host}]:{url.port}"
         wire = {"Host": netloc, **headers}
-        self._headers = [(k.encode("ascii"), v.encode("latin-1")) for k, v in wire.items()]
+        for name, value in wire.items():
+            if any(char in value for char in "\r\n\0"):  # never the value: it may be the API key
+                raise ValueError(f"HTTP header {name} contains a line break or NUL")
+        fields = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in wire.items())
+        self._request_tail = b" HTTP/1.1\r\n" + fields + b"\r\n"  # the same for every poll
         self._timeout, self._connect_timeout = timeout, connect_timeout
         self._idle: deque[_Connection] = deque(maxlen=max_connections)
         self._closed = False
@@ -128,19 +194,19 @@ class LeanGetPool:
 
     async def get(self, path: str) -> httpx.Response:
         """``GET {base path}{path}``; raises httpx transport exceptions like ``httpx.AsyncClient`` would."""
-        target = (self._prefix + quote(path, safe="/:@!$&'()*+,;=~")).encode("ascii")
+        request = b"GET " + (self._prefix + quote(path, safe="/:@!$&'()*+,;=~")).encode("ascii") + self._request_tail
         connection, reused = self._checkout()
         try:
             async with asyncio.timeout(self._timeout):
                 if connection is None:
                     connection = await self._connect()
                 try:
-                    response = await connection.get(target, self._headers, reused=reused)
+                    response = await connection.get(request, reused=reused)
                 except _StaleConnection:
                     connection.close()
                     connection = await self._connect()
-                    response = await connection.get(target, self._headers, reused=False)
-        except (TimeoutError, OSError, h11.ProtocolError) as exc:
+                    response = await connection.get(request, reused=False)
+        except (TimeoutError, OSError) as exc:
             if connection is not None:
                 connection.close()
             raise _as_httpx_error(exc, path, self._timeout) from None
@@ -191,8 +257,6 @@ class LeanGetPool:
 def _as_httpx_error(exc: Exception, path: str, timeout: float) -> httpx.TransportError:
     if isinstance(exc, TimeoutError):
         return httpx.ReadTimeout(f"no answer to GET {path} within {timeout:g} s")
-    if isinstance(exc, h11.ProtocolError):
-        return httpx.RemoteProtocolError(str(exc))
     return httpx.ReadError(f"{type(exc).__name__}: {exc}")
 
 
