@@ -9,6 +9,7 @@ is an absolute epoch, the render's time budget does not restart with it.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,29 @@ CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
 
 # One quick retry inside a status call; the poll loop itself is the outer retry (until the deadline).
 POLL_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=5.0, retry_after_cap=60.0)
+
+
+_CLIENT_LOADED = False
+
+
+def _import_the_client() -> None:
+    global _CLIENT_LOADED
+    from airflow_provider_luma.core.http import default_ssl_context
+
+    importlib.import_module("airflow_provider_luma.hooks")
+    default_ssl_context()
+    _CLIENT_LOADED = True
+
+
+async def _load_the_client() -> None:
+    """Import the hook, the HTTP client and the request specs, and load the CA bundle, in a worker thread.
+
+    The first trigger of a triggerer process would otherwise do it on the event loop every trigger shares and
+    stall them all meanwhile (a cold process also compiles those modules). Until it is done, every starting
+    trigger waits here; concurrent imports of one module wait for each other inside the import system.
+    """
+    if not _CLIENT_LOADED:
+        await asyncio.to_thread(_import_the_client)
 
 
 class LumaGenerationTrigger(BaseTrigger):
@@ -100,9 +124,10 @@ class LumaGenerationTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until terminal, deadline or a permanent error; never raises."""
-        from airflow_provider_luma.hooks import LumaHook
-
         try:
+            await _load_the_client()
+            from airflow_provider_luma.hooks import LumaHook
+
             async with LumaHook(self.luma_conn_id, retry_policy=POLL_RETRY).ashared_client() as client:
                 if client.settings.backend != self.backend:
                     payload: TriggerEventPayload = self._backend_changed(client.settings.backend)

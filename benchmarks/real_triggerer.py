@@ -65,6 +65,10 @@ def main() -> int:
             print(f"{args.renders} mapped 60-s renders, parallelism=4: run {state} in {took:.0f} s")
             print(f"most renders deferred at once: {most_deferred}; task instances not successful: {failed}")
             print(f"triggerer 'blocked the main thread' warnings: {blocked}   target 0")
+            lines = triggerer_log.splitlines()
+            for number in (n for n, line in enumerate(lines) if "was blocked for" in line):
+                for line in lines[max(0, number - 6) : number + 1]:  # what the triggerer did just before
+                    print("   ", line.strip()[:240])
             ok = state == "success" and blocked == 0
             print("RESULT:", "PASS" if ok else "MISS")
             return 0 if ok else 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -174,3 +177,28 @@ async def test_worker_fetches_fresh_urls_after_an_event_without_them(
     result = make().execute_complete(context, event=event)
     assert result["video_url"].startswith(luma_conn_env.root_url) and result["exr_url"]
     assert result["generation_id"] == luma_conn_env.simulator.generation(result["request_id"]).generation_id
+
+
+def test_the_first_trigger_of_a_process_imports_the_client_off_the_event_loop() -> None:
+    # A triggerer's loop runs every trigger: the first one must not compile and import the hook, HTTP client and
+    # specs on it (a fresh process here, so nothing is imported yet; the trigger gets a missing connection).
+    code = """
+import asyncio, json, sys, threading
+threads = {}
+class Recorder:  # sees every module the import system looks for, in the thread that imports it
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in ("airflow_provider_luma.hooks", "airflow_provider_luma.core.http"):
+            threads[name] = threading.current_thread() is threading.main_thread()
+sys.meta_path.insert(0, Recorder)
+from airflow_provider_luma.triggers import LumaGenerationTrigger
+async def main():
+    trigger = LumaGenerationTrigger(request_id="r1", deadline=2e9)
+    return [event.payload["status"] async for event in trigger.run()]
+print(json.dumps({"events": asyncio.run(main()), "on_loop_thread": threads}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["events"] == ["error"]
+    assert result["on_loop_thread"] == {"airflow_provider_luma.hooks": False, "airflow_provider_luma.core.http": False}
