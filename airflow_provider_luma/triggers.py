@@ -37,6 +37,7 @@ def _import_the_client() -> None:
     from airflow_provider_luma.core.http import default_ssl_context
 
     importlib.import_module("airflow_provider_luma.hooks")
+    importlib.import_module("airflow.providers.common.compat.connection")  # the connection lookup's first use
     default_ssl_context()
     _CLIENT_LOADED = True
 
