@@ -82,15 +82,7 @@ def test_writes_to_an_in_memory_object_store(luma_simulator: LumaSimulatorServer
 
 def test_expired_url_is_replaced_by_polling_the_request(luma_simulator: LumaSimulatorServer, tmp_path: Path) -> None:
     """The URL minted at success has expired by the time the download starts (2 h later): a fresh one is used."""
-    clock = ManualClock()
-    luma_simulator.simulator.set_clock(clock)
-    render = finished_render(luma_simulator)
-    clock.advance(2 * 3600)  # presigned URLs live 1 h
-    spec = parse_output_path(f"{tmp_path}/{{generation_id}}.mp4")
-    assert spec is not None
-    hook = LumaHook()
-    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
-    result = _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
+    render, result = deliver_after_the_url_expired(luma_simulator, f"{tmp_path}/{{generation_id}}.mp4")
     stored = tmp_path / f"{render['generation_id']}.mp4"
     assert stored.read_bytes() == sample_mp4()
     assert result["video_path"] == f"file://{stored}" and result["video_bytes"] == len(sample_mp4())
@@ -115,6 +107,19 @@ def test_a_url_that_stays_refused_even_when_refreshed_fails_after_a_bounded_numb
         _deliver.store_outputs(hook, render, spec, values, log)
     assert slept == [2.0, 2.0, 2.0], "an unchanged URL is retried after a pause, three times at most"
     assert media_requests(luma_simulator) == [403] * 4 and list(tmp_path.iterdir()) == []
+
+
+def deliver_after_the_url_expired(server: LumaSimulatorServer, output_path: str) -> tuple[dict[str, Any], Any]:
+    """A finished render whose presigned URL expired (2 h pass; they live 1 h), stored to ``output_path``."""
+    clock = ManualClock()
+    server.simulator.set_clock(clock)
+    render = finished_render(server)
+    clock.advance(2 * 3600)
+    spec = parse_output_path(output_path)
+    assert spec is not None
+    hook = LumaHook()
+    hook.get_connection = lambda conn_id: _conn(server)  # type: ignore[method-assign]
+    return render, _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
 
 
 def _conn(server: LumaSimulatorServer) -> Any:

@@ -14,14 +14,12 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from test_download import _conn, finished_render, media_requests
+from test_download import deliver_after_the_url_expired, finished_render, media_requests
 
-from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, parse_output_path, probe_writable
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationError
-from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.testing import Fault, LumaSimulatorServer, ManualClock
+from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
 from airflow_provider_luma.testing._services import S3Server
 
@@ -99,15 +97,9 @@ def test_a_download_that_keeps_failing_leaves_no_object_and_no_open_upload(
 def test_expired_url_is_refreshed_and_the_clip_is_stored_in_the_bucket(
     luma_simulator: LumaSimulatorServer, bucket: Any
 ) -> None:
-    clock = ManualClock()
-    luma_simulator.simulator.set_clock(clock)
-    render = finished_render(luma_simulator)
-    clock.advance(2 * 3600)  # presigned URLs live 1 h
-    spec = parse_output_path(f"s3://{CONN}@{BUCKET}/renders/{{generation_id}}.mp4")
-    assert spec is not None
-    hook = LumaHook()
-    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
-    result = _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
+    render, result = deliver_after_the_url_expired(
+        luma_simulator, f"s3://{CONN}@{BUCKET}/renders/{{generation_id}}.mp4"
+    )
     key = f"renders/{render['generation_id']}.mp4"
     assert result["video_path"] == f"s3://{CONN}@{BUCKET}/{key}" and result["video_bytes"] == len(sample_mp4())
     assert bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read() == sample_mp4()

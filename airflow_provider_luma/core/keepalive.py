@@ -7,8 +7,8 @@ and to building and merging URL objects; see docs/performance.md. A status poll 
 origin, one request line, the same headers every time (built once, as bytes), and a small JSON answer, read by a
 strict HTTP/1.1 response reader. This module does exactly that and nothing else.
 
-What it keeps from httpx: the same TLS verification (``httpx.create_ssl_context()``: certifi, or ``SSL_CERT_FILE``
-/ ``SSL_CERT_DIR``), the same exception types (``httpx.ConnectError`` before a byte is sent,
+What it keeps from httpx: the same TLS verification (the client's context, ``default_ssl_context()``: certifi,
+or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), the same exception types (``httpx.ConnectError`` before a byte is sent,
 ``httpx.ReadError`` / ``httpx.ReadTimeout`` / ``httpx.RemoteProtocolError`` after), so the retry policy and error
 mapping in :mod:`airflow_provider_luma.core.http` are unchanged, and an ``httpx.Response`` as the result (content
 decoding, ``.json()``, headers). What it leaves to httpx: everything else. :func:`reached_through_proxy` says when
@@ -166,13 +166,15 @@ class LeanGetPool:
         timeout: float,
         connect_timeout: float,
         max_connections: int,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None,
     ) -> None:
         url = urlsplit(base_url)
         self._host = url.hostname or ""
         self._tls = url.scheme == "https"
         self._port = url.port or (443 if self._tls else 80)
-        self._ssl = (ssl_context or httpx.create_ssl_context()) if self._tls else None
+        if self._tls and ssl_context is None:
+            raise ValueError("an https origin needs the client's TLS context")
+        self._ssl = ssl_context if self._tls else None
         self._prefix = url.path.rstrip("/")
         netloc = self._host if url.port is None else f"{self._host}:{url.port}"
         if ":" in self._host:  # IPv6 literal
