@@ -35,14 +35,16 @@ from airflow_provider_luma.core.errors import (
     LumaError,
     LumaNotFoundError,
     LumaRateLimitError,
+    LumaResponseError,
     LumaSubmissionOutcomeUnknown,
     LumaValidationError,
     failure_prefix,
     poll_should_stop,
+    unusable_answers_message,
 )
 from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.pricing import Estimate, check_budget, estimate
-from airflow_provider_luma.core.retry import RetryPolicy
+from airflow_provider_luma.core.retry import RetryPolicy, UnusableAnswers
 
 if TYPE_CHECKING:
     from airflow_provider_luma.operators._base import LumaRenderOperator
@@ -335,14 +337,18 @@ class RenderRun(Finisher):
 
         last: JobStatus | None = None
         started = time.time()
+        unusable = UnusableAnswers()
         while time.time() < deadline:
             try:
                 job: Job = self.hook.get_generation(request_id, self.spec.MODEL_ID)
             except LumaError as exc:
                 if poll_should_stop(exc):
                     raise fail_or_retry(exc) from None
+                if isinstance(exc, LumaResponseError) and unusable.unusable():
+                    raise AirflowException(unusable_answers_message(request_id, unusable.count, exc)) from None
                 self.log.warning("Luma request %s: status check failed (%s); still polling", request_id, exc)
             else:
+                unusable.usable()
                 if job.status != last:
                     self.log.info("Luma request %s: %s after %.0f s", request_id, job.status, time.time() - started)
                     last = job.status

@@ -168,8 +168,14 @@ class LumaGenerationTrigger(BaseTrigger):
 
     async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
         from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
-        from airflow_provider_luma.core.errors import LumaError, poll_should_stop
+        from airflow_provider_luma.core.errors import (
+            LumaError,
+            LumaResponseError,
+            poll_should_stop,
+            unusable_answers_message,
+        )
         from airflow_provider_luma.core.jobs import JobStatus
+        from airflow_provider_luma.core.retry import UnusableAnswers
 
         progress = ProgressLog(
             self.log, self.request_id, self.expected_seconds, self.render_label,
@@ -177,6 +183,7 @@ class LumaGenerationTrigger(BaseTrigger):
         )  # fmt: skip
         await asyncio.sleep(self._first_wait())
         last: JobStatus | None = None
+        unusable = UnusableAnswers()
         while True:
             if time.time() >= self.deadline:
                 return self._timeout_event(last)
@@ -185,11 +192,16 @@ class LumaGenerationTrigger(BaseTrigger):
             except LumaError as exc:
                 if poll_should_stop(exc):
                     return self._error_event(exc)
+                if isinstance(exc, LumaResponseError) and unusable.unusable():
+                    event = self._error_event(exc)
+                    event["message"] = unusable_answers_message(self.request_id, unusable.count, exc)
+                    return event
                 self.log.warning(
                     "Luma request %s: status check failed (%s); still polling until the deadline",
                     self.request_id, exc,
                 )  # fmt: skip
             else:
+                unusable.usable()
                 if generation.status != last:
                     self.log.info(
                         "Luma request %s: %s -> %s after %.0f s",

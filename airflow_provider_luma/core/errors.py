@@ -279,6 +279,15 @@ def poll_should_stop(exc: LumaError) -> bool:
     return not exc.retryable
 
 
+def unusable_answers_message(request_id: str, count: int, last: LumaError) -> str:
+    """Why a wait ended after ``count`` unusable status answers in a row (see ``core/retry.UnusableAnswers``)."""
+    return (
+        f"Luma request {request_id}: {count} status answers in a row could not be used (last: {last}). The render "
+        "may have been bought and is not lost: a retry of this task, or clearing it, re-attaches to it without "
+        "buying a new one."
+    )
+
+
 def failure_prefix(exc: LumaError) -> str:
     """How a failure that happened before or instead of an answer from Luma is introduced in task messages.
 
@@ -319,4 +328,5 @@ __all__ = [
     "failure_prefix",
     "is_permanent_failure",
     "poll_should_stop",
+    "unusable_answers_message",
 ]

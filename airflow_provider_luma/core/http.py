@@ -3,11 +3,13 @@
 ``LumaClient`` (worker) and ``AsyncLumaClient`` (triggerer) share everything but ``await``: requests are built
 by the backend module (:mod:`airflow_provider_luma.core.backends.gmi`: ``build_submit`` / ``build_get`` /
 ``build_list_models``), every response goes through its ``decode_response`` and ``to_job``, and retry
-decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The async twin sends its
-plain GETs (the triggerer's status polls) through :mod:`airflow_provider_luma.core.keepalive` instead of httpx's
-pool; they come back as ``httpx.Response`` objects and go through the same mapping. The API key lives only in
-the ``Authorization`` header; it is never logged and is scrubbed from any server text that ends up in an
-exception.
+decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The async twin's httpx
+transport is :class:`~airflow_provider_luma.core.transport.PollTransport`: the triggerer's status polls (plain
+GETs) go over its lean h11 keep-alive connections, everything else through httpx's own pool; its answers are
+``httpx.Response`` objects like any other and go through the same mapping. No answer is read past
+:data:`MAX_ANSWER_BYTES` (decoded), so a compressed or endless body cannot fill a worker's or the triggerer's
+memory. The API key lives only in the ``Authorization`` header; it is never logged and is scrubbed from any
+server text that ends up in an exception.
 """
 
 from __future__ import annotations
@@ -30,19 +32,22 @@ from airflow_provider_luma.core.errors import (
     LumaConnectionError,
     LumaError,
     LumaRateLimitError,
+    LumaResponseError,
     LumaSubmissionOutcomeUnknown,
     LumaTimeoutError,
 )
 from airflow_provider_luma.core.jobs import Job
-from airflow_provider_luma.core.keepalive import LeanGetPool, reached_through_proxy
 from airflow_provider_luma.core.retry import Outcome, RetryPolicy, next_delay
 from airflow_provider_luma.core.specs.base import RenderSpec
+from airflow_provider_luma.core.transport import MAX_BODY, PollTransport, reached_through_proxy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"
 DEFAULT_API_PATH = "/api/v1/ie/requestqueue/apikey"
 USER_AGENT = f"airflow-provider-luma/{__version__} httpx/{httpx.__version__}"
+MAX_ANSWER_BYTES = MAX_BODY
+"""An API answer is a few hundred bytes: one larger than this once decoded is an unreadable answer."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,35 @@ def default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _transport_outcome(exc: httpx.TransportError) -> Outcome:
+class _TooLarge(httpx.RemoteProtocolError):
+    """An answer larger than :data:`MAX_ANSWER_BYTES` once decoded (read no further)."""
+
+
+class _Cap:
+    """Counts decoded bytes of one answer; the sync and async readers share it."""
+
+    def __init__(self, call: Call) -> None:
+        self.call, self.size = call, 0
+        self.parts: list[bytes] = []
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > MAX_ANSWER_BYTES:
+            raise _TooLarge(f"the answer to {self.call.method} {self.call.path} is over {MAX_ANSWER_BYTES} bytes")
+        self.parts.append(chunk)
+
+    def response(self, streamed: httpx.Response) -> httpx.Response:
+        """A complete response with the decoded body (headers that described the encoding removed)."""
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _ENCODING_HEADERS]
+        done = httpx.Response(streamed.status_code, headers=headers, content=b"".join(self.parts))
+        done.request = streamed.request
+        return done
+
+
+_ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _transport_outcome(exc: httpx.TransportError | httpx.DecodingError) -> Outcome:
     # Connect errors and pool/connect timeouts happen before a byte of the request is sent.
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return "not_sent"
@@ -150,7 +183,7 @@ class _Attempts:
         )  # fmt: skip
         return delay
 
-    def after_transport_error(self, exc: httpx.TransportError) -> float:
+    def after_transport_error(self, exc: httpx.TransportError | httpx.DecodingError) -> float:
         """The delay before retrying, or raise the mapped connection/ambiguity error."""
         self.count += 1
         outcome = _transport_outcome(exc)
@@ -161,6 +194,11 @@ class _Attempts:
                 raise LumaSubmissionOutcomeUnknown(
                     f"{self.call.method} {self.call.path} was sent but no answer arrived ({detail}). The service may "
                     "have accepted the render; it is not resent automatically so it cannot be bought twice."
+                ) from None
+            if isinstance(exc, httpx.ProtocolError | httpx.DecodingError | _TooLarge):
+                # The service answered, but not with anything we can read: an unusable answer, not an outage.
+                raise LumaResponseError(
+                    f"{self.call.method} {self.call.path} got an unreadable answer {self.count} time(s): {detail}"
                 ) from None
             cls = LumaTimeoutError if isinstance(exc, httpx.TimeoutException) else LumaConnectionError
             raise cls(f"{self.call.method} {self.call.path} failed after {self.count} attempt(s): {detail}") from None
@@ -216,8 +254,16 @@ class LumaClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                response = self._http.request(call.method, call.path, **_body(call, aio=False))
-            except httpx.TransportError as exc:
+                request = self._http.build_request(call.method, call.path, **_body(call, aio=False))
+                streamed = self._http.send(request, stream=True)
+                try:
+                    cap = _Cap(call)
+                    for chunk in streamed.iter_bytes():
+                        cap.add(chunk)
+                finally:
+                    streamed.close()
+                response = cap.response(streamed)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
                 delay = attempts.after_transport_error(exc)
             else:
                 retry_in = attempts.after_response(response)
@@ -274,31 +320,38 @@ class AsyncLumaClient:
         self._slots = asyncio.Semaphore(max_connections)
         if ssl_context is None and transport is None:
             ssl_context = default_ssl_context()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # Status polls (plain GETs) go over PollTransport's lean connections (see core/transport.py for why and
+        # what it keeps); a custom transport (tests) or a proxied origin keeps everything on httpx's own pool.
+        self._polls: PollTransport | None = None
+        if transport is None:
+            pooled = httpx.AsyncHTTPTransport(verify=ssl_context or True, limits=limits, trust_env=True)
+            if reached_through_proxy(settings.base_url):
+                transport = None  # httpx's client builds its proxy transports from the environment itself
+            else:
+                transport = self._polls = PollTransport(
+                    settings.base_url, settings.headers(), timeout=settings.timeout,
+                    connect_timeout=settings.connect_timeout, max_connections=max_connections,
+                    ssl_context=ssl_context, fallback=pooled,
+                )  # fmt: skip
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
-            transport=transport, verify=ssl_context or True,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport, verify=ssl_context or True, limits=limits,
         )  # fmt: skip
-        # Status polls (plain GETs) skip httpx's per-request machinery; see core/keepalive.py for why and what is
-        # kept. A custom transport (tests) or a proxied origin keeps everything on httpx.
-        self._gets = None
-        if transport is None and not reached_through_proxy(settings.base_url):
-            self._gets = LeanGetPool(
-                settings.base_url, settings.headers(), timeout=settings.timeout,
-                connect_timeout=settings.connect_timeout, max_connections=max_connections, ssl_context=ssl_context,
-            )  # fmt: skip
 
     async def _asend(self, call: Call) -> tuple[Any, httpx.Headers]:
         attempts = _Attempts(self.settings, call)
-        lean = self._gets if call.method == "GET" and not call.headers and call.stream is None else None
+        # A status poll skips the client's per-request work (URL merging, cookies, hooks) and goes straight to the
+        # transport's lean path: it is the triggerer's hot loop. Anything else is an ordinary httpx request.
+        lean = self._polls if call.method == "GET" and not call.headers and call.stream is None else None
         while True:
             try:
                 async with self._slots:
                     if lean is not None:
                         response = await lean.get(call.path)
                     else:
-                        response = await self._http.request(call.method, call.path, **_body(call, aio=True))
-            except httpx.TransportError as exc:
+                        response = await self._astream(call)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
                 delay = attempts.after_transport_error(exc)
             else:
                 retry_in = attempts.after_response(response)
@@ -306,6 +359,17 @@ class AsyncLumaClient:
                     return self._wire.decode_response(response, call, self.settings.api_key), response.headers
                 delay = retry_in
             await self._sleep(delay)
+
+    async def _astream(self, call: Call) -> httpx.Response:
+        request = self._http.build_request(call.method, call.path, **_body(call, aio=True))
+        streamed = await self._http.send(request, stream=True)
+        try:
+            cap = _Cap(call)
+            async for chunk in streamed.aiter_bytes():
+                cap.add(chunk)
+        finally:
+            await streamed.aclose()
+        return cap.response(streamed)
 
     async def asubmit(self, spec: RenderSpec) -> Job:
         """Async :meth:`LumaClient.submit`."""
@@ -330,8 +394,6 @@ class AsyncLumaClient:
 
     async def aclose(self) -> None:
         """Close the connection pools."""
-        if self._gets is not None:
-            await self._gets.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncLumaClient:

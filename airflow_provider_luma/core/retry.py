@@ -5,6 +5,9 @@ Two kinds of call, two rules:
 * **poll** (``GET /requests/{id}``, ``GET /models``): idempotent, so retry connection errors, timeouts, 408,
   429 and 5xx with jittered exponential backoff, honouring ``Retry-After`` (a wait longer than the cap is not
   slept through: the rate-limit error is raised for the caller to wait elsewhere).
+* **unusable answers** (:class:`UnusableAnswers`): a status answer that cannot be used (unreadable HTTP, a body
+  that is not a status of *this* render, a video URL that may not be opened) is retried like a network error,
+  but :data:`MAX_UNUSABLE_ANSWERS` of them in a row end the wait at once instead of at the render's deadline.
 * **submit** (``POST /requests``): costs money. Retry only when the request provably was not accepted: the
   connection was never made (connect error / connect timeout / pool timeout) or the server said 429.
   Anything else after the body was sent (read timeout, dropped connection, 5xx) is *ambiguous*: the client raises
@@ -36,6 +39,26 @@ class RetryPolicy:
     max_delay: float = 30.0
     retry_after_cap: float = 120.0  # longest Retry-After slept through in-process; longer ones raise
     jitter: float = 0.25  # +/- fraction of the computed backoff
+
+
+MAX_UNUSABLE_ANSWERS = 5
+
+
+@dataclass
+class UnusableAnswers:
+    """Counts status answers in a row that could not be used; network errors neither count nor reset it."""
+
+    limit: int = MAX_UNUSABLE_ANSWERS
+    count: int = 0
+
+    def usable(self) -> None:
+        """A usable answer arrived: start counting again."""
+        self.count = 0
+
+    def unusable(self) -> bool:
+        """One more unusable answer; True when the wait must end now."""
+        self.count += 1
+        return self.count >= self.limit
 
 
 def is_retryable(kind: CallKind, outcome: Outcome) -> bool:

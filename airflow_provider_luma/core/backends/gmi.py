@@ -108,11 +108,12 @@ def to_job(body: Any, call: Call, headers: Any = None) -> Job:
 def parse_job(body: Any, *, request_id: str | None = None, model: str | None = None, strict: bool = True) -> Job:
     """Read one request-queue record.
 
-    :param request_id: the id we asked about; used when the body does not repeat it.
+    :param request_id: the id we asked about; used when the body does not repeat it, and a body naming another
+        request is refused (it is not the answer to our question).
     :param strict: a poll answer (``True``) must be complete; a create answer that names its request id but is
         otherwise incomplete is kept as ``unknown`` (the render is ours; the next poll is strict).
-    :raises ValueError: not a JSON object, no request id, and (strict) no status, or a success without a
-        generation id or a usable video URL.
+    :raises ValueError: not a JSON object, no request id or another request's, and (strict) no status, or a
+        success without a generation id or a usable video URL.
     """
     if not isinstance(body, dict):
         raise ValueError(f"expected a JSON object, got {type(body).__name__}")
@@ -121,6 +122,9 @@ def parse_job(body: Any, *, request_id: str | None = None, model: str | None = N
     rid = first_str(body.get("request_id"), request_id)
     if not rid:
         raise ValueError("response has no request_id")
+    if request_id and rid != request_id:
+        # An answer for another render (a confused proxy, a reused connection, a hostile server): never ours.
+        raise ValueError(f"the answer is for request {rid!r}, not the one asked about")
     raw_status = first_str(body.get("status")) or ""
     status = normalize_status(raw_status)
     job = Job(

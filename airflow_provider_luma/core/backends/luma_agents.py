@@ -133,7 +133,7 @@ def model_ids(body: Any) -> list[str]:
 def to_job(body: Any, call: Call, headers: Any = None) -> Job:
     """Parse a Generation object; an unusable create answer is ambiguous (it may have been accepted)."""
     try:
-        job = parse_job(body, model=call.model, strict=call.kind == "poll")
+        job = parse_job(body, model=call.model, strict=call.kind == "poll", generation_id=call.request_id)
     except ValueError as exc:
         problem = f"{call.method} {call.path}: unusable generation ({exc})"
         if call.kind == "submit":
@@ -143,17 +143,22 @@ def to_job(body: Any, call: Call, headers: Any = None) -> Job:
     return replace(job, trace_id=trace or call.headers.get("X-Request-Id"))
 
 
-def parse_job(body: Any, *, model: str | None = None, strict: bool = True) -> Job:
+def parse_job(body: Any, *, model: str | None = None, strict: bool = True, generation_id: str | None = None) -> Job:
     """Read one Generation object.
 
     :param strict: a poll answer must be complete; a create answer with an ``id`` is kept even if the rest is not.
-    :raises ValueError: not an object, no ``id``, (strict) no ``state``, or a completed one with no usable video.
+    :param generation_id: the id asked about (polls): an answer naming another one is refused.
+    :raises ValueError: not an object, no ``id``, the ``id`` of another generation, (strict) no ``state``, or a
+        completed one with no usable video.
     """
     if not isinstance(body, dict):
         raise ValueError(f"expected a JSON object, got {type(body).__name__}")
     gid = first_str(body.get("id"))
     if not gid:
         raise ValueError("response has no id")
+    if generation_id and gid != generation_id:
+        # An answer for another render (a confused proxy, a reused connection, a hostile server): never ours.
+        raise ValueError(f"the answer is for generation {gid!r}, not the one asked about")
     raw_state = first_str(body.get("state")) or ""
     status = _STATES.get(raw_state.lower(), JobStatus.UNKNOWN)
     video_url, exr_url = _outputs(body.get("output"))

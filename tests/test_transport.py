@@ -1,8 +1,10 @@
-"""The triggerer's lean keep-alive poll path (core/keepalive.py), through the real ``AsyncLumaClient``.
+"""The triggerer's poll transport (core/transport.py: h11 keep-alive GETs), through the real ``AsyncLumaClient``.
 
 A scripted HTTP server on 127.0.0.1 (raw asyncio sockets, so each test decides the exact bytes of every answer
 and when a connection closes) stands in for the API: connection reuse, every HTTP/1.1 framing a server may
-choose, a server that closes idle connections, timeouts, garbage, TLS verification and proxies.
+choose, a server that closes idle connections, timeouts, garbage, TLS verification and proxies. The hostile
+answers of docs/security.md have their own table here (the client) and in tests/test_hostile_answers.py (the
+trigger, both wires).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_luma.core.errors import LumaConnectionError, LumaTimeoutError
+from airflow_provider_luma.core.errors import LumaConnectionError, LumaResponseError, LumaTimeoutError
 from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings
 from airflow_provider_luma.core.jobs import JobStatus
 from airflow_provider_luma.core.retry import RetryPolicy
@@ -53,8 +55,18 @@ class RawServer:
     heads: list[bytes] = field(default_factory=list)
     port: int = 0
 
+    custom: Callable[[RawServer, asyncio.StreamWriter], Awaitable[None]] | None = None
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def push(self, data: bytes) -> None:
+        """Write ``data`` on the most recent connection, outside any request/answer exchange."""
+        writer = self.writers[-1]
+        writer.write(data)
+        await writer.drain()
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.append(writer)
         number = 0
         try:
             while True:
@@ -63,6 +75,9 @@ class RawServer:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 self.heads.append(head)
+                if self.custom is not None:
+                    await self.custom(self, writer)
+                    continue
                 answer, close = self.script(number, head)
                 number += 1
                 if answer:
@@ -119,7 +134,7 @@ async def test_polls_reuse_one_connection_and_carry_the_key_only_in_its_header(
     sent = dict(line.split(": ", 1) for line in headers)
     assert sent["Host"] == f"127.0.0.1:{raw.port}" and sent["Authorization"] == f"Bearer {KEY}"
     assert sent["Accept"] == "application/json" and sent["User-Agent"].startswith("airflow-provider-luma/")
-    assert "Accept-Encoding" not in sent  # answers come uncompressed: nothing to decode on the hot path
+    assert sent["Accept-Encoding"] == "identity"  # answers come uncompressed: nothing to decode on the hot path
 
 
 @pytest.mark.parametrize(
@@ -132,6 +147,8 @@ async def test_polls_reuse_one_connection_and_carry_the_key_only_in_its_header(
         pytest.param(content_length(extra=b"Connection: close\r\n"), True, 3, id="connection-close"),
         pytest.param(content_length(extra=b"Connection: close\r\n"), False, 3, id="close-announced-not-done"),
         pytest.param(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + RUNNING, True, 3, id="http-1.0"),
+        pytest.param(content_length(extra=b"X-Folded: a\r\n b\r\n"), False, 1, id="folded-header-obs-fold"),
+        pytest.param(content_length().replace(b"\r\n", b"\n"), False, 1, id="bare-lf-line-endings"),
     ],
 )
 async def test_every_http11_framing_reads_the_same_status(
@@ -173,27 +190,154 @@ async def test_a_server_that_never_answers_is_a_timeout(raw_server: Start) -> No
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [
-        pytest.param(b"HELLO\r\n\r\n", "RemoteProtocolError", id="not-http"),
+        pytest.param(b"HELLO\r\n\r\n", "unreadable answer", id="not-http"),
         pytest.param(content_length(b"x" * (5 * 1024 * 1024)), "larger than", id="endless-body"),
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "closed the connection", id="cut-short"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", "unreadable answer", id="cut-short"),
         pytest.param(content_length(extra=b"Content-Length: 3\r\n"), "Content-Length", id="two-lengths"),
-        pytest.param(content_length(extra=b"X-Folded: a\r\n b\r\n"), "malformed header", id="folded-header"),
         pytest.param(
             content_length().replace(b"Content-Length", b"Transfer-Encoding: gzip\r\nX-Was"),
-            "unsupported framing",
+            "Transfer-Encoding",
             id="other-transfer-coding",
         ),
-        pytest.param(b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70_000 + b"\r\n\r\n", "64 KiB", id="endless-head"),
+        pytest.param(b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 70_000 + b"\r\n\r\n", "unreadable", id="endless-head"),
     ],
 )
-async def test_garbage_answers_are_connection_errors_without_the_key(
+async def test_garbage_answers_are_unusable_answers_without_the_key(
     raw_server: Start, answer: bytes, problem: str
 ) -> None:
     raw = await raw_server(always(answer, close=True))
     async with client(raw.url()) as luma:
-        with pytest.raises(LumaConnectionError, match=problem) as caught:
+        with pytest.raises(LumaResponseError, match=problem) as caught:
             await luma.aget_generation("r1")
     assert KEY not in str(caught.value)
+    assert caught.value.retryable  # the poll loop tries again; UnusableAnswers ends it after a few in a row
+
+
+def gmi_status(request_id: str, status: str = "processing", **extra: object) -> bytes:
+    return json.dumps({"request_id": request_id, "status": status, **extra}).encode()
+
+
+def gzip_bomb(size: int) -> bytes:
+    import gzip
+
+    return gzip.compress(b"\0" * size, compresslevel=9)
+
+
+BOMB = gzip_bomb(200 * 1024 * 1024)  # 200 MiB of zeros in about 200 KB, as in the issue's measurement
+
+
+def _extra_then(number: int, head: bytes) -> tuple[bytes, bool]:
+    # The first answer arrives with a second, complete answer glued behind it (for another render).
+    other = content_length(gmi_status("render-of-another-dag", "success", video_url="https://cdn.example/x.mp4"))
+    return (content_length() + other if number == 0 else content_length()), False
+
+
+def _body_after(status_line: bytes) -> Script:
+    other = gmi_status("render-of-another-dag", "success", video_url="https://cdn.example/x.mp4")
+
+    answered: list[bytes] = []
+
+    def script(number: int, head: bytes) -> tuple[bytes, bool]:
+        # A 204/304 has no body by definition: the bytes behind its head are not its body, and not our answer.
+        answered.append(head)
+        return (status_line + b"\r\n\r\n" + other if len(answered) == 1 else content_length()), False
+
+    return script
+
+
+# What a hostile or broken server may send, and what the client must make of it (docs/security.md, "the poller").
+#   case id -> (script, expected outcome). "ok" = every poll reads r1's own answer, the connection that carried
+#   extra bytes is not reused; "unusable, then ok" = the first poll is an unusable answer (the poll loop tries
+#   again), the next ones read r1's own answer on a fresh connection.
+HOSTILE: dict[str, tuple[Script, str]] = {
+    "pipelined-extra-response": (_extra_then, "ok"),
+    "204-with-body": (_body_after(b"HTTP/1.1 204 No Content"), "unusable, then ok"),
+    "304-with-body": (_body_after(b"HTTP/1.1 304 Not Modified"), "unusable, then ok"),
+    "gzip-bomb": (always(content_length(BOMB, extra=b"Content-Encoding: gzip\r\n")), "LumaResponseError"),
+    "brotli-unknown-coding": (always(content_length(b"x", extra=b"Content-Encoding: br\r\n")), "LumaResponseError"),
+    "chunk-size--1": (always(chunked().replace(b"\r\n\r\n", b"\r\n\r\n-1\r\n", 1)), "LumaResponseError"),
+    "chunk-size-0x10": (always(chunked().replace(b"\r\n\r\n", b"\r\n\r\n0x10\r\n", 1)), "LumaResponseError"),
+    "chunk-size-+10": (always(chunked().replace(b"\r\n\r\n", b"\r\n\r\n+10\r\n", 1)), "LumaResponseError"),
+    "nul-in-header-value": (always(content_length(extra=b"X-A: a\x00b\r\n")), "LumaResponseError"),
+    "cr-in-header-value": (always(content_length(extra=b"X-A: a\rb\r\n")), "LumaResponseError"),
+    "lf-in-header-value": (always(content_length(extra=b"X-A: a\nb\r\n")), "LumaResponseError"),
+    "answer-for-another-request": (always(content_length(gmi_status("render-of-another-dag"))), "LumaResponseError"),
+}
+
+
+@pytest.mark.parametrize(("script", "outcome"), list(HOSTILE.values()), ids=list(HOSTILE))
+async def test_hostile_answers_never_pass_for_our_render(raw_server: Start, script: Script, outcome: str) -> None:
+    raw = await raw_server(script)
+    async with client(raw.url()) as luma:
+        if outcome == "unusable, then ok":
+            with pytest.raises(LumaResponseError, match="non-JSON body: ''"):  # the bytes behind the head were not read
+                await luma.aget_generation("r1")
+            outcome = "ok"
+        if outcome == "ok":
+            jobs = [await luma.aget_generation("r1") for _ in range(3)]
+            assert [(job.request_id, job.status) for job in jobs] == [("r1", JobStatus.PROCESSING)] * 3
+            assert raw.connections >= 2  # the connection that carried extra bytes was not reused
+        else:
+            with pytest.raises(LumaResponseError) as caught:
+                await luma.aget_generation("r1")
+            assert caught.value.retryable and KEY not in str(caught.value)
+
+
+async def test_a_gzip_bomb_is_refused_in_bounded_memory(raw_server: Start) -> None:
+    import tracemalloc
+
+    raw = await raw_server(always(content_length(BOMB, extra=b"Content-Encoding: gzip\r\n")))
+    async with client(raw.url()) as luma:
+        tracemalloc.start()
+        try:
+            with pytest.raises(LumaResponseError, match="once decoded"):
+                await luma.aget_generation("r1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024  # the 200 MiB it would decode to are never held
+
+
+async def test_an_answer_arriving_on_an_idle_connection_is_never_read_as_the_next_one(raw_server: Start) -> None:
+    late = content_length(gmi_status("render-of-another-dag", "success", video_url="https://cdn.example/x.mp4"))
+    timeout = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    for unsolicited in (late, timeout):
+        writers: list[asyncio.StreamWriter] = []
+
+        def script(number: int, head: bytes) -> tuple[bytes, bool]:
+            return content_length(), False
+
+        raw = await raw_server(script)
+        async with client(raw.url()) as luma:
+            assert (await luma.aget_generation("r1")).request_id == "r1"
+            # The server speaks out of turn while the connection sits idle in the pool.
+            await raw.push(unsolicited)
+            await asyncio.sleep(0.05)
+            job = await luma.aget_generation("r1")
+        assert (job.request_id, job.status) == ("r1", JobStatus.PROCESSING)
+        assert raw.connections == 2
+        del writers
+
+
+async def test_a_trickled_body_is_bounded_by_the_request_timeout(raw_server: Start) -> None:
+    import time
+
+    body = RUNNING + b" " * 200
+
+    async def trickle(raw: RawServer, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for byte in body:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    raw = await raw_server(always(b""))
+    raw.custom = trickle
+    started = time.monotonic()
+    async with client(raw.url(), timeout=0.3) as luma:
+        with pytest.raises(LumaTimeoutError):
+            await luma.aget_generation("r1")
+    assert time.monotonic() - started < 3.0  # two attempts of 0.3 s and a short backoff, not 10 s of trickle
 
 
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
