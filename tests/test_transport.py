@@ -14,7 +14,7 @@ import datetime
 import ipaddress
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -389,3 +389,41 @@ async def test_a_proxied_origin_is_polled_through_the_proxy(raw_server: Start, m
     async with client(f"http://api.invalid{BASE_PATH}") as luma:
         assert (await luma.aget_generation("r1")).raw_status == "processing"
     assert proxy.heads[0].startswith(f"GET http://api.invalid{BASE_PATH}/requests/r1 HTTP/1.1".encode())
+
+
+def test_the_workers_client_caps_a_compressed_answer_too(raw_server_thread: str) -> None:
+    import tracemalloc
+
+    from airflow_provider_luma.core.http import LumaClient
+
+    settings = ClientSettings(base_url=raw_server_thread, api_key=KEY, timeout=5.0, connect_timeout=2.0, retry=FAST)
+    tracemalloc.start()
+    try:
+        with LumaClient(settings) as luma, pytest.raises(LumaResponseError, match="once decoded") as caught:
+            luma.get_generation("r1")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 1024 * 1024 and KEY not in str(caught.value)
+
+
+@pytest.fixture
+def raw_server_thread() -> Iterator[str]:
+    """A gzip-bomb server in a thread of its own (for the synchronous client)."""
+    import socketserver
+    import threading
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            self.wfile.write(content_length(BOMB, extra=b"Content-Encoding: gzip\r\n"))
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{BASE_PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -39,7 +39,7 @@ from airflow_provider_luma.core.errors import (
 from airflow_provider_luma.core.jobs import Job
 from airflow_provider_luma.core.retry import Outcome, RetryPolicy, next_delay
 from airflow_provider_luma.core.specs.base import RenderSpec
-from airflow_provider_luma.core.transport import MAX_BODY, PollTransport, reached_through_proxy
+from airflow_provider_luma.core.transport import MAX_BODY, CappedDecoder, PollTransport, reached_through_proxy
 
 log = logging.getLogger(__name__)
 
@@ -120,26 +120,32 @@ def default_ssl_context() -> ssl.SSLContext:
 
 
 class _TooLarge(httpx.RemoteProtocolError):
-    """An answer larger than :data:`MAX_ANSWER_BYTES` once decoded (read no further)."""
+    """An answer larger than :data:`MAX_ANSWER_BYTES` once decoded, or in a coding we do not decode."""
 
 
 class _Cap:
-    """Counts decoded bytes of one answer; the sync and async readers share it."""
+    """Decodes one streamed answer with a size cap; the sync and async readers share it."""
 
-    def __init__(self, call: Call) -> None:
-        self.call, self.size = call, 0
-        self.parts: list[bytes] = []
+    def __init__(self, call: Call, streamed: httpx.Response) -> None:
+        self.call, self.streamed = call, streamed
+        self.decoder = CappedDecoder(streamed.headers.raw, MAX_ANSWER_BYTES)
 
-    def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > MAX_ANSWER_BYTES:
-            raise _TooLarge(f"the answer to {self.call.method} {self.call.path} is over {MAX_ANSWER_BYTES} bytes")
-        self.parts.append(chunk)
+    def add(self, raw: bytes) -> None:
+        try:
+            self.decoder.feed(raw)
+        except httpx.RemoteProtocolError as exc:
+            raise _TooLarge(f"{self.call.method} {self.call.path}: {exc}") from None
 
-    def response(self, streamed: httpx.Response) -> httpx.Response:
+    def read_all(self) -> None:
+        """A transport that already read and decoded the body (PollTransport, a test's MockTransport)."""
+        self.decoder = CappedDecoder((), MAX_ANSWER_BYTES)
+        self.add(self.streamed.content)
+
+    def response(self) -> httpx.Response:
         """A complete response with the decoded body (headers that described the encoding removed)."""
+        streamed = self.streamed
         headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _ENCODING_HEADERS]
-        done = httpx.Response(streamed.status_code, headers=headers, content=b"".join(self.parts))
+        done = httpx.Response(streamed.status_code, headers=headers, content=self.decoder.body())
         done.request = streamed.request
         return done
 
@@ -257,12 +263,15 @@ class LumaClient:
                 request = self._http.build_request(call.method, call.path, **_body(call, aio=False))
                 streamed = self._http.send(request, stream=True)
                 try:
-                    cap = _Cap(call)
-                    for chunk in streamed.iter_bytes():
-                        cap.add(chunk)
+                    cap = _Cap(call, streamed)
+                    if streamed.is_stream_consumed:
+                        cap.read_all()
+                    else:
+                        for raw in streamed.iter_raw():  # decoded by the cap, not by httpx (which has no limit)
+                            cap.add(raw)
                 finally:
                     streamed.close()
-                response = cap.response(streamed)
+                response = cap.response()
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 delay = attempts.after_transport_error(exc)
             else:
@@ -364,12 +373,15 @@ class AsyncLumaClient:
         request = self._http.build_request(call.method, call.path, **_body(call, aio=True))
         streamed = await self._http.send(request, stream=True)
         try:
-            cap = _Cap(call)
-            async for chunk in streamed.aiter_bytes():
-                cap.add(chunk)
+            cap = _Cap(call, streamed)
+            if streamed.is_stream_consumed:
+                cap.read_all()
+            else:
+                async for raw in streamed.aiter_raw():  # decoded by the cap, not by httpx (which has no limit)
+                    cap.add(raw)
         finally:
             await streamed.aclose()
-        return cap.response(streamed)
+        return cap.response()
 
     async def asubmit(self, spec: RenderSpec) -> Job:
         """Async :meth:`LumaClient.submit`."""

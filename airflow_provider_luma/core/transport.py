@@ -40,7 +40,7 @@ import urllib.request
 import zlib
 from collections import deque
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 import h11
@@ -172,36 +172,63 @@ class _Connection(asyncio.Protocol):
             # h11.InformationalResponse (1xx): the final answer follows
 
 
-def decode_body(body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    """``body`` with its ``Content-Encoding`` undone, at most :data:`MAX_BODY` bytes (a decompression bomb is
-    refused after that many bytes, not decoded to the end).
+class CappedDecoder:
+    """Undoes an answer's ``Content-Encoding`` piece by piece, never producing more than ``limit`` bytes.
 
-    :raises httpx.RemoteProtocolError: an unknown coding, a broken stream, or too large a result.
+    gzip and deflate (zlib or raw) are decoded with zlib's ``max_length``, so a compression bomb is refused after
+    ``limit`` bytes instead of being inflated to the end; any other coding is refused. Used on whole bodies here
+    and on streamed ones by :mod:`airflow_provider_luma.core.http`.
+
+    :raises httpx.RemoteProtocolError: an unknown coding, a broken stream, or more than ``limit`` bytes.
     """
-    codings = [
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == b"content-encoding"
-        for token in value.split(b",")
-        if token.strip()
-    ]
-    for coding in reversed(codings):  # the last one applied is undone first
-        if coding == b"identity":
-            continue
-        if coding not in (b"gzip", b"x-gzip", b"deflate"):
-            raise _protocol_error(f"unsupported Content-Encoding {coding!r}")
-        wbits = 16 + zlib.MAX_WBITS if coding != b"deflate" else zlib.MAX_WBITS
-        if coding == b"deflate" and body[:1] and (body[0] & 0x0F) != 8:
-            wbits = -zlib.MAX_WBITS  # raw deflate, as some servers send it
-        decoder = zlib.decompressobj(wbits)
+
+    def __init__(self, headers: Iterable[tuple[bytes, bytes]], limit: int = MAX_BODY) -> None:
+        self.limit, self.size = limit, 0
+        self.parts: list[bytes] = []
+        codings = [
+            token.strip().lower()
+            for name, value in headers
+            if name.lower() == b"content-encoding"
+            for token in value.split(b",")
+            if token.strip() and token.strip().lower() != b"identity"
+        ]
+        if len(codings) > 1 or any(c not in (b"gzip", b"x-gzip", b"deflate") for c in codings):
+            raise _protocol_error(f"unsupported Content-Encoding {b', '.join(codings)!r}")
+        self._coding = codings[0] if codings else None
+        self._zlib: Any = None
+
+    def feed(self, data: bytes) -> None:
+        """Decode one piece of the body as sent."""
+        if self._coding is None:
+            self._keep(data)
+            return
+        if self._zlib is None:
+            raw_deflate = self._coding == b"deflate" and data[:1] and (data[0] & 0x0F) != 8
+            wbits = -zlib.MAX_WBITS if raw_deflate else zlib.MAX_WBITS | (16 if self._coding != b"deflate" else 0)
+            self._zlib = zlib.decompressobj(wbits)
         try:
-            decoded = decoder.decompress(body, MAX_BODY + 1)
+            self._keep(self._zlib.decompress(data, self.limit + 1 - self.size))
+            while self._zlib.unconsumed_tail:
+                self._keep(self._zlib.decompress(self._zlib.unconsumed_tail, self.limit + 1 - self.size))
         except zlib.error as exc:
-            raise _protocol_error(f"broken {coding.decode()} body ({exc})") from None
-        if len(decoded) > MAX_BODY or decoder.unconsumed_tail:
-            raise _protocol_error(f"larger than {MAX_BODY} bytes once decoded")
-        body = decoded
-    return body
+            raise _protocol_error(f"broken {self._coding.decode()} body ({exc})") from None
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _protocol_error(f"larger than {self.limit} bytes once decoded")
+        self.parts.append(data)
+
+    def body(self) -> bytes:
+        """Everything decoded so far."""
+        return b"".join(self.parts)
+
+
+def decode_body(body: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """``body`` with its ``Content-Encoding`` undone, at most :data:`MAX_BODY` bytes (see :class:`CappedDecoder`)."""
+    decoder = CappedDecoder(headers)
+    decoder.feed(body)
+    return decoder.body()
 
 
 class PollTransport(httpx.AsyncBaseTransport):
