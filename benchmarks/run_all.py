@@ -13,6 +13,7 @@ SCRIPTS = [
     "dag_test.py",
     "download.py",
     "polling_efficiency.py",
+    "poll_client.py",
     "triggerer_capacity.py",
     "worker_slots.py",
     "makespan.py",

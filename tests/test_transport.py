@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
 import ipaddress
 import json
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +151,12 @@ async def test_polls_reuse_one_connection_and_carry_the_key_only_in_its_header(
         pytest.param(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + RUNNING, True, 3, id="http-1.0"),
         pytest.param(content_length(extra=b"X-Folded: a\r\n b\r\n"), False, 1, id="folded-header-obs-fold"),
         pytest.param(content_length().replace(b"\r\n", b"\n"), False, 1, id="bare-lf-line-endings"),
+        pytest.param(
+            content_length(gzip.compress(RUNNING), extra=b"Content-Encoding: gzip\r\n"), False, 1, id="gzip-encoded"
+        ),
+        pytest.param(
+            content_length(zlib.compress(RUNNING), extra=b"Content-Encoding: deflate\r\n"), False, 1, id="deflate"
+        ),
     ],
 )
 async def test_every_http11_framing_reads_the_same_status(

@@ -134,7 +134,8 @@ class _Connection(asyncio.Protocol):
             self.h11.start_next_cycle()
         else:
             self.close()
-        return httpx.Response(status, headers=[h for h in headers if h[0] not in _HOP_BY_HOP], content=body)
+        # The body is decoded already: headers that described its encoding would make httpx decode it again.
+        return httpx.Response(status, headers=[h for h in headers if h[0].lower() not in _HOP_BY_HOP], content=body)
 
     async def _read(self, reused: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         status, headers, chunks, size, started = 0, [], [], 0, False
