@@ -33,6 +33,10 @@ LUMA_OPERATORS: Final = frozenset(
 XCOM_KEYS: Final = ("return_value", "model", "estimated_cost_usd")
 """The XCom keys the gallery reads: the full result, the detection key and the cost pushed at submit time."""
 
+DELIVERY_FIELD: Final = "luma_delivery"
+"""The rendered template field the worker records what it bought and stored in (see
+:mod:`airflow_provider_luma._delivery_record`)."""
+
 PROMPT_FIELDS: Final = ("prompt",)
 """Rendered template fields shown as the clip's prompt."""
 
@@ -169,7 +173,12 @@ def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any],
     if clip["estimated_cost_usd"] is None:
         clip["estimated_cost_usd"] = xcoms.get("estimated_cost_usd")
     sources = result.get("source_generation_ids")
-    has_video = status == "done" and bool(result.get("video_path") or result.get("request_id"))
+    # Whether the clip gets a player comes from the worker-written delivery record, as does what the video route
+    # opens; the XCom result (REST-writable) is only displayed.
+    record = (row.rendered_fields or {}).get(DELIVERY_FIELD)
+    delivery: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
+    stored = bool(delivery.get("video_path"))
+    has_video = stored or (status == "done" and bool(delivery.get("request_id")))
     clip.update(
         key=clip_key(row.task_id, row.map_index),
         task_id=row.task_id,
@@ -182,7 +191,7 @@ def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any],
         elapsed_seconds=_elapsed(row, now),
         prompt=_prompt(row.rendered_fields),
         source_generation_ids=[str(s) for s in sources] if isinstance(sources, list) else [],
-        stored=bool(result.get("video_path")),
+        stored=stored,
         video=video_route(dag_id, run_id, row.task_id, row.map_index) if has_video else None,
         reason=row.reason if status in ("failed", "retrying") else None,
     )
