@@ -64,7 +64,9 @@ def test_clips_chain_costs_and_states() -> None:
     }
     data = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()  # started ones first, by start
     clips = {c["key"]: c for c in data["clips"]}
-    assert list(clips) == ["c", "a", "b", "d", "m[2]"], "PythonOperator is not a render; a subclass with a model is"
+    # c started first but is made from b, made from a: the chain's order; PythonOperator is not a render, a
+    # subclass with a model is.
+    assert list(clips) == ["a", "b", "c", "d", "m[2]"]
     assert clips["a"]["prompt"] == "<b>dawn</b>" and clips["a"]["stored"] and clips["a"]["status"] == "done"
     assert clips["a"]["video"] == "video/dag/run/a/-1"
     assert clips["m[2]"]["video"] == "video/dag/run/m/2" and not clips["m[2]"]["stored"], "presigned path"
@@ -75,7 +77,9 @@ def test_clips_chain_costs_and_states() -> None:
         ("b", "c", "edited"),  # from the rendered fields while the edit is still rendering
         ("a", "m[2]", "reframed"),
     }
-    assert data["total_estimated_cost_usd"] == 1.5 and data["unpriced_renders"] == 2 and data["in_flight"]
+    # c was bought without a price; d failed before buying (no cost XCom): not an unpriced render.
+    assert data["total_estimated_cost_usd"] == 1.5 and data["unpriced_renders"] == 1 and data["in_flight"]
+    assert clips["c"]["bought"] and not clips["d"]["bought"]
 
 
 def test_a_hundred_mapped_renders_make_one_chain() -> None:
@@ -243,3 +247,69 @@ def test_the_player_comes_from_the_record_not_the_xcom() -> None:
     assert clips["forged"]["video"] is None and clips["old"]["video"] is None and not clips["old"]["stored"]
     assert clips["mine"]["video"] == "video/dag/run/mine/-1" and clips["mine"]["stored"]
     assert clips["presigned"]["video"] and not clips["presigned"]["stored"]
+
+
+def test_cards_follow_the_chain_then_start_time() -> None:
+    t = [NOW - timedelta(minutes=10 - i) for i in range(6)]
+    rows = [
+        row("edit", "success", start_date=t[0]),  # cleared and re-run: its sources started after it
+        row("other", "success", start_date=t[1]),
+        row("extend", "success", start_date=t[2]),
+        row("master", "success", start_date=t[3]),
+        row("late", "success", start_date=t[4]),
+        row("queued", None),
+    ]
+    xcoms = {
+        ("master", -1): result("gm", "text_to_video", []),
+        ("extend", -1): result("ge", "extend_forward", ["gm"]),
+        ("edit", -1): result("gd", "edit", ["ge"]),
+        ("other", -1): result("go", "text_to_video", []),
+        ("late", -1): result("gl", "text_to_video", []),
+    }
+    clips = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()["clips"]
+    assert [c["key"] for c in clips] == ["other", "master", "extend", "edit", "late", "queued"]
+
+
+def test_unpriced_counts_only_renders_bought_without_a_price() -> None:
+    rows = [
+        row(t, s) for t, s in (("bought", "success"), ("refused", "failed"), ("waiting", None), ("priced", "running"))
+    ]
+    xcoms = {("bought", -1): {"estimated_cost_usd": None}, ("priced", -1): {"estimated_cost_usd": 0.4}}
+    data = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()
+    assert data["unpriced_renders"] == 1 and data["total_estimated_cost_usd"] == 0.4
+
+
+REFUSAL = "Estimated cost $4.80 is above max_cost_usd=$0.01. Nothing was submitted."
+
+
+def failure_record(exc_type: str, exc_value: str) -> dict[str, Any]:
+    """The record Airflow 3.3.2's task runner logs for a failed try (trimmed from a real task log)."""
+    return {
+        "timestamp": "2026-12-06T04:49:52.773722Z",
+        "level": "error",
+        "event": "Task failed with exception",
+        "logger": "task",
+        "error_detail": [
+            {"exc_type": exc_type, "exc_value": exc_value, "exc_notes": [], "is_cause": False, "frames": []}
+        ],
+    }
+
+
+def test_last_error_is_the_operators_message() -> None:
+    from airflow.utils.log.file_task_handler import StructuredLogMessage
+
+    from airflow_provider_luma.plugins._db import last_error
+
+    info = {"level": "info", "event": "Luma generate render: 1080p"}
+    lines = [info, failure_record("AirflowFailException", REFUSAL), {"level": "info", "event": "Marking failed"}]
+    assert last_error(lines) == REFUSAL
+    # As the log reader hands them over (pydantic models keeping the extra keys).
+    assert last_error([StructuredLogMessage.model_validate(r) for r in lines]) == REFUSAL
+    assert last_error([failure_record("KeyError", "'prompt'")]) == "KeyError: 'prompt'", "a bare value is named"
+    plain = [
+        {"level": "error", "event": "Luma request r1 failed: moderated"},
+        {"level": "error", "event": "Task failed with exception"},
+    ]
+    assert last_error(plain) == "Luma request r1 failed: moderated", "no error_detail: the operator's own line"
+    assert last_error([{"level": "error", "event": "Task failed with exception"}]) == "Task failed with exception"
+    assert last_error([info, "not json"]) is None

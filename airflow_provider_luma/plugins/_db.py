@@ -173,19 +173,37 @@ def _read_reason(session: Session, dag_id: str, run_id: str, row: TaskRow) -> st
 
 
 def last_error(lines: Iterable[Any]) -> str | None:
-    """The text of the last ``error``-level record of a structured task log (Airflow's own traceback
-    record "Task failed with exception" is skipped: the operator's own line says why)."""
-    found = None
+    """Why a try failed, from its structured task log: the message of the exception Airflow logged ("Task failed
+    with exception", whose ``error_detail`` holds ``exc_type`` and ``exc_value``), else the last ``error``-level
+    line. Airflow's and the provider's own exceptions carry a sentence for people, shown alone; any other
+    exception type is named (``KeyError: 'x'`` says more than ``'x'``)."""
+    exception, event_text = None, None
     for line in lines:
-        record = line if isinstance(line, dict) else getattr(line, "model_dump", lambda: {})()
-        if not isinstance(record, dict) and isinstance(line, str):
+        record = line if isinstance(line, dict) else getattr(line, "model_dump", lambda: None)()
+        if not isinstance(record, dict):
             continue
-        level, event = str(record.get("level") or "").lower(), record.get("event")
-        if level in ("error", "critical") and isinstance(event, str) and event.strip():
-            if event.startswith("Task failed with exception") and found:
-                continue
-            found = event.strip()
+        if str(record.get("level") or "").lower() not in ("error", "critical"):
+            continue
+        exception = _exception_text(record.get("error_detail")) or exception
+        event = record.get("event")
+        if isinstance(event, str) and event.strip() and not event.startswith("Task failed with exception"):
+            event_text = event.strip()
+        elif isinstance(event, str) and event.strip() and event_text is None and exception is None:
+            event_text = event.strip()
+    found = exception or event_text
     return found[:2000] if found else None
+
+
+def _exception_text(detail: Any) -> str | None:
+    """``exc_value`` of the outermost exception of a structlog ``error_detail`` list (the one raised)."""
+    if not isinstance(detail, list) or not detail or not isinstance(detail[0], dict):
+        return None
+    kind, value = str(detail[0].get("exc_type") or ""), str(detail[0].get("exc_value") or "").strip()
+    if not value:
+        return kind or None
+    if kind.startswith(("Airflow", "Luma")) or not kind:
+        return value
+    return f"{kind}: {value}"
 
 
 def delivery_fields(
