@@ -1,8 +1,10 @@
 """Reading a run's Luma renders from the metadata database (api-server side).
 
 Two queries per page load, whatever the number of renders: the run's task instances joined with their rendered
-template fields and the run's state, then the XComs the gallery reads (:data:`~._model.XCOM_KEYS`). The failure
-reason of a failed try comes from its task log (the last error line), read once per try and cached.
+template fields and the run's state, then the XComs the gallery reads for display (:data:`~._model.XCOM_KEYS`).
+The failure reason of a failed try comes from its task log (the message of the exception it failed with, see
+:func:`last_error`), read once per try and cached. The video route reads only :func:`delivery_fields`: the task
+instance's state and rendered template fields, which no REST user can write (XComs they can).
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def recent_runs(session: Session, dag_ids: set[str] | None, limit: int = 50) -> 
 
 
 def add_failure_reasons(session: Session, dag_id: str, run_id: str, rows: list[TaskRow]) -> None:
-    """Set ``reason`` on failed rows from the last error line of their try's log (cached per try)."""
+    """Set ``reason`` on failed rows from their try's log (:func:`last_error`; cached per try)."""
     budget = MAX_REASONS_PER_REQUEST
     for row in rows:
         if row.state not in ("failed", "up_for_retry"):
