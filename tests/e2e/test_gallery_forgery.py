@@ -116,6 +116,13 @@ def test_forged_xcoms_open_no_file_and_no_other_request(forgery: Forgery) -> Non
     ]
     mark = len(f.sim.simulator.request_log)
     failed_video, stored_video = video_url(f, DAG_ID, f.run_id, "refused"), video_url(f, DAG_ID, f.run_id, "stored")
+    # The durable render record (task_state_store) is REST-writable too: a forged one names the victim's request.
+    state = {"version": 2, "backend": "gmi", "model": "luma-ray-3-2-generate", "phase": "succeeded",
+             "request_id": victim_id, "video_path": str(secrets[0])}  # fmt: skip
+    for task in ("refused", "stored"):
+        put = httpx.put(f"{f.cluster.api_url}/api/v2/{ti_path(DAG_ID, f.run_id, task)}/state-store/luma_render",
+                        headers=editor, json={"value": state})  # fmt: skip
+        assert put.status_code == 204, put.text
 
     for i, forged in enumerate(forged_values):
         # The forgery itself is possible: the failed task has no result, so the first write creates it.
