@@ -167,6 +167,7 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
     """``LumaDownloadVideoOperator.execute``: look the request up, then store its files like a render task does."""
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+    from airflow_provider_luma import _delivery_record
     from airflow_provider_luma._storage import parse_output_path
     from airflow_provider_luma.core.errors import LumaNotFoundError, LumaValidationError
     from airflow_provider_luma.hooks import LumaHook
@@ -217,4 +218,5 @@ def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, 
         raise fail_or_retry(exc) from None
     emit_assets(context, op.asset_alias, result, None, op.log)
     op.luma_video_link = video_link(result)
+    _delivery_record.record(op, result)  # what the gallery serves (XComs are REST-writable)
     return result

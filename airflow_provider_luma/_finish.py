@@ -93,7 +93,7 @@ class Finisher:
 
     def finish_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Record success durably, store the files (when ``output_path`` is set) and build the XCom result."""
-        from airflow_provider_luma import _deliver
+        from airflow_provider_luma import _deliver, _delivery_record
         from airflow_provider_luma._results import render_result
 
         _deliver.mask_urls(event.get("video_url"), event.get("exr_url"))
@@ -117,6 +117,7 @@ class Finisher:
             _deliver.emit_assets(self.context, self.op.asset_alias, result, prompt, self.log)
         self._record("succeeded", result)
         self.op.luma_video_link = _deliver.video_link(result)
+        _delivery_record.record(self.op, result)  # what the gallery serves (XComs are REST-writable)
         return result
 
     def _record(self, phase: str, result: dict[str, Any]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from airflow_provider_luma.plugins import gallery_url
 from airflow_provider_luma.plugins._media import ByteRange, RangeNotSatisfiable, parse_range
@@ -39,8 +42,8 @@ def row(task_id: str, state: str, operator: str = "LumaGenerateVideoOperator", *
 
 def test_clips_chain_costs_and_states() -> None:
     rows = [
-        row("a", "success", rendered_fields={"prompt": "<b>dawn</b>"}),
-        row("b", "success", "LumaInterpolateVideoOperator"),
+        row("a", "success", rendered_fields={"prompt": "<b>dawn</b>", **record(video_path="file:///clips/ga.mp4")}),
+        row("b", "success", "LumaInterpolateVideoOperator", rendered_fields=record(video_path="file:///c/gb.mp4")),
         row(
             "c",
             "deferred",
@@ -50,7 +53,7 @@ def test_clips_chain_costs_and_states() -> None:
         ),  # fmt: skip
         row("d", "failed", reason="content moderated"),
         row("report", "success", "PythonOperator"),
-        row("m", "success", "MyRender", map_index=2),
+        row("m", "success", "MyRender", map_index=2, rendered_fields=record(request_id="req-gm")),
     ]
     xcoms = {
         ("a", -1): result("ga", "text_to_video", []),
@@ -61,7 +64,9 @@ def test_clips_chain_costs_and_states() -> None:
     }
     data = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()  # started ones first, by start
     clips = {c["key"]: c for c in data["clips"]}
-    assert list(clips) == ["c", "a", "b", "d", "m[2]"], "PythonOperator is not a render; a subclass with a model is"
+    # c started first but is made from b, made from a: the chain's order; PythonOperator is not a render, a
+    # subclass with a model is.
+    assert list(clips) == ["a", "b", "c", "d", "m[2]"]
     assert clips["a"]["prompt"] == "<b>dawn</b>" and clips["a"]["stored"] and clips["a"]["status"] == "done"
     assert clips["a"]["video"] == "video/dag/run/a/-1"
     assert clips["m[2]"]["video"] == "video/dag/run/m/2" and not clips["m[2]"]["stored"], "presigned path"
@@ -72,7 +77,9 @@ def test_clips_chain_costs_and_states() -> None:
         ("b", "c", "edited"),  # from the rendered fields while the edit is still rendering
         ("a", "m[2]", "reframed"),
     }
-    assert data["total_estimated_cost_usd"] == 1.5 and data["unpriced_renders"] == 2 and data["in_flight"]
+    # c was bought without a price; d failed before buying (no cost XCom): not an unpriced render.
+    assert data["total_estimated_cost_usd"] == 1.5 and data["unpriced_renders"] == 1 and data["in_flight"]
+    assert clips["c"]["bought"] and not clips["d"]["bought"]
 
 
 def test_a_hundred_mapped_renders_make_one_chain() -> None:
@@ -126,3 +133,183 @@ def test_static_page_sets_text_only() -> None:
         assert "innerHTML" not in code and "insertAdjacentHTML" not in code and "eval(" not in code
     html = (static / "gallery.html").read_text() + (static / "runs.html").read_text()
     assert "http://" not in html and "https://" not in html, "no CDN: everything is served by the plugin"
+
+
+# -- the video route trusts only the delivery record (rendered template fields), never an XCom ------------------
+
+FORGED = {"return_value": {"video_path": "/etc/hostname", "request_id": "someone-elses-request"}}
+
+
+def record(**values: Any) -> dict[str, Any]:
+    base = dict.fromkeys(("request_id", "generation_id", "model", "backend", "video_path", "exr_path"))
+    return {"luma_conn_id": "luma_default", "luma_delivery": {**base, **values}}
+
+
+@pytest.fixture
+def video_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    """The real gallery app without auth and database: the test sets the task instance the route sees."""
+    from airflow.api_fastapi.common.db.common import _get_session
+
+    from airflow_provider_luma.plugins import _app, _db, _media
+
+    ti: dict[str, Any] = {"found": True, "state": "success", "fields": {}, "minted": []}
+
+    def no_xcoms(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the video route read an XCom")
+
+    def mint(conn_id: str, request_id: str, model: str | None, backend: str | None = None) -> str:
+        ti["minted"].append((conn_id, request_id))
+        return f"https://cdn.example/{request_id}.mp4?sig=1"
+
+    monkeypatch.setattr(_db, "delivery_fields", lambda *a: (ti["found"], ti["state"], ti["fields"]))
+    monkeypatch.setattr(_db, "xcom_values", no_xcoms)
+    monkeypatch.setattr(_media, "fresh_video_url", mint)
+    app = _app.create_app()
+    app.dependency_overrides[_app.ReadXcoms.dependency] = lambda: None
+    app.dependency_overrides[_get_session] = lambda: None
+    with TestClient(app, follow_redirects=False) as client:
+        yield client, ti
+
+
+def test_stored_copy_streams_with_ranges(video_client: tuple[TestClient, dict[str, Any]], tmp_path: Path) -> None:
+    client, ti = video_client
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(bytes(range(256)) * 40)
+    ti["fields"] = record(request_id="r1", video_path=f"file://{clip}")
+    whole = client.get("/video/d/r/t/-1")
+    assert whole.status_code == 200 and whole.content == clip.read_bytes()
+    part = client.get("/video/d/r/t/-1", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == clip.read_bytes()[100:200]
+    assert client.get("/video/d/r/t/-1", headers={"Range": "bytes=99999-"}).status_code == 416
+    assert ti["minted"] == []
+
+
+@pytest.mark.parametrize(
+    ("state", "fields", "status", "says"),
+    [
+        ("success", {"luma_conn_id": "luma_default"}, 404, "no delivery record"),  # rendered by an older release
+        ("failed", {"luma_conn_id": "luma_default", "luma_delivery": None}, 404, "not recorded a Luma render"),
+        ("failed", record(request_id="r1"), 404, "is failed"),  # a failed task's own request: no fresh URL
+        ("running", record(request_id="r1"), 404, "is running"),
+        ("success", record(video_path="http://169.254.169.254/latest"), 422, "http://"),
+        ("success", record(video_path="***"), 422, "not an absolute storage path"),
+        ("success", record(video_path="clips/a.mp4"), 422, "not an absolute storage path"),
+        ("success", record(video_path="nosuchproto://bucket/a.mp4"), 422, "cannot be opened here"),
+        ("failed", record(video_path="file:///nonexistent/luma/a.mp4"), 404, "gone"),
+        ("success", {"luma_delivery": {"request_id": "r1"}}, 404, "no connection"),
+    ],
+)
+def test_nothing_but_the_record_is_opened(
+    video_client: tuple[TestClient, dict[str, Any]], state: str, fields: dict[str, Any], status: int, says: str
+) -> None:
+    client, ti = video_client
+    ti.update(state=state, fields=fields)
+    response = client.get("/video/d/r/t/-1")
+    assert (response.status_code, ti["minted"]) == (status, [])
+    assert says in response.json()["detail"]
+
+
+def test_a_directory_is_not_a_stored_copy(video_client: tuple[TestClient, dict[str, Any]], tmp_path: Path) -> None:
+    client, ti = video_client
+    ti["fields"] = record(video_path=str(tmp_path))
+    assert client.get("/video/d/r/t/-1").status_code == 404
+
+
+def test_fresh_url_only_for_the_recorded_request_of_a_successful_task(
+    video_client: tuple[TestClient, dict[str, Any]],
+) -> None:
+    client, ti = video_client
+    ti["fields"] = {**record(request_id="own-request"), "luma_conn_id": "luma_other"}
+    response = client.get("/video/d/r/t/-1")
+    assert response.status_code == 307 and response.headers["location"].startswith("https://cdn.example/own-request")
+    # A stored copy that is gone falls back to the recorded request, minted with the task's rendered connection.
+    ti["fields"] = {**record(request_id="own-2", video_path="file:///nonexistent/a.mp4"), "luma_conn_id": "luma_x"}
+    assert client.get("/video/d/r/t/-1").status_code == 307
+    assert ti["minted"] == [("luma_other", "own-request"), ("luma_x", "own-2")]
+    ti["found"] = False
+    assert client.get("/video/d/r/t/-1").status_code == 404
+
+
+def test_the_player_comes_from_the_record_not_the_xcom() -> None:
+    from airflow_provider_luma._delivery_record import FIELD
+    from airflow_provider_luma.operators._base import DELIVERY_FIELD
+    from airflow_provider_luma.plugins._model import DELIVERY_FIELD as MODEL_FIELD
+
+    assert FIELD == DELIVERY_FIELD == MODEL_FIELD == "luma_delivery"
+    rows = [
+        row("forged", "failed"),
+        row("old", "success"),  # a release before the record: its XCom names a file, the page offers no player
+        row("mine", "success", rendered_fields=record(request_id="r", video_path="file:///c/a.mp4")),
+        row("presigned", "success", rendered_fields=record(request_id="r2")),
+    ]
+    xcoms = {(t, -1): FORGED for t in ("forged", "old", "mine", "presigned")}
+    clips = {c["key"]: c for c in assemble("dag", "run", "failed", rows, xcoms, NOW).to_json()["clips"]}
+    assert clips["forged"]["video"] is None and clips["old"]["video"] is None and not clips["old"]["stored"]
+    assert clips["mine"]["video"] == "video/dag/run/mine/-1" and clips["mine"]["stored"]
+    assert clips["presigned"]["video"] and not clips["presigned"]["stored"]
+
+
+def test_cards_follow_the_chain_then_start_time() -> None:
+    t = [NOW - timedelta(minutes=10 - i) for i in range(6)]
+    rows = [
+        row("edit", "success", start_date=t[0]),  # cleared and re-run: its sources started after it
+        row("other", "success", start_date=t[1]),
+        row("extend", "success", start_date=t[2]),
+        row("master", "success", start_date=t[3]),
+        row("late", "success", start_date=t[4]),
+        row("queued", None),
+    ]
+    xcoms = {
+        ("master", -1): result("gm", "text_to_video", []),
+        ("extend", -1): result("ge", "extend_forward", ["gm"]),
+        ("edit", -1): result("gd", "edit", ["ge"]),
+        ("other", -1): result("go", "text_to_video", []),
+        ("late", -1): result("gl", "text_to_video", []),
+    }
+    clips = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()["clips"]
+    assert [c["key"] for c in clips] == ["other", "master", "extend", "edit", "late", "queued"]
+
+
+def test_unpriced_counts_only_renders_bought_without_a_price() -> None:
+    rows = [
+        row(t, s) for t, s in (("bought", "success"), ("refused", "failed"), ("waiting", None), ("priced", "running"))
+    ]
+    xcoms = {("bought", -1): {"estimated_cost_usd": None}, ("priced", -1): {"estimated_cost_usd": 0.4}}
+    data = assemble("dag", "run", "running", rows, xcoms, NOW).to_json()
+    assert data["unpriced_renders"] == 1 and data["total_estimated_cost_usd"] == 0.4
+
+
+REFUSAL = "Estimated cost $4.80 is above max_cost_usd=$0.01. Nothing was submitted."
+
+
+def failure_record(exc_type: str, exc_value: str) -> dict[str, Any]:
+    """The record Airflow 3.3.2's task runner logs for a failed try (trimmed from a real task log)."""
+    return {
+        "timestamp": "2026-12-06T04:49:52.773722Z",
+        "level": "error",
+        "event": "Task failed with exception",
+        "logger": "task",
+        "error_detail": [
+            {"exc_type": exc_type, "exc_value": exc_value, "exc_notes": [], "is_cause": False, "frames": []}
+        ],
+    }
+
+
+def test_last_error_is_the_operators_message() -> None:
+    from airflow.utils.log.file_task_handler import StructuredLogMessage
+
+    from airflow_provider_luma.plugins._db import last_error
+
+    info = {"level": "info", "event": "Luma generate render: 1080p"}
+    lines = [info, failure_record("AirflowFailException", REFUSAL), {"level": "info", "event": "Marking failed"}]
+    assert last_error(lines) == REFUSAL
+    # As the log reader hands them over (pydantic models keeping the extra keys).
+    assert last_error([StructuredLogMessage.model_validate(r) for r in lines]) == REFUSAL
+    assert last_error([failure_record("KeyError", "'prompt'")]) == "KeyError: 'prompt'", "a bare value is named"
+    plain = [
+        {"level": "error", "event": "Luma request r1 failed: moderated"},
+        {"level": "error", "event": "Task failed with exception"},
+    ]
+    assert last_error(plain) == "Luma request r1 failed: moderated", "no error_detail: the operator's own line"
+    assert last_error([{"level": "error", "event": "Task failed with exception"}]) == "Task failed with exception"
+    assert last_error([info, "not json"]) is None

@@ -23,6 +23,11 @@ otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
 
 COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd", "max_run_cost_usd")
 
+DELIVERY_FIELD = "luma_delivery"
+"""The worker-written record of what a task bought and stored (:mod:`airflow_provider_luma._delivery_record`): a
+template field that is never a parameter, so it reaches the rendered template fields, which no REST user can
+write, and the gallery trusts it where it cannot trust XComs."""
+
 
 class LumaVideoLink(BaseOperatorLink):
     """ "Luma video" button: the clip's place in the run's "Luma renders" gallery page (``/luma/runs/…#clip=…``).
@@ -98,10 +103,12 @@ class LumaRenderOperator(BaseOperator):
 
     MODEL_ID: ClassVar[str]
     PARAMS: ClassVar[tuple[str, ...]] = ()
-    template_fields: Sequence[str] = COMMON_TEMPLATE_FIELDS
-    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "md"}
+    template_fields: Sequence[str] = (*COMMON_TEMPLATE_FIELDS, DELIVERY_FIELD)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "md", DELIVERY_FIELD: "json"}
     ui_color = "#e8dcff"
     operator_extra_links = (LumaVideoLink(),)
+    # Re-send the rendered fields after each execution (and deferral): luma_delivery is set while executing.
+    overwrite_rtif_after_execution = True
 
     def __init__(
         self,
@@ -142,11 +149,13 @@ class LumaRenderOperator(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.max_run_cost_usd = max_run_cost_usd
         self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
+        # Set by the worker once a request is ours, again once its files are stored; never a parameter.
+        self.luma_delivery: dict[str, str | None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # Every parameter a subclass accepts is templated: a sibling must never take a value it cannot render.
-        cls.template_fields = (*cls.PARAMS, *COMMON_TEMPLATE_FIELDS)
+        cls.template_fields = (*cls.PARAMS, *COMMON_TEMPLATE_FIELDS, DELIVERY_FIELD)
 
     def check_literal_params(self) -> None:
         """Validate literal parameters at DAG-parse time (call at the end of a subclass ``__init__``).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_luma.operators._base import DEFAULT_ASSET_ALIAS, LumaVideoLink, add_alias
+from airflow_provider_luma.operators._base import DEFAULT_ASSET_ALIAS, DELIVERY_FIELD, LumaVideoLink, add_alias
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,9 +31,12 @@ class LumaDownloadVideoOperator(BaseOperator):
     ``video_url``, ``exr_url``.
     """
 
-    template_fields: Sequence[str] = ("request_id", "generation_id", "output_path", "luma_conn_id")
+    template_fields: Sequence[str] = ("request_id", "generation_id", "output_path", "luma_conn_id", DELIVERY_FIELD)
+    template_fields_renderers: ClassVar[dict[str, str]] = {DELIVERY_FIELD: "json"}
     ui_color = "#e8dcff"
     operator_extra_links = (LumaVideoLink(),)
+    # Re-send the rendered fields after execution: luma_delivery (what the gallery serves) is set while executing.
+    overwrite_rtif_after_execution = True
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class LumaDownloadVideoOperator(BaseOperator):
         self.luma_conn_id = luma_conn_id
         self.asset_alias = asset_alias
         self.luma_video_link: str | None = None
+        self.luma_delivery: dict[str, str | None] | None = None  # set by the worker; never a parameter
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Look the request up, download its files to ``output_path`` and emit Asset events."""

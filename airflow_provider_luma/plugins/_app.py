@@ -8,7 +8,8 @@ route                                           what                            
 ``GET /luma/runs/{dag_id}/{run_id}``            page: the run's clips and chain ("tab")      read the DAG's runs
 ``GET /luma/api/runs/{dag_id}/{run_id}``        JSON: every clip of the run, the chain       read the DAG's XComs
 ``GET /luma/video/{dag}/{run}/{task}/{index}``  the stored MP4 (Range) or a 307 to a fresh   read the DAG's XComs
-                                                presigned URL
+                                                presigned URL, from the task instance's
+                                                delivery record only (never an XCom)
 ``GET /luma/static/{name}``                     the page's JS/CSS (no CDN)                   logged in
 ==============================================  ===========================================  ==================
 
@@ -29,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 
 from airflow_provider_luma.plugins import _db, _media
-from airflow_provider_luma.plugins._model import XCOM_KEYS, assemble
+from airflow_provider_luma.plugins._model import assemble
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"gallery.js": "text/javascript", "gallery.css": "text/css", "runs.js": "text/javascript"}
@@ -110,28 +111,33 @@ def _range_header(request: Request) -> str | None:
 def _video_response(
     session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, range_header: str | None
 ) -> Response:
-    """Stream the stored copy recorded in this task instance's result, else redirect to a fresh presigned URL."""
-    values = _db.xcom_values(session, dag_id, run_id, XCOM_KEYS, task=(task_id, map_index))
-    result = values.get((task_id, map_index), {}).get("return_value")
-    if not isinstance(result, dict):
-        raise HTTPException(404, "This task instance has no finished Luma render")
-    path = result.get("video_path")
-    if isinstance(path, str) and path:
-        try:
-            stored, size = _media.open_stored(path)
-        except (FileNotFoundError, OSError, ValueError):
-            stored = None
-        if stored is not None:
-            return _stream(stored, size, range_header)
-    request_id = result.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise HTTPException(404, "The render has no stored copy and no request id to fetch a fresh URL with")
-    fields = _db.task_fields(session, dag_id, run_id, task_id, map_index)
-    conn_id = str(fields.get("luma_conn_id") or "luma_default")
+    """Stream the stored copy named by the task instance's delivery record (its rendered template fields), else
+    redirect to a fresh presigned URL for the request it records. XComs are never read here (see :mod:`._media`)."""
+    found, state, fields = _db.delivery_fields(session, dag_id, run_id, task_id, map_index)
+    if not found:
+        raise HTTPException(404, "No such task instance")
+    try:
+        plan = _media.plan_video(fields, state)
+        if plan.path is not None:
+            try:
+                handle, size = _media.open_stored(plan.path)
+            except FileNotFoundError:
+                if plan.request_id is None:
+                    raise _media.VideoRefused(404, "The stored copy of this clip is gone") from None
+            else:
+                return _stream(handle, size, range_header)
+        if plan.request_id is None or plan.conn_id is None:  # plan_video names a path, a request, or both
+            raise _media.VideoRefused(404, "This clip has no video to show")
+        return _fresh_url(plan.conn_id, plan.request_id, plan.model, plan.backend)
+    except _media.VideoRefused as refused:
+        raise HTTPException(refused.status, refused.message) from None
+
+
+def _fresh_url(conn_id: str, request_id: str, model: str | None, backend: str | None) -> Response:
     from airflow_provider_luma.core.errors import LumaError
 
     try:
-        url = _media.fresh_video_url(conn_id, request_id, result.get("model"))
+        url = _media.fresh_video_url(conn_id, request_id, model, backend)
     except LumaError as exc:
         raise HTTPException(502, f"Could not fetch a fresh video URL from Luma ({type(exc).__name__})") from None
     if url is None:
@@ -139,15 +145,16 @@ def _video_response(
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, max-age=60"})
 
 
-def _stream(path: Any, size: int, range_header: str | None) -> Response:
+def _stream(handle: Any, size: int, range_header: str | None) -> Response:
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=300"}
     try:
         wanted = _media.parse_range(range_header, size)
     except _media.RangeNotSatisfiable:
+        handle.close()
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
     if wanted is None:
-        body = _media.iter_file(path, 0, size)
+        body = _media.iter_file(handle, 0, size)
         return StreamingResponse(body, media_type="video/mp4", headers={**headers, "Content-Length": str(size)})
     headers.update({"Content-Range": wanted.content_range(), "Content-Length": str(wanted.length)})
-    body = _media.iter_file(path, wanted.start, wanted.length)
+    body = _media.iter_file(handle, wanted.start, wanted.length)
     return StreamingResponse(body, status_code=206, media_type="video/mp4", headers=headers)

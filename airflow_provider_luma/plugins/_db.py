@@ -1,8 +1,10 @@
 """Reading a run's Luma renders from the metadata database (api-server side).
 
 Two queries per page load, whatever the number of renders: the run's task instances joined with their rendered
-template fields and the run's state, then the XComs the gallery reads (:data:`~._model.XCOM_KEYS`). The failure
-reason of a failed try comes from its task log (the last error line), read once per try and cached.
+template fields and the run's state, then the XComs the gallery reads for display (:data:`~._model.XCOM_KEYS`).
+The failure reason of a failed try comes from its task log (the message of the exception it failed with, see
+:func:`last_error`), read once per try and cached. The video route reads only :func:`delivery_fields`: the task
+instance's state and rendered template fields, which no REST user can write (XComs they can).
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def recent_runs(session: Session, dag_ids: set[str] | None, limit: int = 50) -> 
 
 
 def add_failure_reasons(session: Session, dag_id: str, run_id: str, rows: list[TaskRow]) -> None:
-    """Set ``reason`` on failed rows from the last error line of their try's log (cached per try)."""
+    """Set ``reason`` on failed rows from their try's log (:func:`last_error`; cached per try)."""
     budget = MAX_REASONS_PER_REQUEST
     for row in rows:
         if row.state not in ("failed", "up_for_retry"):
@@ -173,28 +175,61 @@ def _read_reason(session: Session, dag_id: str, run_id: str, row: TaskRow) -> st
 
 
 def last_error(lines: Iterable[Any]) -> str | None:
-    """The text of the last ``error``-level record of a structured task log (Airflow's own traceback
-    record "Task failed with exception" is skipped: the operator's own line says why)."""
-    found = None
+    """Why a try failed, from its structured task log: the message of the exception Airflow logged ("Task failed
+    with exception", whose ``error_detail`` holds ``exc_type`` and ``exc_value``), else the last ``error``-level
+    line. Airflow's and the provider's own exceptions carry a sentence for people, shown alone; any other
+    exception type is named (``KeyError: 'x'`` says more than ``'x'``)."""
+    exception, event_text = None, None
     for line in lines:
-        record = line if isinstance(line, dict) else getattr(line, "model_dump", lambda: {})()
-        if not isinstance(record, dict) and isinstance(line, str):
+        record = line if isinstance(line, dict) else getattr(line, "model_dump", lambda: None)()
+        if not isinstance(record, dict):
             continue
-        level, event = str(record.get("level") or "").lower(), record.get("event")
-        if level in ("error", "critical") and isinstance(event, str) and event.strip():
-            if event.startswith("Task failed with exception") and found:
-                continue
-            found = event.strip()
+        if str(record.get("level") or "").lower() not in ("error", "critical"):
+            continue
+        exception = _exception_text(record.get("error_detail")) or exception
+        event = record.get("event")
+        if isinstance(event, str) and event.strip() and not event.startswith("Task failed with exception"):
+            event_text = event.strip()
+        elif isinstance(event, str) and event.strip() and event_text is None and exception is None:
+            event_text = event.strip()
+    found = exception or event_text
     return found[:2000] if found else None
 
 
-def task_fields(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any]:
-    """The rendered template fields of one task instance (``{}`` when there are none)."""
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+def _exception_text(detail: Any) -> str | None:
+    """``exc_value`` of the outermost exception of a structlog ``error_detail`` list (the one raised)."""
+    if not isinstance(detail, list) or not detail or not isinstance(detail[0], dict):
+        return None
+    kind, value = str(detail[0].get("exc_type") or ""), str(detail[0].get("exc_value") or "").strip()
+    if not value:
+        return kind or None
+    if kind.startswith(("Airflow", "Luma")) or not kind:
+        return value
+    return f"{kind}: {value}"
 
-    value = session.scalar(
-        select(Rtif.rendered_fields).where(
-            Rtif.dag_id == dag_id, Rtif.run_id == run_id, Rtif.task_id == task_id, Rtif.map_index == map_index
+
+def delivery_fields(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[bool, str | None, dict[str, Any]]:
+    """Whether the task instance exists, its state and its rendered template fields (``{}`` when none): all the
+    video route trusts (one query)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rtif
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    row = session.execute(
+        select(TI.state, Rtif.rendered_fields)
+        .outerjoin(
+            Rtif,
+            and_(
+                Rtif.dag_id == TI.dag_id,
+                Rtif.run_id == TI.run_id,
+                Rtif.task_id == TI.task_id,
+                Rtif.map_index == TI.map_index,
+            ),
         )
-    )
-    return dict(value) if isinstance(value, dict) else {}
+        .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id == task_id, TI.map_index == map_index)
+    ).one_or_none()
+    if row is None:
+        return False, None, {}
+    fields = dict(row.rendered_fields) if isinstance(row.rendered_fields, dict) else {}
+    return True, str(row.state) if row.state is not None else None, fields

@@ -10,6 +10,7 @@ naming a Luma model (``luma-…``): subclasses with their own names show up once
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,10 @@ LUMA_OPERATORS: Final = frozenset(
 
 XCOM_KEYS: Final = ("return_value", "model", "estimated_cost_usd")
 """The XCom keys the gallery reads: the full result, the detection key and the cost pushed at submit time."""
+
+DELIVERY_FIELD: Final = "luma_delivery"
+"""The rendered template field the worker records what it bought and stored in (see
+:mod:`airflow_provider_luma._delivery_record`)."""
 
 PROMPT_FIELDS: Final = ("prompt",)
 """Rendered template fields shown as the clip's prompt."""
@@ -122,7 +127,9 @@ class RunData:
             "clips": self.clips,
             "edges": self.edges,
             "total_estimated_cost_usd": round(sum(costs), 4) if costs else None,
-            "unpriced_renders": sum(1 for c in self.clips if c.get("estimated_cost_usd") is None),
+            # Bought without a price (edit/reframe without connection prices); a task refused before buying,
+            # or not started, bought nothing and is not counted.
+            "unpriced_renders": sum(1 for c in self.clips if c["bought"] and c.get("estimated_cost_usd") is None),
             "in_flight": any(c["status"] in IN_FLIGHT for c in self.clips),
         }
 
@@ -168,8 +175,15 @@ def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any],
         clip["model"] = xcoms.get("model")
     if clip["estimated_cost_usd"] is None:
         clip["estimated_cost_usd"] = xcoms.get("estimated_cost_usd")
+    # The cost XCom is pushed when a render is bought (with None when it has no price); a result implies one too.
+    bought = "estimated_cost_usd" in xcoms or "estimated_cost_usd" in result
     sources = result.get("source_generation_ids")
-    has_video = status == "done" and bool(result.get("video_path") or result.get("request_id"))
+    # Whether the clip gets a player comes from the worker-written delivery record, as does what the video route
+    # opens; the XCom result (REST-writable) is only displayed.
+    record = (row.rendered_fields or {}).get(DELIVERY_FIELD)
+    delivery: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
+    stored = bool(delivery.get("video_path"))
+    has_video = stored or (status == "done" and bool(delivery.get("request_id")))
     clip.update(
         key=clip_key(row.task_id, row.map_index),
         task_id=row.task_id,
@@ -182,7 +196,8 @@ def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any],
         elapsed_seconds=_elapsed(row, now),
         prompt=_prompt(row.rendered_fields),
         source_generation_ids=[str(s) for s in sources] if isinstance(sources, list) else [],
-        stored=bool(result.get("video_path")),
+        stored=stored,
+        bought=bought,
         video=video_route(dag_id, run_id, row.task_id, row.map_index) if has_video else None,
         reason=row.reason if status in ("failed", "retrying") else None,
     )
@@ -209,6 +224,35 @@ def link_chain(clips: list[dict[str, Any]]) -> list[dict[str, str]]:
     return edges
 
 
+def chain_order(clips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``clips`` (given in start order) reordered so that a clip comes after the clips it was made from
+    (``sources``, set by :func:`link_chain`); otherwise the start order is kept. A cycle, which a real chain
+    cannot have, falls back to the start order for the clips in it."""
+    index = {c["key"]: i for i, c in enumerate(clips)}
+    waiting = {i: {index[s] for s in c.get("sources", []) if s in index and index[s] != i} for i, c in enumerate(clips)}
+    children: dict[int, list[int]] = {}
+    for i, parents in waiting.items():
+        for p in parents:
+            children.setdefault(p, []).append(i)
+    ready = [i for i, parents in waiting.items() if not parents]
+    heapq.heapify(ready)
+    done: list[int] = []
+    placed: set[int] = set()
+    while len(done) < len(clips):
+        if not ready:  # a cycle: release the earliest-started clip left
+            heapq.heappush(ready, min(i for i in range(len(clips)) if i not in placed))
+        i = heapq.heappop(ready)
+        if i in placed:
+            continue
+        placed.add(i)
+        done.append(i)
+        for child in children.get(i, []):
+            waiting[child].discard(i)
+            if not waiting[child] and child not in placed:
+                heapq.heappush(ready, child)
+    return [clips[i] for i in done]
+
+
 def assemble(
     dag_id: str,
     run_id: str,
@@ -217,8 +261,8 @@ def assemble(
     xcoms: Mapping[tuple[str, int], Mapping[str, Any]],
     now: datetime,
 ) -> RunData:
-    """The run's clips (Luma task instances only, in the order they started; not started ones last) and the chain
-    between them."""
+    """The run's clips (Luma task instances only) and the chain between them. Clips come in the chain's order
+    (after the clips they were made from), otherwise in the order they started; not started ones last."""
     data = RunData(dag_id, run_id, run_state)
     ordered = sorted(rows, key=lambda r: (r.start_date is None, r.start_date or now, r.task_id, r.map_index))
     for row in ordered:
@@ -226,4 +270,5 @@ def assemble(
         if is_luma_task(row, values):
             data.clips.append(build_clip(dag_id, run_id, row, values, now))
     data.edges = link_chain(data.clips)
+    data.clips = chain_order(data.clips)
     return data

@@ -68,6 +68,11 @@ def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
     return value
 
 
+def keys_in_page(frame: Any) -> list[str]:
+    keys: list[str] = frame.locator("article.clip").evaluate_all("cards => cards.map(c => c.dataset.key)")
+    return keys
+
+
 def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorServer]) -> None:
     cluster, sim = gallery
     sim.simulator.configure(render_seconds=600.0)  # the first renders stay in flight until completed below
@@ -126,6 +131,15 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
             "gs => gs.map(g => [g.dataset.from, g.dataset.to, g.dataset.kind])"
         )
         assert {tuple(e) for e in edges} == CHAIN
+        # Cards in the chain's order; each player in its clip's shape (the 9:16 reframe upright); the chain box
+        # keeps its distance from the grid.
+        order = [k for k in keys_in_page(frame) if k in {"master", "extend", "reframe", "edit"}]
+        assert order == ["master", "extend", "reframe", "edit"]
+        box = frame.locator('article[data-key="reframe"] video').bounding_box()
+        wide = frame.locator('article[data-key="master"] video').bounding_box()
+        assert box and wide and box["height"] > box["width"] and wide["width"] > wide["height"]
+        chain, grid = frame.locator("#chain").bounding_box(), frame.locator("#clips").bounding_box()
+        assert chain and grid and grid["y"] - (chain["y"] + chain["height"]) >= 12
         # Prompts are user text: shown literally, never run.
         prompt = frame.locator('article[data-key="variants[0]"] .prompt').inner_text()
         assert prompt.startswith("<script>window.pwned=1</script>")

@@ -30,11 +30,18 @@
     if (c.status === "retrying") return "waiting to retry";
     return c.status;
   }
+  // "9:16" -> "9 / 16" for CSS aspect-ratio (set through the CSSOM, which the page's CSP allows); else null.
+  function ratio(c) {
+    const m = /^(\d{1,3}):(\d{1,3})$/.exec(String(c.aspect_ratio || ""));
+    return m && Number(m[1]) > 0 && Number(m[2]) > 0 ? `${m[1]} / ${m[2]}` : null;
+  }
   function facts(c) {
     const items = [
       c.model, c.mode, c.resolution, c.duration, c.aspect_ratio,
       c.hdr === true ? "HDR" : c.hdr === false ? "SDR" : null,
-      `est. ${money(c.estimated_cost_usd)}`,
+      // A render never bought (refused, not started) has no cost, which is not the same as "unpriced".
+      c.bought || c.estimated_cost_usd !== null && c.estimated_cost_usd !== undefined
+        ? `est. ${money(c.estimated_cost_usd)}` : "not bought",
       c.stored ? "stored copy" : c.video ? "presigned (fresh on view)" : null,
     ];
     return items.filter((x) => x !== null && x !== undefined && x !== "");
@@ -60,6 +67,8 @@
     } else if (!c.video && media.tagName !== "VIDEO") {
       media.textContent = c.status === "rendering" ? "rendering…" : c.status === "failed" ? "failed" : "no video yet";
     }
+    // Each player keeps its clip's shape (a 9:16 reframe stands upright); object-fit in the CSS letterboxes.
+    card.firstElementChild.style.aspectRatio = ratio(c) || "";
     const badge = card.querySelector(".badge");
     badge.textContent = statusText(c);
     badge.className = `badge status-${c.status}`;
@@ -160,10 +169,12 @@
       : "This run has no Luma renders.";
     const preload = n <= 30 ? "auto" : "metadata";
     const list = document.getElementById("clips");
-    data.clips.forEach((c) => {
-      const card = cards.get(c.key) || list.appendChild(buildCard(c));
-      updateCard(card, c, preload);
-    });
+    // The server sends the clips in the chain's order (a clip after its sources, else by start time). Cards are
+    // moved only when that order changed: moving a <video> in the DOM pauses it.
+    const wanted = data.clips.map((c) => cards.get(c.key) || buildCard(c));
+    data.clips.forEach((c, i) => updateCard(wanted[i], c, preload));
+    const current = Array.from(list.children);
+    if (current.length !== wanted.length || wanted.some((card, i) => current[i] !== card)) list.replaceChildren(...wanted);
     drawChain(data.clips, data.edges);
     document.body.dataset.inFlight = data.in_flight ? "1" : "0";
     document.body.dataset.loaded = "1";
