@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_luma._budget import RunBudget
+from airflow_provider_luma._delivery_record import record_request
 from airflow_provider_luma._finish import Finisher
 from airflow_provider_luma._plan import RenderPlan, build_plan
 from airflow_provider_luma._state import StateStore, fail_or_retry
@@ -125,6 +126,9 @@ class RenderRun(Finisher):
             except LumaValidationError as exc:
                 raise AirflowFailException(str(exc)) from None
         job = self._resume() or self._submit()
+        # The request is ours from here on: the rendered fields sent when the task defers (or returns with
+        # wait_for_completion=False) name it, and the gallery mints fresh URLs from nothing else.
+        record_request(self.op, job.request_id, self.spec.MODEL_ID, self.backend)
         self._push_cost()
         if job.is_terminal:
             return self.finish_job(job)

@@ -87,7 +87,6 @@ class StateStore:
             self._store = None
         self._memory: dict[str, Any] = {}
         self.spec, self.backend = spec, backend
-        self._task = context_get(context, "task")  # the running operator: its delivery record follows the state
 
     def get(self) -> dict[str, Any] | None:
         """The stored record, or None."""
@@ -109,9 +108,3 @@ class StateStore:
             self._store.set(STATE_KEY, record, retention=STATE_RETENTION)
         else:
             self._memory[STATE_KEY] = record
-        if record.get("phase") == "submitted":
-            # The request is ours from here on: the rendered fields sent when the task defers (or returns with
-            # wait_for_completion=False) name it, which is what the gallery mints fresh URLs from.
-            from airflow_provider_luma._delivery_record import record_request
-
-            record_request(self._task, record.get("request_id"), record.get("model"), self.backend)

@@ -63,7 +63,15 @@ def seed(db: Path, renders: int, video: Path) -> None:
             " VALUES (?, 'render', ?, ?, ?, ?, ?, 'success', 1, 0, 'default_pool', 1, ?, 'ended')",
             (uuid.uuid4().hex, DAG_ID, RUN_ID, i, began, began + timedelta(seconds=40), "LumaExtendVideoOperator"),
         )
-        fields = {"prompt": f"Clip {i}: the camera drifts on <over> the bay", "luma_conn_id": "luma_default"}
+        fields = {
+            "prompt": f"Clip {i}: the camera drifts on <over> the bay",
+            "luma_conn_id": "luma_default",
+            # What the worker records (luma_delivery): the only thing the video route opens.
+            "luma_delivery": {
+                "request_id": f"req-{i:04d}", "generation_id": gid, "model": "luma-ray-3-2-generate",
+                "backend": "gmi", "video_path": f"file://{video}", "exr_path": None,
+            },
+        }  # fmt: skip
         con.execute(
             "INSERT INTO rendered_task_instance_fields (dag_id, task_id, run_id, map_index, rendered_fields)"
             " VALUES (?, 'render', ?, ?, ?)",

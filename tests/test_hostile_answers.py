@@ -172,7 +172,7 @@ def cases(wire: Wire) -> dict[str, tuple[Handler, str]]:
 
 async def run_case(
     name: str, wire: Wire, handler: Handler, monkeypatch: pytest.MonkeyPatch
-) -> tuple[dict[str, Any], float, Server]:
+) -> tuple[dict[str, Any], Server]:
     server = Server(handler)
     listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
     server.port = listener.sockets[0].getsockname()[1]
@@ -189,7 +189,7 @@ async def run_case(
     finally:
         listener.close()
     assert len(events) == 1
-    return events[0], time.time() - now, server
+    return events[0], server
 
 
 @pytest.mark.parametrize("wire", WIRES, ids=[w.name for w in WIRES])
@@ -197,7 +197,7 @@ async def test_hostile_answers_through_the_trigger(wire: Wire, monkeypatch: pyte
     table = cases(wire)
     results = await asyncio.gather(*(run_case(name, wire, h, monkeypatch) for name, (h, _) in table.items()))
     outcomes, wrong = {}, []
-    for (name, (_, expected)), (event, seconds, server) in zip(table.items(), results, strict=True):
+    for (name, (_, expected)), (event, server) in zip(table.items(), results, strict=True):
         if event["status"] == "success" and event["request_id"] == RID:
             got = "own render" if event["generation_id"] == wire.generation_of(RID) else "another render"
         elif event["status"] == "error" and "in a row could not be used" in str(event["message"]):
@@ -208,8 +208,8 @@ async def test_hostile_answers_through_the_trigger(wire: Wire, monkeypatch: pyte
         if got != expected:
             wrong.append(f"{name}: expected {expected}, got {got}")
         if got == "stops":
-            # Stopped after a few unusable answers, not at the deadline, with a message a user can act on.
-            assert seconds < DEADLINE / 3, (name, seconds)
+            # Stopped after a few unusable answers (a deadline would give a "timeout" event), with a message a user
+            # can act on.
             assert event["retryable"] and "re-attaches" in event["message"] and KEY not in event["message"]
             assert server.polls <= MAX_UNUSABLE_ANSWERS * 2  # the client's one quick retry per status call
         assert KEY not in json.dumps(event)
