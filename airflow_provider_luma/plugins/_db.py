@@ -54,15 +54,7 @@ def task_rows(session: Session, dag_id: str, run_id: str) -> tuple[str | None, l
             DagRun.state.label("run_state"),
         )
         .join(DagRun, and_(DagRun.dag_id == TI.dag_id, DagRun.run_id == TI.run_id))
-        .outerjoin(
-            Rtif,
-            and_(
-                Rtif.dag_id == TI.dag_id,
-                Rtif.run_id == TI.run_id,
-                Rtif.task_id == TI.task_id,
-                Rtif.map_index == TI.map_index,
-            ),
-        )
+        .outerjoin(Rtif, _same_task_instance(Rtif, TI))
         .where(TI.dag_id == dag_id, TI.run_id == run_id)
         .order_by(TI.task_id, TI.map_index)
     )
@@ -208,6 +200,13 @@ def _exception_text(detail: Any) -> str | None:
     return f"{kind}: {value}"
 
 
+def _same_task_instance(rtif: Any, ti: Any) -> Any:
+    """The join of a task instance with its rendered template fields."""
+    return and_(
+        rtif.dag_id == ti.dag_id, rtif.run_id == ti.run_id, rtif.task_id == ti.task_id, rtif.map_index == ti.map_index
+    )
+
+
 def delivery_fields(
     session: Session, dag_id: str, run_id: str, task_id: str, map_index: int
 ) -> tuple[bool, str | None, dict[str, Any]]:
@@ -218,15 +217,7 @@ def delivery_fields(
 
     row = session.execute(
         select(TI.state, Rtif.rendered_fields)
-        .outerjoin(
-            Rtif,
-            and_(
-                Rtif.dag_id == TI.dag_id,
-                Rtif.run_id == TI.run_id,
-                Rtif.task_id == TI.task_id,
-                Rtif.map_index == TI.map_index,
-            ),
-        )
+        .outerjoin(Rtif, _same_task_instance(Rtif, TI))
         .where(TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id == task_id, TI.map_index == map_index)
     ).one_or_none()
     if row is None:
