@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
 EXAMPLE_DAGS = HERE.parents[1] / "example_dags"
+DAG_SUBMIT = "example_luma_submit_then_store"  # submit only → sensor → download, extend and a hook task
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def lineage(
 ) -> Iterator[tuple[LocalAirflowCluster, Path]]:
     """A cluster whose OpenLineage listener writes one JSON file per event into the returned folder."""
     dags, events = tmp_path_factory.mktemp("lineage-dags"), tmp_path_factory.mktemp("lineage-events")
-    shutil.copy(EXAMPLE_DAGS / "example_luma_social_cut.py", dags)
-    shutil.copy(HERE / "lineage_dags" / "luma_lineage_extras.py", dags)
+    for example in ("example_luma_social_cut.py", "example_luma_submit_then_store.py"):
+        shutil.copy(EXAMPLE_DAGS / example, dags)
+    shutil.copy(HERE / "lineage_dags" / "luma_lineage_failure.py", dags)
     env = {
         "AIRFLOW_CONN_LUMA_DEFAULT": luma_sim.airflow_conn_json(),
         "LUMA_EXAMPLE_POLL_INTERVAL": "0.5",
@@ -115,11 +117,12 @@ def test_chain_events_link_each_clip_to_its_source(
 
 def test_sensor_download_and_failure_events(lineage: tuple[LocalAirflowCluster, Path], e2e_output: Path) -> None:
     cluster, events = lineage
-    run_id = run(cluster, "luma_lineage_sensor", "success")
-    generation_id = cluster.xcom("luma_lineage_sensor", run_id, "wait", key="generation_id")
-    request_id = cluster.xcom("luma_lineage_sensor", run_id, "submit", key="request_id")
-    complete = task_events(events, "luma_lineage_sensor", "COMPLETE")
-    assert {"submit", "wait", "store", "follow"} <= set(complete), sorted(complete)
+    run_id = run(cluster, DAG_SUBMIT, "success")
+    generation_id = cluster.xcom(DAG_SUBMIT, run_id, "wait", key="generation_id")
+    request_id = cluster.xcom(DAG_SUBMIT, run_id, "submit", key="request_id")
+    complete = task_events(events, DAG_SUBMIT, "COMPLETE")
+    assert {"submit", "wait", "store", "follow", "status"} <= set(complete), sorted(complete)
+    assert cluster.xcom(DAG_SUBMIT, run_id, "status")["generation_id"] == generation_id  # the hook task
     (sensed,) = complete["wait"]["outputs"]
     assert sensed["name"] == f"generations/{generation_id}" and sensed["namespace"].startswith("luma-gmi://")
     # The submit-only render knows no generation yet: its run carries the request id and no output.
@@ -128,7 +131,7 @@ def test_sensor_download_and_failure_events(lineage: tuple[LocalAirflowCluster, 
     assert complete["wait"]["run"]["facets"]["externalQuery"]["externalQueryId"] == request_id
     store = complete["store"]
     assert names(store["inputs"]) == {(sensed["namespace"], sensed["name"])}
-    stored = cluster.xcom("luma_lineage_sensor", run_id, "store", key="video_path")
+    stored = cluster.xcom(DAG_SUBMIT, run_id, "store", key="video_path")
     assert names(store["outputs"]) == {("file", stored.removeprefix("file://"))}
     assert str(e2e_output) in stored
     assert (sensed["namespace"], sensed["name"]) in names(complete["follow"]["inputs"])
