@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lint typecheck unit e2e e2e-distributed test demo bench lock simulator clean
+.PHONY: install prereqs lint typecheck docs release-check unit e2e e2e-distributed test demo bench lock simulator clean
 
 $(STAMP): requirements/dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# System packages the suites run (postgresql, redis-server, chromium): apt-get as root, else stop and say what.
+prereqs:
+	scripts/test_prereqs.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,8 +38,19 @@ e2e: install
 e2e-distributed: install
 	$(BIN)/pytest -m distributed
 
-# ruff, mypy (strict on the package), then the whole pytest suite (unit + real-Airflow end-to-end).
-test: lint typecheck
+# The documentation site (docs/, Sphinx + MyST), warnings as errors; HTML in build/docs (ignored by git).
+docs: install
+	rm -rf build/docs
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs
+
+# Build sdist + wheel, twine check, install the wheel into a fresh venv with the oldest supported Airflow, and run
+# `airflow providers list`, `airflow plugins` and the README's user example against it (scripts/release_check.py).
+release-check: install
+	$(BIN)/python scripts/release_check.py
+
+# System packages, ruff, mypy (strict on the package), the docs, the release check, then the whole pytest suite
+# (unit + real-Airflow end-to-end).
+test: prereqs lint typecheck docs release-check
 	$(BIN)/pytest
 
 # Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
@@ -52,4 +67,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache output build dist

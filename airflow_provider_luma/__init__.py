@@ -38,6 +38,11 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Luma AI", "python-modules": ["airflow_provider_luma.triggers"]},
         ],
         "extra-links": ["airflow_provider_luma.operators.LumaVideoLink"],
+        # Also an ``airflow.plugins`` entry point (pyproject.toml), as first-party providers do: the entry point is
+        # read whatever ``[core] lazy_discover_providers`` says, this list only when providers load eagerly.
+        "plugins": [
+            {"name": "luma_gallery", "plugin-class": "airflow_provider_luma.plugins.gallery.LumaGalleryPlugin"}
+        ],
         "connection-types": [
             {
                 "connection-type": "luma",

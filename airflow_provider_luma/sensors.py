@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_luma._outcome import records_outcome
 from airflow_provider_luma.operators._base import LumaVideoLink
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_luma.core.jobs import Job
@@ -41,7 +43,8 @@ class LumaGenerationSensor(BaseSensorOperator):
     :param luma_conn_id: Airflow connection (type ``luma``).
     :param poke_interval: seconds between status checks (default 10).
     :param timeout: seconds to wait at most (default 3600); the render may still finish after it.
-    :param deferrable: wait in the triggerer without holding a worker slot (default True).
+    :param deferrable: wait in the triggerer without holding a worker slot. Default: ``[operators]
+        default_deferrable``, True when unset.
 
     A failed or cancelled render fails the sensor (permanent failures skip its retries), with the server's reason.
     """
@@ -59,7 +62,7 @@ class LumaGenerationSensor(BaseSensorOperator):
         luma_conn_id: str = "luma_default",
         poke_interval: float = 10.0,
         timeout: float = 3600.0,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -98,6 +101,7 @@ class LumaGenerationSensor(BaseSensorOperator):
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._result(job))
 
+    @records_outcome
     def execute(self, context: Context) -> Any:
         """Check once; then defer to the triggerer (default) or poke in the worker."""
         if not self.deferrable:
@@ -118,6 +122,7 @@ class LumaGenerationSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout + max(60.0, 3 * self.poke_interval)),
         )  # fmt: skip
 
+    @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """The trigger fired: look the request up once more (fresh URLs) and return its result."""
         if not isinstance(event, dict) or "status" not in event:
@@ -126,6 +131,19 @@ class LumaGenerationSensor(BaseSensorOperator):
             message = str(event.get("message") or "no reason given")
             raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
         return self._result(self._job())
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the generation waited for as the output (the first run that knows its id when the render
+        was submitted with ``wait_for_completion=False``), the request id as a run facet."""
+        from airflow_provider_luma._lineage import sensor_lineage
+
+        return sensor_lineage(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage of a failed wait: the request id and the error."""
+        from airflow_provider_luma._lineage import sensor_lineage
+
+        return sensor_lineage(self, failed=True)
 
     def _result(self, job: Job) -> dict[str, Any]:
         from airflow_provider_luma._deliver import mask_urls

@@ -44,14 +44,14 @@ with DAG(
     },
     tags=["luma", "example"],
 ) as dag:
-    # [START howto_luma_text_to_video]
+    # [START howto_operator_luma_generate]
     opening = LumaGenerateVideoOperator(
         task_id="opening_shot",
         prompt="A slow dolly shot through a misty greenhouse at sunrise",
         aspect_ratio="16:9",
         resolution="720p",
     )
-    # [END howto_luma_text_to_video]
+    # [END howto_operator_luma_generate]
 
     closing = LumaGenerateVideoOperator(
         task_id="closing_shot",
@@ -59,7 +59,7 @@ with DAG(
         resolution="720p",
     )
 
-    # [START howto_luma_extend]
+    # [START howto_operator_luma_extend]
     continued = LumaExtendVideoOperator(
         task_id="extend_forward",
         generation_id=opening.output["generation_id"],
@@ -74,16 +74,16 @@ with DAG(
         prompt="Moments earlier: the lanterns are being lit one by one",
     )
     prologue.set_upstream(closing)
-    # [END howto_luma_extend]
+    # [END howto_operator_luma_extend]
 
-    # [START howto_luma_interpolate]
+    # [START howto_operator_luma_interpolate]
     bridge = LumaInterpolateVideoOperator(
         task_id="interpolate",
         start=continued.output["generation_id"],
         end=prologue.output["generation_id"],
         prompt="Day turns to dusk over the pond in one continuous take",
     )
-    # [END howto_luma_interpolate]
+    # [END howto_operator_luma_interpolate]
 
     # [START howto_luma_cost_report]
     report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")

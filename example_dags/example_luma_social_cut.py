@@ -58,22 +58,22 @@ with DAG(
         prompt="The cyclist rides on into a neon-lit street",
         max_cost_usd=1.00,
     )
-    # [START howto_luma_reframe]
+    # [START howto_operator_luma_reframe]
     vertical = LumaReframeVideoOperator(
         task_id="reframe_9x16",
         source_generation_id=longer.output["generation_id"],
         aspect_ratio="9:16",
         prompt="More of the wet street below and the glowing sky above",
     )
-    # [END howto_luma_reframe]
-    # [START howto_luma_edit]
+    # [END howto_operator_luma_reframe]
+    # [START howto_operator_luma_edit]
     film_look = LumaEditVideoOperator(
         task_id="edit_film_look",
         source_generation_id=vertical.output["generation_id"],
         prompt="Moody 35mm film stock, soft halation, fine grain",
         edit_strength="flex_2",
     )
-    # [END howto_luma_edit]
+    # [END howto_operator_luma_edit]
 
     report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
     [master, longer, vertical, film_look] >> report

@@ -14,6 +14,9 @@ import pytest
 # Keep Airflow's config, logs and SQLite files out of ~/airflow: set before any test module imports airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="luma-tests-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# The operators' `deferrable` default follows [operators] default_deferrable (read when they are imported); the suite
+# exercises the deferring path by default. tests/test_lineage.py checks both settings in fresh interpreters.
+os.environ.setdefault("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
 
 
 class MemoryStateStore:

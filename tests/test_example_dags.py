@@ -31,6 +31,7 @@ def test_no_import_errors(dagbag: DagBag) -> None:
         "example_luma_image_to_video",
         "example_luma_scheduled",
         "example_luma_social_cut",
+        "example_luma_submit_then_store",
     }
 
 

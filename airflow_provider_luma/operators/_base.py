@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink
+from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, conf
+
+from airflow_provider_luma._outcome import records_outcome
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
@@ -75,8 +78,8 @@ class LumaRenderOperator(BaseOperator):
     :param poll_interval: seconds between status checks (default 10).
     :param timeout: render deadline in seconds (default 3600); the trigger sends a ``timeout`` event then. An
         ``execution_timeout``, if shorter, becomes the deadline (Airflow 3.3 does not enforce it while deferred).
-    :param deferrable: wait in the triggerer without holding a worker slot (default True); ``False`` polls in
-        the worker, for deployments without a triggerer.
+    :param deferrable: wait in the triggerer without holding a worker slot; ``False`` polls in the worker, for
+        deployments without a triggerer. Default: ``[operators] default_deferrable``, True when unset.
     :param wait_for_completion: ``False`` submits, records the request durably and returns at once with
         ``request_id`` (``generation_id`` and the URLs ``None``), for a later
         :class:`~airflow_provider_luma.sensors.LumaGenerationSensor` or ``LumaDownloadVideoOperator``; no
@@ -116,7 +119,7 @@ class LumaRenderOperator(BaseOperator):
         luma_conn_id: str = "luma_default",
         poll_interval: float = 10.0,
         timeout: float = 3600.0,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         wait_for_completion: bool = True,
         reuse_existing: bool = True,
         resubmit_unknown: bool = False,
@@ -181,12 +184,14 @@ class LumaRenderOperator(BaseOperator):
 
         return SPECS[self.MODEL_ID].validate_params(params, source)
 
+    @records_outcome
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, then re-attach to this task's earlier render or submit one, then defer (or poll)."""
         from airflow_provider_luma._flow import RenderRun
 
         return RenderRun(self, context).start()
 
+    @records_outcome
     def execute_after_rate_limit(
         self, context: Context, event: Any = None, rate_limit_waits: int = 0, **_: Any
     ) -> dict[str, Any]:
@@ -197,8 +202,23 @@ class LumaRenderOperator(BaseOperator):
         run.waits_so_far = rate_limit_waits
         return run.start()
 
+    @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
         """Resume after the trigger fired: return the result or raise with the server's reason."""
         from airflow_provider_luma._flow import RenderRun
 
         return RenderRun(self, context).complete(event)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: frame URLs, source generations and source videos in; this render's generation and its
+        stored files out; the request and generation ids as run facets (see :mod:`airflow_provider_luma._lineage`).
+        """
+        from airflow_provider_luma._lineage import render_lineage
+
+        return render_lineage(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage of a failed try: the same datasets as far as they are known, plus the error."""
+        from airflow_provider_luma._lineage import render_lineage
+
+        return render_lineage(self, failed=True)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_luma._outcome import records_outcome
 from airflow_provider_luma.operators._base import DEFAULT_ASSET_ALIAS, DELIVERY_FIELD, LumaVideoLink, add_alias
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 
@@ -59,8 +61,21 @@ class LumaDownloadVideoOperator(BaseOperator):
         self.luma_video_link: str | None = None
         self.luma_delivery: dict[str, str | None] | None = None  # set by the worker; never a parameter
 
+    @records_outcome
     def execute(self, context: Context) -> dict[str, Any]:
         """Look the request up, download its files to ``output_path`` and emit Asset events."""
         from airflow_provider_luma._deliver import download_existing
 
         return download_existing(self, context)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the generation in, each stored file out, the request id as a run facet."""
+        from airflow_provider_luma._lineage import download_lineage
+
+        return download_lineage(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage of a failed try: the generation (when known) and the error."""
+        from airflow_provider_luma._lineage import download_lineage
+
+        return download_lineage(self, failed=True)

@@ -54,6 +54,9 @@ FAST_CONFIG: dict[str, str] = {
     "dag_processor.min_file_process_interval": "10",
     "dag_processor.parsing_processes": "2",
     "dag_processor.print_stats_interval": "600",
+    # The provider's operators follow this setting (as first-party ones do); Airflow ships it false, and a
+    # deployment with triggerers sets it true, which is what these clusters mirror.
+    "operators.default_deferrable": "True",
 }
 
 

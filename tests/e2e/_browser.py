@@ -20,10 +20,27 @@ ARGS = [
 ]
 
 
+def require_chromium() -> None:
+    """Fail (never skip) when the browser the tests launch is missing: a suite that silently skips proves nothing.
+
+    The check and :func:`chromium` look at the same path, ``$LUMA_CHROMIUM`` or ``/usr/bin/chromium``.
+    """
+    import pytest
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install chromium; `make test` "
+            "does it when run as root) or point LUMA_CHROMIUM at a Chromium binary",
+            pytrace=False,
+        )
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A launched headless Chromium (``playwright.sync_api.Browser``)."""
     from playwright.sync_api import sync_playwright
+
+    require_chromium()
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

@@ -16,7 +16,7 @@ with DAG("weekly_social_cut", schedule="@weekly", start_date=pendulum.datetime(2
 
 
 def test_weekly_social_cut_renders_a_chain_of_three(luma_airflow):
-    run = dag.test()  # a real Airflow run: the tasks defer and their triggers run in-process
+    run = dag.test()  # a real Airflow run (deferring tasks' triggers run in-process)
 
     assert run.state == "success"
     requests = luma_airflow.simulator.create_requests()
