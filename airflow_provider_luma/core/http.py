@@ -21,7 +21,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -42,6 +42,7 @@ from airflow_provider_luma.core.specs.base import RenderSpec
 from airflow_provider_luma.core.transport import MAX_BODY, CappedDecoder, PollTransport, reached_through_proxy
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_BASE_URL = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"
 DEFAULT_API_PATH = "/api/v1/ie/requestqueue/apikey"
@@ -124,22 +125,30 @@ class _TooLarge(httpx.RemoteProtocolError):
 
 
 class _Cap:
-    """Decodes one streamed answer with a size cap; the sync and async readers share it."""
+    """Decodes one streamed answer with a size cap; the sync and async readers share it.
+
+    A transport that read and decoded the body itself (``PollTransport``, a test's ``MockTransport``) leaves it
+    in ``streamed.content``: that is only measured. Otherwise the raw body is fed in as it arrives and decoded
+    here, never by httpx (whose decoders have no limit).
+    """
 
     def __init__(self, call: Call, streamed: httpx.Response) -> None:
         self.call, self.streamed = call, streamed
-        self.decoder = CappedDecoder(streamed.headers.raw, MAX_ANSWER_BYTES)
+        self.decoded_by_transport = streamed.is_stream_consumed
+        headers = () if self.decoded_by_transport else streamed.headers.raw
+        self.decoder = self._guard(lambda: CappedDecoder(headers, MAX_ANSWER_BYTES))
+        if self.decoded_by_transport:
+            self.add(streamed.content)
 
-    def add(self, raw: bytes) -> None:
+    def _guard(self, step: Callable[[], _T]) -> _T:
         try:
-            self.decoder.feed(raw)
+            return step()
         except httpx.RemoteProtocolError as exc:
             raise _TooLarge(f"{self.call.method} {self.call.path}: {exc}") from None
 
-    def read_all(self) -> None:
-        """A transport that already read and decoded the body (PollTransport, a test's MockTransport)."""
-        self.decoder = CappedDecoder((), MAX_ANSWER_BYTES)
-        self.add(self.streamed.content)
+    def add(self, raw: bytes) -> None:
+        """One more piece of the body as sent."""
+        self._guard(lambda: self.decoder.feed(raw))
 
     def response(self) -> httpx.Response:
         """A complete response with the decoded body (headers that described the encoding removed)."""
@@ -260,18 +269,7 @@ class LumaClient:
         attempts = _Attempts(self.settings, call)
         while True:
             try:
-                request = self._http.build_request(call.method, call.path, **_body(call, aio=False))
-                streamed = self._http.send(request, stream=True)
-                try:
-                    cap = _Cap(call, streamed)
-                    if streamed.is_stream_consumed:
-                        cap.read_all()
-                    else:
-                        for raw in streamed.iter_raw():  # decoded by the cap, not by httpx (which has no limit)
-                            cap.add(raw)
-                finally:
-                    streamed.close()
-                response = cap.response()
+                response = self._read(call)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 delay = attempts.after_transport_error(exc)
             else:
@@ -280,6 +278,18 @@ class LumaClient:
                     return self._wire.decode_response(response, call, self.settings.api_key), response.headers
                 delay = retry_in
             self._sleep(delay)
+
+    def _read(self, call: Call) -> httpx.Response:
+        request = self._http.build_request(call.method, call.path, **_body(call, aio=False))
+        streamed = self._http.send(request, stream=True)
+        try:
+            cap = _Cap(call, streamed)
+            if not cap.decoded_by_transport:
+                for raw in streamed.iter_raw():
+                    cap.add(raw)
+        finally:
+            streamed.close()
+        return cap.response()
 
     def submit(self, spec: RenderSpec) -> Job:
         """Create a render. Retries only when the request provably was not accepted."""
@@ -333,16 +343,13 @@ class AsyncLumaClient:
         # Status polls (plain GETs) go over PollTransport's lean connections (see core/transport.py for why and
         # what it keeps); a custom transport (tests) or a proxied origin keeps everything on httpx's own pool.
         self._polls: PollTransport | None = None
-        if transport is None:
-            pooled = httpx.AsyncHTTPTransport(verify=ssl_context or True, limits=limits, trust_env=True)
-            if reached_through_proxy(settings.base_url):
-                transport = None  # httpx's client builds its proxy transports from the environment itself
-            else:
-                transport = self._polls = PollTransport(
-                    settings.base_url, settings.headers(), timeout=settings.timeout,
-                    connect_timeout=settings.connect_timeout, max_connections=max_connections,
-                    ssl_context=ssl_context, fallback=pooled,
-                )  # fmt: skip
+        if transport is None and not reached_through_proxy(settings.base_url):
+            pooled = httpx.AsyncHTTPTransport(verify=ssl_context or True, limits=limits)
+            transport = self._polls = PollTransport(
+                settings.base_url, settings.headers(), timeout=settings.timeout,
+                connect_timeout=settings.connect_timeout, max_connections=max_connections,
+                ssl_context=ssl_context, fallback=pooled,
+            )  # fmt: skip
         self._http = httpx.AsyncClient(
             base_url=settings.base_url, headers=settings.headers(), timeout=settings.httpx_timeout(),
             transport=transport, verify=ssl_context or True, limits=limits,
@@ -359,7 +366,7 @@ class AsyncLumaClient:
                     if lean is not None:
                         response = await lean.get(call.path)
                     else:
-                        response = await self._astream(call)
+                        response = await self._aread(call)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 delay = attempts.after_transport_error(exc)
             else:
@@ -369,15 +376,14 @@ class AsyncLumaClient:
                 delay = retry_in
             await self._sleep(delay)
 
-    async def _astream(self, call: Call) -> httpx.Response:
+    async def _aread(self, call: Call) -> httpx.Response:
+        """Async :meth:`LumaClient._read`."""
         request = self._http.build_request(call.method, call.path, **_body(call, aio=True))
         streamed = await self._http.send(request, stream=True)
         try:
             cap = _Cap(call, streamed)
-            if streamed.is_stream_consumed:
-                cap.read_all()
-            else:
-                async for raw in streamed.aiter_raw():  # decoded by the cap, not by httpx (which has no limit)
+            if not cap.decoded_by_transport:
+                async for raw in streamed.aiter_raw():
                     cap.add(raw)
         finally:
             await streamed.aclose()
