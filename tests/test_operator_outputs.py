@@ -18,6 +18,7 @@ from airflow.sdk.types import TaskInstanceKey
 from test_operator import make, posts, run_deferred
 
 from airflow_provider_luma._state import STATE_KEY
+from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.operators import (
@@ -117,8 +118,12 @@ async def test_writes_to_an_object_store_uri(
 def test_bad_output_path_fails_before_any_http(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
+    with pytest.raises(LumaValidationError, match=r"output_path: got .*; unknown placeholder\(s\) \{gid\}"):
+        make(prompt="a fox", output_path="/tmp/{gid}.mp4")  # a literal: the DAG file's import fails
+    op = make(prompt="a fox", output_path="{{ params.path }}")
+    op.output_path = "/tmp/{gid}.mp4"  # what templating renders: checked again before any request
     with pytest.raises(AirflowFailException, match=r"output_path: got .*; unknown placeholder\(s\) \{gid\}"):
-        make(prompt="a fox", output_path="/tmp/{gid}.mp4").execute(outputs_context)
+        op.execute(outputs_context)
     assert luma_conn_env.simulator.request_log == []
 
 
