@@ -281,3 +281,25 @@ def test_a_render_whose_task_never_finished_is_finished_not_bought_again(
     result = make(prompt="a fox", reuse_existing=False).execute(outputs_context)  # try 2
     assert result["request_id"] == deferred.value.trigger.request_id
     assert len(posts(luma_conn_env)) == 1
+
+
+@pytest.mark.parametrize(
+    ("output_path", "stored"),
+    [
+        # A folder: placeholders in any of its parts; files are named {task_id}-{generation_id}.mp4 inside.
+        ("/clips/{dag_id}/{run_id}/", "/clips/social/manual__1/cut-g-1.mp4"),
+        # A file name pattern: placeholders in folder parts and in the name; a value cannot climb out (.. -> _).
+        ("/clips/{mode}/{map_index}/{task_id}.mp4", "/clips/reframe/3/cut.mp4"),
+        ("/clips/day-{run_id}/x.mp4", "/clips/day-manual__1/x.mp4"),
+        ("/clips/{dag_id}/fixed/", "/clips/_/fixed/cut-g-1.mp4"),
+    ],
+)
+def test_placeholders_in_folder_parts(output_path: str, stored: str) -> None:
+    from airflow_provider_luma._storage import parse_output_path
+
+    spec = parse_output_path(output_path)
+    assert spec is not None
+    dag_id = ".." if "fixed" in output_path else "social"
+    values = {"dag_id": dag_id, "run_id": "manual__1", "task_id": "cut", "generation_id": "g-1", "mode": "reframe"}
+    assert spec.resolve("mp4", {**values, "map_index": 3, "request_id": "r-1"}).path == stored
+    assert spec.static_folder().path == "/clips", "the write probe goes where no placeholder is"

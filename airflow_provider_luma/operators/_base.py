@@ -93,7 +93,9 @@ class LumaRenderOperator(BaseOperator):
         ``ObjectStoragePath`` URI (``file:///…``, ``s3://conn_id@bucket/key``). Ending in ``.mp4`` or ``.{ext}``
         it is a file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``,
         ``{run_id}``, ``{map_index}``, ``{mode}``, ``{ext}``; otherwise a folder (files named
-        ``{task_id}-{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+        ``{task_id}-{generation_id}.mp4``). Placeholders work in folder parts too (``/clips/{run_id}/``). A literal
+        value's shape is checked when the DAG is parsed. Unset: nothing is downloaded (presigned URLs expire
+        after ~1 h).
     :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
         ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
     :param max_cost_usd: fail (without retries, before any request) when the estimated cost is above this many
