@@ -17,7 +17,8 @@ after templating, before its request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +33,43 @@ if TYPE_CHECKING:
 _MAX_CHAIN: Final = 32  # a chain of renders longer than this is not followed (a cycle cannot exist in a DAG)
 _SOURCE_FIELDS: Final = ("source_generation_id", "start_frame_generation_id", "end_frame_generation_id")
 _EXTEND_MODES: Final = (Mode.EXTEND_FORWARD, Mode.EXTEND_BACKWARD)
+
+
+class _ByIdentity:
+    """Values kept per object *identity* while the object lives: operators and DAGs compare and hash by their
+    attributes (two tasks with equal parameters in different DAGs are ``==``; a DAG's hash changes as tasks are
+    added), so neither a dict nor a ``WeakKeyDictionary`` keyed by them is safe."""
+
+    def __init__(self) -> None:
+        self._values: dict[int, Any] = {}
+
+    def get(self, obj: object, default: Any = None) -> Any:
+        return self._values.get(id(obj), default)
+
+    def set(self, obj: object, value: Any) -> None:
+        if id(obj) not in self._values:
+            weakref.finalize(obj, self._values.pop, id(obj), None)  # forget it when the object is collected
+        self._values[id(obj)] = value
+
+
+# Output facts per operator, stamped with its parameters (an operator changed after construction is computed
+# again): a chain of n extends would otherwise be followed n times over while the DAG file is parsed.
+_FACTS = _ByIdentity()
+# Per DAG, the literal renders under a run cap seen by the constructors so far: task_id -> (estimate, cap).
+_PARSED = _ByIdentity()
+
+
+def _memo_facts(op: Any, compute: Callable[[], SourceFacts]) -> SourceFacts:
+    try:
+        stamp = repr(op.spec_params())
+    except LumaValidationError:
+        return compute()
+    cached = _FACTS.get(op)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]  # type: ignore[no-any-return]
+    value = compute()
+    _FACTS.set(op, (stamp, value))
+    return value
 
 
 def _is_luma(task: Any) -> bool:
@@ -87,6 +125,10 @@ def literal_spec(op: LumaRenderOperator, depth: int = 0) -> tuple[RenderSpec, So
 
 def output_facts_of(op: LumaRenderOperator, depth: int = 0) -> SourceFacts:
     """Ratio and duration of the clip ``op`` renders, as far as its literals (and its sources') tell."""
+    return _memo_facts(op, lambda: _output_facts(op, depth))
+
+
+def _output_facts(op: LumaRenderOperator, depth: int) -> SourceFacts:
     found = literal_spec(op, depth)
     if found is None:
         return SourceFacts()
@@ -135,27 +177,32 @@ def check_run_cap_at_parse(op: LumaRenderOperator) -> None:
     """At DAG import: refuse the task that pushes the literal renders under a run cap over that cap.
 
     Prices are the built-in GMI table's (the connection is not read while a DAG file is parsed); renders with no
-    built-in price (edit, reframe) are priced at run start, with the connection's table.
+    built-in price (edit, reframe) are priced at run start, with the connection's table. Each constructor adds its
+    own task to the DAG's running list, so a DAG file of n tasks costs n estimates, not n^2 (a task changed after
+    construction is priced again at run start).
 
     :raises LumaValidationError: naming ``max_run_cost_usd``, the cap, the sum and each task's estimate.
     """
+    cap = _literal_cap(op.max_run_cost_usd, "max_run_cost_usd")
+    if cap is None:
+        return
+    cost = _literal_cost(op, PriceTable())
+    if cost is None:
+        return
     dag = op.get_dag()
-    tasks = list(dag.task_dict.values()) if dag is not None else [op]
-    if op not in tasks:
-        tasks.append(op)
-    priced: list[tuple[str, Decimal, Decimal]] = []
-    table = PriceTable()
-    for task in _luma_tasks(tasks):
-        cap = _literal_cap(task.max_run_cost_usd, "max_run_cost_usd")
-        found = literal_spec(task) if cap is not None else None
-        if cap is None or found is None:
-            continue
-        cost = estimate(found[0], table, found[1]).cost
-        if cost is not None:
-            priced.append((task.task_id, cost, cap))
-    problem = _over_cap(priced)
+    running: dict[str, tuple[Decimal, Decimal]] = {}
+    if dag is not None:
+        running = _PARSED.get(dag) or {}
+        _PARSED.set(dag, running)
+    running[op.task_id] = (cost, cap)
+    problem = _over_cap([(task_id, c, k) for task_id, (c, k) in sorted(running.items())])
     if problem is not None:
         raise LumaValidationError([problem], subject=f"DAG (task {op.task_id!r} is the one over the cap)")
+
+
+def _literal_cost(op: LumaRenderOperator, table: PriceTable) -> Decimal | None:
+    found = literal_spec(op)
+    return None if found is None else estimate(found[0], table, found[1]).cost
 
 
 def run_problems(
