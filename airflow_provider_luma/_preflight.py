@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaValidationError
 from airflow_provider_luma.core.pricing import PriceTable, check_budget, estimate, parse_max_cost
 from airflow_provider_luma.core.specs import SPECS
-from airflow_provider_luma.core.specs.base import Mode, RenderSpec, SourceFacts
+from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
 
 if TYPE_CHECKING:
     from airflow_provider_luma.operators._base import LumaRenderOperator
 
 _MAX_CHAIN: Final = 32  # a chain of renders longer than this is not followed (a cycle cannot exist in a DAG)
 _SOURCE_FIELDS: Final = ("source_generation_id", "start_frame_generation_id", "end_frame_generation_id")
-_EXTEND_MODES: Final = (Mode.EXTEND_FORWARD, Mode.EXTEND_BACKWARD)
 
 
 class _ByIdentity:
@@ -129,20 +128,15 @@ def output_facts_of(op: LumaRenderOperator, depth: int = 0) -> SourceFacts:
 
 
 def _output_facts(op: LumaRenderOperator, depth: int) -> SourceFacts:
+    # The spec's own output facts, the same the task pushes to XCom when it runs (and the run-time checks read):
+    # a generate's literal ratio or the model's default 16:9 (an extend too: the model page gives every request
+    # that default and says nothing of keeping the source's ratio; the simulator agrees), an extend's one 5-s
+    # block, an edit's source ratio and duration, a reframe's new ratio and its source's duration.
     found = literal_spec(op, depth)
     if found is None:
         return SourceFacts()
     spec, source = found
-    out = spec.output_facts(source)
-    if spec.mode in _EXTEND_MODES:
-        # An extend continues its source: one 5-s block in the source's ratio. Only an explicit, different ratio
-        # leaves it unknown (what the service then does is not documented).
-        ratio = getattr(op, "aspect_ratio", None)
-        keeps = ratio is None or ratio == source.aspect_ratio
-        return SourceFacts(aspect_ratio=source.aspect_ratio if keeps else None, duration_seconds=5.0)
-    if spec.mode is Mode.INTERPOLATION and getattr(op, "aspect_ratio", None) is None:
-        return SourceFacts(aspect_ratio=None, duration_seconds=out.duration_seconds)
-    return out
+    return spec.output_facts(source)
 
 
 def _literal_cap(value: Any, field: str) -> Decimal | None:

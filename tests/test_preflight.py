@@ -36,7 +36,8 @@ def _with_prices(server: LumaSimulatorServer, monkeypatch: pytest.MonkeyPatch, p
 
 @pytest.mark.parametrize(
     ("master_ratio", "extend", "reframe_to"),
-    [("9:16", True, "9:16"), (None, False, "16:9"), (None, True, "16:9"), ("1:1", False, "1:1")],
+    # An extend's clip has its own literal ratio or the model's default 16:9, as the task reports when it runs.
+    [("9:16", False, "9:16"), (None, False, "16:9"), (None, True, "16:9"), ("9:16", True, "16:9")],
 )
 def test_reframe_to_the_ratio_the_upstream_literals_give_fails_the_import(
     luma_conn_env: LumaSimulatorServer, master_ratio: str | None, extend: bool, reframe_to: str
@@ -44,7 +45,7 @@ def test_reframe_to_the_ratio_the_upstream_literals_give_fails_the_import(
     with DAG("reframe_same", schedule=None, start_date=START):
         master = LumaGenerateVideoOperator(task_id="master", prompt="p", aspect_ratio=master_ratio)
         source = master
-        if extend:  # an extend keeps its source's ratio: the chain is followed
+        if extend:  # the chain is followed through the extend
             source = LumaExtendVideoOperator(task_id="longer", generation_id=master.output["generation_id"], prompt="q")
         with pytest.raises(LumaValidationError, match=f"aspect_ratio: the source is already {reframe_to}"):
             LumaReframeVideoOperator(
@@ -173,3 +174,21 @@ def test_templated_caps_and_values_are_left_to_their_own_task(
     with pytest.raises(TaskDeferred):
         master.execute({**context, "dag": dag})
     assert len(luma_conn_env.simulator.create_requests()) == 1
+
+
+# -- a real Airflow run (dag.test): context["dag"] is the run's DAG -----------------------------------------------
+
+
+def test_the_issues_run_buys_nothing_and_fails_at_its_first_task(luma_airflow: Any) -> None:
+    dag, _ = social_cut()  # max_run_cost_usd=2.00; today it bought the master and the extend, then failed
+    run = luma_airflow.run(dag)
+
+    assert luma_airflow.simulator.request_log == []
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states == {
+        "master": "failed",
+        "longer": "upstream_failed",
+        "vertical": "upstream_failed",
+        "film": ("upstream_failed"),
+    }
