@@ -225,6 +225,8 @@ def run_problems(
         if found is None:
             continue  # templated: checked by that task after templating, before its request
         est = estimate(found[0], table, found[1])
+        if not mine and est.per_block is not None and est.blocks is None and not _length_unknowable(task):
+            continue  # its source's length is known once that source ran (a file, a templated value): checked then
         for field, cap in (("max_cost_usd", own_cap), ("max_run_cost_usd", run_cap)):
             try:
                 check_budget(found[0], est, cap, field)
@@ -236,6 +238,23 @@ def run_problems(
     if over is not None:
         problems.append(f"tasks {', '.join(repr(t) for t, _, _ in priced)}, {over}")
     return problems
+
+
+def _length_unknowable(op: LumaRenderOperator, depth: int = 0) -> bool:
+    """Whether an edit/reframe's source length stays unknown when it runs too: its chain of upstream Luma tasks
+    ends in a literal generation id of another run (the service says no length). A file, a templated value or a
+    generate at the chain's end has a length by then, so such a render is priced by its own task."""
+    from airflow_provider_luma._plan import is_templated
+    from airflow_provider_luma.core.specs.base import is_unset
+
+    if depth > _MAX_CHAIN or getattr(op, "source_video", None) is not None:
+        return False
+    value = getattr(op, "source_generation_id", None)
+    upstream = upstream_operator(value)
+    if upstream is not None:
+        # A generate-model render (extend, interpolation…) always reports its length; an edit/reframe its source's.
+        return hasattr(upstream, "source_generation_id") and _length_unknowable(upstream, depth + 1)
+    return isinstance(value, str) and not is_templated(value) and not is_unset(value)
 
 
 def _luma_tasks(tasks: Iterable[Any]) -> list[LumaRenderOperator]:

@@ -176,6 +176,35 @@ def test_templated_caps_and_values_are_left_to_their_own_task(
     assert len(luma_conn_env.simulator.create_requests()) == 1
 
 
+@pytest.mark.parametrize(
+    ("source", "refused"),
+    [
+        ({"source_generation_id": "g-from-another-run"}, True),  # its length stays unknown when it runs too
+        ({"source_video": "/data/in.mp4"}, False),  # the file's length is read by that task before its request
+        ({"source_generation_id": "{{ params.gid }}"}, False),  # templated: checked after templating
+    ],
+)
+def test_an_edit_whose_length_stays_unknown_is_refused_at_run_start_others_wait_for_their_own_check(
+    luma_conn_env: LumaSimulatorServer,
+    context: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    source: dict[str, Any],
+    refused: bool,
+) -> None:
+    _with_prices(luma_conn_env, monkeypatch, {"luma-ray-3-2-edit": {"SDR": {"720p": 0.40}}})
+    with DAG("edits", schedule=None, start_date=START, default_args={"max_run_cost_usd": 5}) as dag:
+        master = LumaGenerateVideoOperator(task_id="master", prompt="p")
+        LumaEditVideoOperator(task_id="film", prompt="film", **source)
+    if refused:
+        with pytest.raises(AirflowFailException, match=r"- task 'film', max_run_cost_usd: .*duration is unknown"):
+            master.execute({**context, "dag": dag})
+        assert luma_conn_env.simulator.request_log == []
+    else:
+        with pytest.raises(TaskDeferred):
+            master.execute({**context, "dag": dag})
+        assert len(luma_conn_env.simulator.create_requests()) == 1
+
+
 # -- a real Airflow run (dag.test): context["dag"] is the run's DAG -----------------------------------------------
 
 
