@@ -213,6 +213,7 @@ def run_problems(
     if not any(t.task_id == current.task_id for t in tasks):
         tasks.append(current)
     problems: list[str] = []
+    others = False  # whether a problem is another task's (this task's own alone are reported by its own check)
     priced: list[tuple[str, Decimal, Decimal]] = []
     for task in _luma_tasks(tasks):
         mine = task.task_id == current.task_id
@@ -232,12 +233,15 @@ def run_problems(
                 check_budget(found[0], est, cap, field)
             except LumaBudgetExceeded as exc:
                 problems.append(f"task {task.task_id!r}, {field}: {exc}".replace(" Nothing was submitted.", ""))
+                others = others or not mine
         if run_cap is not None and est.cost is not None:
             priced.append((task.task_id, est.cost, run_cap))
     over = _over_cap(priced)
     if over is not None:
         problems.append(f"tasks {', '.join(repr(t) for t, _, _ in priced)}, {over}")
-    return problems
+        others = others or any(task_id != current.task_id for task_id, _, _ in priced)
+    # Only this task's own cap refuses it: its own check, right after, says so in its usual words.
+    return problems if others else []
 
 
 def _length_unknowable(op: LumaRenderOperator, depth: int = 0) -> bool:
