@@ -215,6 +215,7 @@ class RenderRun(Finisher):
     def _submit(self) -> Job:
         # The cap guards new spend only: re-attaching to (or reusing) a render already paid for costs nothing, so
         # a lowered cap never orphans one. A fresh task instance has no record, so this runs before any request.
+        self._preflight()
         try:
             check_budget(self.spec, self.estimate, self.plan.max_cost)
             check_budget(self.spec, self.estimate, self.plan.max_run_cost, "max_run_cost_usd")
@@ -249,6 +250,29 @@ class RenderRun(Finisher):
                 trace,
             )
             return job
+
+    def _preflight(self) -> None:
+        """Refuse a run that cannot succeed before this task buys anything: every Luma task of the DAG a cap covers
+        is priced with the connection's table (see :mod:`airflow_provider_luma._preflight`). Every task runs it
+        before its first create request, so whichever starts first refuses; it sends nothing and is deterministic.
+        """
+        from airflow_provider_luma._preflight import run_problems
+        from airflow_provider_luma._state import context_get
+
+        dag = context_get(self.context, "dag")
+        if dag is None:
+            dag = self.op.get_dag()  # an operator executed directly (a unit test): the DAG it was built in
+        try:
+            table = self.hook.price_table()
+        except LumaError as exc:
+            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        problems = run_problems(self.op, self.spec, self.plan.source, dag, table)
+        if problems:
+            lines = "\n".join(f"- {p}" for p in problems)
+            raise AirflowFailException(
+                f"Run pre-flight: this DAG run cannot succeed ({len(problems)} problem(s)); nothing was submitted "
+                f"by task {self.op.task_id!r}:\n{lines}"
+            )
 
     def _reserve(self) -> None:
         """Record this render's estimate before its create request (see ``_budget``); with ``max_run_cost_usd``,

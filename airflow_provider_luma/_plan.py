@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Fields whose rules depend only on being set (or on their shape), not on their exact value: at parse time a
 # templated value there is replaced by a stand-in so the other, literal fields can still be checked together.
-_STAND_INS: Final[dict[str, str]] = {
+STAND_INS: Final[dict[str, str]] = {
     "prompt": "stand-in prompt",
     "start_frame_generation_id": "parse-time-generation-id",
     "end_frame_generation_id": "parse-time-generation-id",
@@ -58,25 +58,41 @@ def is_templated(value: Any) -> bool:
     return value is not None and not isinstance(value, bool | int | float)
 
 
-def check_literals(model_id: str, params: dict[str, Any]) -> None:
+def check_literals(model_id: str, params: dict[str, Any], source: SourceFacts | None = None) -> None:
     """Validate the literal parameters at DAG-parse time (templated ones are checked after templating).
+
+    :param source: what the upstream task's literals say about the source video (a reframe to the ratio it
+        already has is refused at import), see :func:`airflow_provider_luma._preflight.source_facts_of`.
 
     :raises LumaValidationError: for a rule that the literal values break; it becomes the DAG's import error.
     """
     given: dict[str, Any] = {}
     for name, value in params.items():
         if name == "source_video" and value is not None:
-            given[name] = _stand_in_video(str(value))  # the file itself is only read when the task runs
+            given[name] = stand_in_video(str(value))  # the file itself is only read when the task runs
         elif not is_templated(value):
             given[name] = value
-        elif name in _STAND_INS:
-            given[name] = _STAND_INS[name]
+        elif name in STAND_INS:
+            given[name] = STAND_INS[name]
         else:
             return  # a templated enum or flag: the combination can only be judged after templating
-    SPECS[model_id].validate_params(given)
+    SPECS[model_id].validate_params(given, source or SourceFacts())
 
 
-def _stand_in_video(label: str) -> Any:
+def check_literal_output_path(value: Any) -> None:
+    """A literal ``output_path``'s shape rules at DAG-parse time (absolute, placeholders, braces, characters).
+
+    Whether its filesystem is installed and writable is checked when the task runs (resolving it would import
+    the storage provider while the DAG file is parsed).
+
+    :raises LumaValidationError: naming ``output_path`` and the rule.
+    """
+    if not is_templated(value):
+        parse_output_path(value, resolve=False)
+
+
+def stand_in_video(label: str) -> Any:
+    """A ``source_video`` stand-in for parse-time checks: never read."""
     from airflow_provider_luma.core.specs.source import VideoFile
 
     def unreadable() -> Any:

@@ -75,8 +75,11 @@ class OutputSpec:
         return ObjectStoragePath(static.rsplit("/", 1)[0] + "/")
 
 
-def parse_output_path(value: Any, field: str = "output_path") -> OutputSpec | None:
+def parse_output_path(value: Any, field: str = "output_path", *, resolve: bool = True) -> OutputSpec | None:
     """Validate ``output_path`` (after templating, before any request): shape, placeholders, filesystem.
+
+    :param resolve: also check that the scheme's filesystem is installed (``False`` at DAG-parse time, where
+        importing a storage provider would slow every parse).
 
     :raises LumaValidationError: naming ``field`` and the rule it breaks.
     """
@@ -116,6 +119,8 @@ def parse_output_path(value: Any, field: str = "output_path") -> OutputSpec | No
     probe = spec.pattern.format_map(dict.fromkeys(PLACEHOLDERS, "x"))
     if "{" in probe or "}" in probe:
         raise invalid("it has braces left over, e.g. Jinja {{ ... }} in a field that was not templated")
+    if not resolve:
+        return spec
     scheme = pattern.split("://", 1)[0]
     try:
         # Resolving the filesystem is the check: an unknown scheme, or one whose provider is not installed, fails

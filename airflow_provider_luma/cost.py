@@ -1,12 +1,17 @@
 """What a DAG run's Luma renders are estimated to cost, summed from their XCom.
 
-Use :func:`luma_cost_report` as the callable of a task at the end of a DAG::
+Use :func:`luma_cost_report` as the callable of a teardown task at the end of a DAG::
 
     from airflow.providers.standard.operators.python import PythonOperator
     from airflow_provider_luma.cost import luma_cost_report
 
-    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
+    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report).as_teardown()
     [render, extend, ...] >> report
+
+A teardown runs once its upstream tasks are done, whatever their outcome, and is left out of the run's state
+(Airflow 3.3.2), so a run whose render failed ends ``failed`` while the report still counts what was bought. A
+last task with ``trigger_rule="all_done"`` would run too, but as a leaf its success would make such a run
+``success``.
 
 Every Luma render task pushes ``estimated_cost_usd`` (the seed price table's estimate, see
 :mod:`airflow_provider_luma.core.pricing`) as soon as the service accepted its render, so a render paid for by a task

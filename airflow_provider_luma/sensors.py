@@ -33,7 +33,8 @@ NO_GENERATION_LOOKUP = (
 
 class LumaGenerationSensor(BaseSensorOperator):
     """Wait until a Luma render finishes; push ``generation_id``, ``request_id``, ``video_url``, ... as a render
-    task does (keys this sensor cannot know, such as ``mode`` or ``estimated_cost_usd``, are ``None``).
+    task does (keys this sensor cannot know, such as ``mode`` or ``estimated_cost_usd``, are ``None``: a status
+    answer carries no request payload, and those are facts of the payload; read them from the submitting task).
 
     :param request_id: the queue request id of the render (templated), e.g. ``render.output["request_id"]``.
     :param generation_id: optional (templated): fail if the request holds another generation. Alone it is enough

@@ -86,6 +86,8 @@ with DAG(
     # [END howto_operator_luma_interpolate]
 
     # [START howto_luma_cost_report]
-    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
+    # A teardown: it runs once every render is done, whatever happened to them, and the run's state is still
+    # that of the renders (a failed render fails the run; a last all_done task would have made it "success").
+    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report).as_teardown()
     [opening, closing, continued, prologue, bridge] >> report
     # [END howto_luma_cost_report]

@@ -75,5 +75,7 @@ with DAG(
     )
     # [END howto_operator_luma_edit]
 
-    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report, trigger_rule="all_done")
+    # A teardown: it runs once every render is done, whatever happened to them, and the run's state is still
+    # that of the renders (a failed render fails the run; a last all_done task would have made it "success").
+    report = PythonOperator(task_id="cost_report", python_callable=luma_cost_report).as_teardown()
     [master, longer, vertical, film_look] >> report

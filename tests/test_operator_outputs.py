@@ -18,6 +18,7 @@ from airflow.sdk.types import TaskInstanceKey
 from test_operator import make, posts, run_deferred
 
 from airflow_provider_luma._state import STATE_KEY
+from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.operators import (
@@ -117,8 +118,12 @@ async def test_writes_to_an_object_store_uri(
 def test_bad_output_path_fails_before_any_http(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
+    with pytest.raises(LumaValidationError, match=r"output_path: got .*; unknown placeholder\(s\) \{gid\}"):
+        make(prompt="a fox", output_path="/tmp/{gid}.mp4")  # a literal: the DAG file's import fails
+    op = make(prompt="a fox", output_path="{{ params.path }}")
+    op.output_path = "/tmp/{gid}.mp4"  # what templating renders: checked again before any request
     with pytest.raises(AirflowFailException, match=r"output_path: got .*; unknown placeholder\(s\) \{gid\}"):
-        make(prompt="a fox", output_path="/tmp/{gid}.mp4").execute(outputs_context)
+        op.execute(outputs_context)
     assert luma_conn_env.simulator.request_log == []
 
 
@@ -276,3 +281,25 @@ def test_a_render_whose_task_never_finished_is_finished_not_bought_again(
     result = make(prompt="a fox", reuse_existing=False).execute(outputs_context)  # try 2
     assert result["request_id"] == deferred.value.trigger.request_id
     assert len(posts(luma_conn_env)) == 1
+
+
+@pytest.mark.parametrize(
+    ("output_path", "stored"),
+    [
+        # A folder: placeholders in any of its parts; files are named {task_id}-{generation_id}.mp4 inside.
+        ("/clips/{dag_id}/{run_id}/", "/clips/social/manual__1/cut-g-1.mp4"),
+        # A file name pattern: placeholders in folder parts and in the name; a value cannot climb out (.. -> _).
+        ("/clips/{mode}/{map_index}/{task_id}.mp4", "/clips/reframe/3/cut.mp4"),
+        ("/clips/day-{run_id}/x.mp4", "/clips/day-manual__1/x.mp4"),
+        ("/clips/{dag_id}/fixed/", "/clips/_/fixed/cut-g-1.mp4"),
+    ],
+)
+def test_placeholders_in_folder_parts(output_path: str, stored: str) -> None:
+    from airflow_provider_luma._storage import parse_output_path
+
+    spec = parse_output_path(output_path)
+    assert spec is not None
+    dag_id = ".." if "fixed" in output_path else "social"
+    values = {"dag_id": dag_id, "run_id": "manual__1", "task_id": "cut", "generation_id": "g-1", "mode": "reframe"}
+    assert spec.resolve("mp4", {**values, "map_index": 3, "request_id": "r-1"}).path == stored
+    assert spec.static_folder().path == "/clips", "the write probe goes where no placeholder is"

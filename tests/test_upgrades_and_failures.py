@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_luma._state import STATE_KEY, fingerprint
-from airflow_provider_luma.core.errors import LumaDownloadError
+from airflow_provider_luma.core.errors import LumaDownloadError, LumaValidationError
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
@@ -133,8 +133,13 @@ async def test_a_402_while_polling_stops_at_once_in_trigger_and_worker(
 
 
 def test_output_path_errors_name_output_path_not_the_model(luma_conn_env: LumaSimulatorServer) -> None:
+    with pytest.raises(LumaValidationError) as parsed:  # a literal: the DAG file's import fails
+        make(prompt="p", output_path="relative/clips/")
+    assert str(parsed.value).startswith("output_path: got 'relative/clips/'")
+    op = make(prompt="p", output_path="{{ params.folder }}")
+    op.output_path = "relative/clips/"  # as templating renders it
     with pytest.raises(AirflowFailException) as caught:
-        make(prompt="p", output_path="relative/clips/").execute({"task_state_store": MemoryStateStore()})
+        op.execute({"task_state_store": MemoryStateStore()})
     assert str(caught.value).startswith("output_path: got 'relative/clips/'")
 
 

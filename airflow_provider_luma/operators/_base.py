@@ -93,7 +93,9 @@ class LumaRenderOperator(BaseOperator):
         ``ObjectStoragePath`` URI (``file:///…``, ``s3://conn_id@bucket/key``). Ending in ``.mp4`` or ``.{ext}``
         it is a file name pattern with ``{generation_id}``, ``{request_id}``, ``{dag_id}``, ``{task_id}``,
         ``{run_id}``, ``{map_index}``, ``{mode}``, ``{ext}``; otherwise a folder (files named
-        ``{task_id}-{generation_id}.mp4``). Unset: nothing is downloaded (presigned URLs expire after ~1 h).
+        ``{task_id}-{generation_id}.mp4``). Placeholders work in folder parts too (``/clips/{run_id}/``). A literal
+        value's shape is checked when the DAG is parsed. Unset: nothing is downloaded (presigned URLs expire
+        after ~1 h).
     :param asset_alias: stored files are emitted as Asset events through ``AssetAlias(asset_alias)`` (default
         ``"luma_videos"``; ``None`` emits none). Only used with ``output_path``.
     :param max_cost_usd: fail (without retries, before any request) when the estimated cost is above this many
@@ -138,8 +140,9 @@ class LumaRenderOperator(BaseOperator):
         add_alias(kwargs, output_path, asset_alias)
         # A mapped task is built from its expanded values at run time: those are checked in execute(), where a
         # broken rule fails the task without retries instead of raising from the constructor.
-        self._check_at_parse = not kwargs.get("_airflow_from_mapped", False)
         super().__init__(**kwargs)
+        # Airflow's apply_defaults pops ``_airflow_from_mapped`` before this runs and records it here instead.
+        self._check_at_parse = not getattr(self, "_BaseOperator__from_mapped", False)
         self.luma_conn_id = luma_conn_id
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
@@ -163,13 +166,21 @@ class LumaRenderOperator(BaseOperator):
     def check_literal_params(self) -> None:
         """Validate literal parameters at DAG-parse time (call at the end of a subclass ``__init__``).
 
+        Besides the model's rules: a literal ``output_path``'s shape, the source facts the upstream Luma task's
+        literals give (a reframe to the ratio its source already has) and the run cap against the literal
+        renders of the DAG so far (:mod:`airflow_provider_luma._preflight`).
+
         :raises LumaValidationError: the rule the literal values break; the DAG file fails to import with it.
         """
         if not self._check_at_parse:
             return
-        from airflow_provider_luma._plan import check_literals
+        from airflow_provider_luma._plan import check_literal_output_path, check_literals
+        from airflow_provider_luma._preflight import check_run_cap_at_parse, source_facts_of
 
-        check_literals(self.MODEL_ID, self.spec_params())
+        params = self.spec_params()
+        check_literals(self.MODEL_ID, params, source_facts_of(params))
+        check_literal_output_path(self.output_path)
+        check_run_cap_at_parse(self)
 
     def spec_params(self) -> dict[str, Any]:
         """The (rendered) payload parameters; ``None`` means "not set"."""
