@@ -167,33 +167,6 @@ def _over_cap(priced: list[tuple[str, Decimal, Decimal]]) -> str | None:
     )
 
 
-def check_run_cap_at_parse(op: LumaRenderOperator) -> None:
-    """At DAG import: refuse the task that pushes the literal renders under a run cap over that cap.
-
-    Prices are the built-in GMI table's (the connection is not read while a DAG file is parsed); renders with no
-    built-in price (edit, reframe) are priced at run start, with the connection's table. Each constructor adds its
-    own task to the DAG's running list, so a DAG file of n tasks costs n estimates, not n^2 (a task changed after
-    construction is priced again at run start).
-
-    :raises LumaValidationError: naming ``max_run_cost_usd``, the cap, the sum and each task's estimate.
-    """
-    cap = _literal_cap(op.max_run_cost_usd, "max_run_cost_usd")
-    if cap is None:
-        return
-    cost = _literal_cost(op, PriceTable())
-    if cost is None:
-        return
-    dag = op.get_dag()
-    running: dict[str, tuple[Decimal, Decimal]] = {}
-    if dag is not None:
-        running = _PARSED.get(dag) or {}
-        _PARSED.set(dag, running)
-    running[op.task_id] = (cost, cap)
-    problem = _over_cap([(task_id, c, k) for task_id, (c, k) in sorted(running.items())])
-    if problem is not None:
-        raise LumaValidationError([problem], subject=f"DAG (task {op.task_id!r} is the one over the cap)")
-
-
 def _literal_cost(op: LumaRenderOperator, table: PriceTable) -> Decimal | None:
     found = literal_spec(op)
     return None if found is None else estimate(found[0], table, found[1]).cost

@@ -79,27 +79,20 @@ def test_literal_output_path_mistakes_fail_the_import(luma_conn_env: LumaSimulat
     assert luma_conn_env.simulator.request_log == []
 
 
-def test_the_task_that_pushes_the_literal_renders_over_the_run_cap_fails_the_import(
+def test_literal_renders_over_a_run_cap_import_and_fail_at_run_start_before_any_request(
     luma_conn_env: LumaSimulatorServer,
 ) -> None:
+    # Prices live in the connection (an account's own may be lower than the built-in table): a DAG file is never
+    # refused for them. The run refuses at its first task instead, before any request.
     with DAG("over_cap", schedule=None, start_date=START, default_args={"max_run_cost_usd": 0.30}) as dag:
-        LumaGenerateVideoOperator(task_id="a", prompt="p", resolution="540p")
-        LumaGenerateVideoOperator(task_id="b", prompt="p", resolution="540p")
-        with pytest.raises(LumaValidationError) as raised:
-            LumaGenerateVideoOperator(task_id="c", prompt="p", resolution="540p")
-        # A mapped task's operators exist only at run time: each element checks the cap before its request.
-        LumaGenerateVideoOperator.partial(task_id="mapped", resolution="540p").expand(prompt=["x", "y"])
-    message = str(raised.value)
-    assert "task 'c'" in message and "max_run_cost_usd=$0.30" in message
-    assert "estimated at $0.45 together (a $0.15, b $0.15, c $0.15)" in message
-    assert "mapped" in dag.task_dict and luma_conn_env.simulator.request_log == []
-
-
-def test_renders_within_the_run_cap_import(luma_conn_env: LumaSimulatorServer) -> None:
-    with DAG("within_cap", schedule=None, start_date=START, default_args={"max_run_cost_usd": 0.45}) as dag:
-        for name in "abc":
+        first = LumaGenerateVideoOperator(task_id="a", prompt="p", resolution="540p")
+        for name in "bc":
             LumaGenerateVideoOperator(task_id=name, prompt="p", resolution="540p")
     assert sorted(dag.task_dict) == ["a", "b", "c"]
+    with pytest.raises(AirflowFailException, match="Run pre-flight") as raised:
+        first.execute({"dag": dag, "task_state_store": MemoryStateStore()})
+    assert "$0.45" in str(raised.value) and "max_run_cost_usd=$0.30" in str(raised.value)
+    assert luma_conn_env.simulator.request_log == []
 
 
 # -- at run start ------------------------------------------------------------------------------------------------

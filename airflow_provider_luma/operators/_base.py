@@ -166,21 +166,20 @@ class LumaRenderOperator(BaseOperator):
     def check_literal_params(self) -> None:
         """Validate literal parameters at DAG-parse time (call at the end of a subclass ``__init__``).
 
-        Besides the model's rules: a literal ``output_path``'s shape, the source facts the upstream Luma task's
-        literals give (a reframe to the ratio its source already has) and the run cap against the literal
-        renders of the DAG so far (:mod:`airflow_provider_luma._preflight`).
+        Besides the model's rules: a literal ``output_path``'s shape and the source facts the upstream Luma task's
+        literals give (a reframe to the ratio its source already has; :mod:`airflow_provider_luma._preflight`).
+        Prices live in the connection, not in the DAG file, so caps are checked at run start, before any request.
 
         :raises LumaValidationError: the rule the literal values break; the DAG file fails to import with it.
         """
         if not self._check_at_parse:
             return
         from airflow_provider_luma._plan import check_literal_output_path, check_literals
-        from airflow_provider_luma._preflight import check_run_cap_at_parse, source_facts_of
+        from airflow_provider_luma._preflight import source_facts_of
 
         params = self.spec_params()
         check_literals(self.MODEL_ID, params, source_facts_of(params))
         check_literal_output_path(self.output_path)
-        check_run_cap_at_parse(self)
 
     def spec_params(self) -> dict[str, Any]:
         """The (rendered) payload parameters; ``None`` means "not set"."""
