@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Fields whose rules depend only on being set (or on their shape), not on their exact value: at parse time a
 # templated value there is replaced by a stand-in so the other, literal fields can still be checked together.
-STAND_INS: Final[dict[str, str]] = {
+_STAND_INS: Final[dict[str, str]] = {
     "prompt": "stand-in prompt",
     "start_frame_generation_id": "parse-time-generation-id",
     "end_frame_generation_id": "parse-time-generation-id",
@@ -66,17 +66,26 @@ def check_literals(model_id: str, params: dict[str, Any], source: SourceFacts | 
 
     :raises LumaValidationError: for a rule that the literal values break; it becomes the DAG's import error.
     """
+    given = literal_params(params)
+    if given is None:
+        return  # a templated enum or flag: the combination can only be judged after templating
+    SPECS[model_id].validate_params(given, source or SourceFacts())
+
+
+def literal_params(params: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` as they stand before templating: literal values as given, a templated value whose rules depend
+    only on its being set replaced by a stand-in; ``None`` when a templated value decides the request."""
     given: dict[str, Any] = {}
     for name, value in params.items():
         if name == "source_video" and value is not None:
-            given[name] = stand_in_video(str(value))  # the file itself is only read when the task runs
+            given[name] = _stand_in_video(str(value))  # the file itself is only read when the task runs
         elif not is_templated(value):
             given[name] = value
-        elif name in STAND_INS:
-            given[name] = STAND_INS[name]
+        elif name in _STAND_INS:
+            given[name] = _STAND_INS[name]
         else:
-            return  # a templated enum or flag: the combination can only be judged after templating
-    SPECS[model_id].validate_params(given, source or SourceFacts())
+            return None
+    return given
 
 
 def check_literal_output_path(value: Any) -> None:
@@ -91,7 +100,7 @@ def check_literal_output_path(value: Any) -> None:
         parse_output_path(value, resolve=False)
 
 
-def stand_in_video(label: str) -> Any:
+def _stand_in_video(label: str) -> Any:
     """A ``source_video`` stand-in for parse-time checks: never read."""
     from airflow_provider_luma.core.specs.source import VideoFile
 

@@ -97,7 +97,7 @@ def source_facts_of(params: dict[str, Any], depth: int = 0) -> SourceFacts:
 def literal_spec(op: LumaRenderOperator, depth: int = 0) -> tuple[RenderSpec, SourceFacts] | None:
     """The request ``op``'s literal values make and its known source facts; None when a value that decides the
     request (or its price) is templated, or when the literals break a rule (the constructor reports that)."""
-    from airflow_provider_luma._plan import STAND_INS, is_templated, stand_in_video
+    from airflow_provider_luma._plan import literal_params
 
     if depth > _MAX_CHAIN:
         return None
@@ -105,16 +105,9 @@ def literal_spec(op: LumaRenderOperator, depth: int = 0) -> tuple[RenderSpec, So
         params = op.spec_params()
     except LumaValidationError:
         return None
-    given: dict[str, Any] = {}
-    for name, value in params.items():
-        if name == "source_video" and value is not None:
-            given[name] = stand_in_video(str(value))  # its duration is only known once the file is read
-        elif not is_templated(value):
-            given[name] = value
-        elif name in STAND_INS:
-            given[name] = STAND_INS[name]
-        else:
-            return None
+    given = literal_params(params)  # a source_video's duration is only known once the file is read
+    if given is None:
+        return None
     try:
         spec = SPECS[op.MODEL_ID].validate_params(given)
     except LumaValidationError:
