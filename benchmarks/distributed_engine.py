@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _airflow_bench import dags_folder  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
-from airflow_provider_luma.testing._services import S3Server  # noqa: E402
-from airflow_provider_luma.testing.distributed import TRIGGERERS, WORKERS, DistributedAirflowCluster  # noqa: E402
+from tests.harness._services import S3Server  # noqa: E402
+from tests.harness.distributed import TRIGGERERS, WORKERS, DistributedAirflowCluster  # noqa: E402
 
 SLOT_TARGET = 1.0
 THRESHOLD = 10.0  # [triggerer] triggerer_health_check_threshold of the deployment

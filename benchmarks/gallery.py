@@ -158,8 +158,9 @@ def main() -> int:
     parser.add_argument("--renders", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    from airflow_provider_luma.testing import _cluster_env as ce
+    sys.path.insert(0, str(ROOT))  # the test harness is test-side code, importable from the checkout
     from airflow_provider_luma.testing._media import sample_mp4
+    from tests.harness import _cluster_env as ce
 
     home = Path(tempfile.mkdtemp(prefix="luma-bench-gallery-"))
     (port,) = ce.free_ports(1)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _airflow_bench import dags_folder, parse_ts, wait_counting_deferred, worker_log, worker_runs  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster  # noqa: E402
+from tests.harness.cluster import LocalAirflowCluster  # noqa: E402
 
 DAG_ID = "bench_makespan"
 RENDERS, RENDER_SECONDS, SLOTS = 20, 60, 2

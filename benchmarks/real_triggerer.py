@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _airflow_bench import dags_folder, wait_counting_deferred  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster  # noqa: E402
+from tests.harness.cluster import LocalAirflowCluster  # noqa: E402
 
 DAG_ID = "bench_real_triggerer"
 DAG = """

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airflow_provider_luma.testing._services import S3Server  # noqa: E402
+from tests.harness._services import S3Server  # noqa: E402
 
 BUCKET = "luma-bench"
 CONN = "aws_luma_bench"

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _airflow_bench import dags_folder, worker_log, worker_runs  # noqa: E402
 
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster  # noqa: E402
+from tests.harness.cluster import LocalAirflowCluster  # noqa: E402
 
 DAG_ID = "bench_worker_slots"
 LENGTHS = {"r30": ("720p", "5s", 30), "r60": ("1080p", "5s", 60), "r120": ("1080p", "10s", 120)}

@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_luma.plugins import gallery_url
-from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the cluster harness is test-side code (tests/harness), importable from the checkout
+
+from airflow_provider_luma.plugins import gallery_url  # noqa: E402
+from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
+from tests.harness.cluster import LocalAirflowCluster  # noqa: E402
+
 DEMO = ROOT / ".demo"
 OUTPUT = Path(os.environ.get("LUMA_DEMO_OUTPUT", ROOT / "output")).resolve()
 DAGS = {

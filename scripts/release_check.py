@@ -3,17 +3,22 @@
 1. ``uv build`` the sdist and the wheel; ``twine check --strict`` both.
 2. The sdist holds the package, README, LICENSE, CHANGELOG, pyproject and the example DAGs the docs include, and
    nothing else (no tests, benchmarks, CI files, docs).
-3. A fresh venv gets the wheel and ``apache-airflow==3.3.2`` (the oldest Airflow supported), pinned to
-   ``requirements/dev.lock`` so uv's cache serves every download after the first run; then
+3. The wheel ships what users use and not the test harness: no module of ``tests/harness`` (by name), and no module
+   in it imports what only the harness needs (moto, celery, psycopg, boto3, redis, ...: every import in the file,
+   also inside functions); its metadata offers the ``testing`` extra.
+4. A fresh venv gets the wheel with its ``testing`` extra and ``apache-airflow==3.3.2`` (the oldest Airflow
+   supported), pinned to ``requirements/dev.lock`` so uv's cache serves every download after the first run; then
    ``airflow providers list`` shows the provider, ``airflow plugins`` lists ``luma_gallery`` without import errors,
-   and the README's user example (``tests/user_example/test_weekly_social_cut.py``) passes with that venv's pytest,
-   run from a temporary folder outside the checkout so nothing of the source tree is importable.
+   and the README's user example (``tests/user_example/``: the ``dag.test()`` test through the ``luma_airflow``
+   fixture of the installed pytest plugin, and the DagBag test of its ``dags/`` folder) passes with that venv's
+   pytest, run from a temporary folder outside the checkout so nothing of the source tree is importable.
 
 Everything is built in a temporary folder that is removed afterwards; the checkout is never written to.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -22,6 +27,8 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +38,10 @@ OLDEST_AIRFLOW = "apache-airflow==3.3.2"
 SDIST_ALLOWED_TOP = {"airflow_provider_luma", "example_dags", "README.md", "LICENSE", "CHANGELOG.md", "pyproject.toml"}
 SDIST_REQUIRED = {"README.md", "LICENSE", "CHANGELOG.md", "pyproject.toml", "airflow_provider_luma/__init__.py",
                   "airflow_provider_luma/py.typed", "example_dags/example_luma_social_cut.py"}  # fmt: skip
+HARNESS = ROOT / "tests" / "harness"
+# What only the test harness needs (the distributed deployment, moto's S3 server): the wheel must not import it.
+HARNESS_ONLY_IMPORTS = ("moto", "celery", "psycopg", "psycopg2", "asyncpg", "boto3", "botocore", "redis", "s3fs",
+                        "airflow.providers.celery", "airflow.providers.postgres", "tests")  # fmt: skip
 
 
 def run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
@@ -55,6 +66,42 @@ def check_sdist(sdist: Path) -> None:
     print(f"sdist: {len(names)} files, top level {sorted(top)}")
 
 
+def imported_modules(source: str, filename: str) -> set[str]:
+    """Every absolute module a Python file imports, at module level or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def harness_only(module: str) -> bool:
+    """Whether ``module`` is one of :data:`HARNESS_ONLY_IMPORTS` or inside one."""
+    return any(module == name or module.startswith(f"{name}.") for name in HARNESS_ONLY_IMPORTS)
+
+
+def check_wheel(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as whl:
+        names = [n for n in whl.namelist() if not n.endswith("/")]
+        sources = {n: whl.read(n).decode() for n in names if n.endswith(".py")}
+        (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        extras = HeaderParser().parsestr(whl.read(metadata).decode()).get_all("Provides-Extra") or []
+    harness = {p.name for p in HARNESS.glob("*.py")} - {"__init__.py"}
+    # By name where the harness used to live (a module of another package may share a name such as _auth.py).
+    shipped_harness = sorted(
+        n for n in sources if n.startswith("airflow_provider_luma/testing/") and Path(n).name in harness
+    )
+    heavy = {name: sorted(m for m in imported_modules(text, name) if harness_only(m)) for name, text in sources.items()}
+    heavy = {name: modules for name, modules in heavy.items() if modules}
+    if not harness or shipped_harness or heavy or "testing" not in extras:
+        sys.exit(f"release check failed: wheel {wheel.name}: harness modules {shipped_harness} (of {sorted(harness)}), "
+                 f"harness-only imports {heavy}, extras {extras} (want 'testing')")  # fmt: skip
+    size = wheel.stat().st_size
+    print(f"wheel: {len(names)} files, {size / 1024:.0f} KiB; no harness module, no harness-only import")
+
+
 def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="luma-release-") as tmp:
@@ -65,12 +112,13 @@ def main() -> None:
         (wheel,) = dist.glob("*.whl")
         run(Path(sys.executable).with_name("twine"), "check", "--strict", sdist, wheel)
         check_sdist(sdist)
+        check_wheel(wheel)
 
         venv = work / "venv"
         run(UV, "venv", "-q", "--python", sys.executable, venv)
         python = venv / "bin" / "python"
         run(UV, "pip", "install", "-q", "--python", python, "--constraint", ROOT / "requirements" / "dev.lock",
-            wheel, OLDEST_AIRFLOW, "pytest")  # fmt: skip
+            f"airflow-provider-luma[testing] @ {wheel.as_uri()}", OLDEST_AIRFLOW)  # fmt: skip
 
         home = work / "airflow-home"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST", "VIRTUAL_ENV"))}
@@ -90,9 +138,9 @@ def main() -> None:
 
         user = work / "user-project"
         user.mkdir()
-        shutil.copy(ROOT / "tests" / "user_example" / "test_weekly_social_cut.py", user)
-        out = run(venv / "bin" / "pytest", "-q", "-p", "no:cacheprovider", "test_weekly_social_cut.py", cwd=user,
-                  env=env)  # fmt: skip
+        shutil.copytree(ROOT / "tests" / "user_example", user, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        out = run(venv / "bin" / "pytest", "-q", "-p", "no:cacheprovider", ".", cwd=user, env=env)
         print(out.strip().splitlines()[-1])
     print(f"release check passed in {time.monotonic() - started:.0f} s")
 

@@ -21,7 +21,7 @@ from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationError
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
-from airflow_provider_luma.testing._services import S3Server
+from tests.harness._services import S3Server
 
 BUCKET = "luma-clips"
 CONN = "aws_luma_s3_test"  # its own id: Airflow caches one filesystem per connection id

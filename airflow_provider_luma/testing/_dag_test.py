@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_luma.testing._cluster_env import prepare_database
+from airflow_provider_luma.testing._airflow_db import prepare_database
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing._server import LumaSimulatorServer

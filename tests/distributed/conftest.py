@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing._services import S3Server
-from airflow_provider_luma.testing.distributed import DistributedAirflowCluster
+from tests.harness._services import S3Server
+from tests.harness.distributed import DistributedAirflowCluster
 
 DAGS = Path(__file__).parent / "dags"
 PIPELINE_DAG = Path(__file__).parents[2] / "example_dags" / "example_luma_content_pipeline.py"

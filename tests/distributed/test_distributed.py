@@ -19,8 +19,8 @@ import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
-from airflow_provider_luma.testing._services import S3Server
-from airflow_provider_luma.testing.distributed import TRIGGERERS, WORKERS, DistributedAirflowCluster
+from tests.harness._services import S3Server
+from tests.harness.distributed import TRIGGERERS, WORKERS, DistributedAirflowCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 

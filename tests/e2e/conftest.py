@@ -1,6 +1,6 @@
 """Fixtures for end-to-end tests against a real local Airflow (scheduler, dag-processor, triggerer, api-server).
 
-One :class:`~airflow_provider_luma.testing.cluster.LocalAirflowCluster` serves the whole session; it parses
+One :class:`~tests.harness.cluster.LocalAirflowCluster` serves the whole session; it parses
 every DAG file in ``tests/e2e/dags/`` and ``example_dags/`` and talks to one session-wide Luma simulator.
 Component logs live in ``<home>/logs/<component>.log`` and their tails
 are attached to the report of any failing test that used the cluster.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 EXAMPLE_DAGS = Path(__file__).parents[2] / "example_dags"

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 

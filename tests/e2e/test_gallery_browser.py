@@ -21,7 +21,7 @@ import pytest
 from _browser import chromium, login, require_chromium
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 DAG_ID = "luma_gallery_chain"
 DAGS = Path(__file__).parent / "gallery_dags"
@@ -45,7 +45,7 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAir
             "LUMA_EXAMPLE_OUTPUT": str(tmp_path_factory.mktemp("gallery-output")),
             "LUMA_TEST_DENIED_DAGS": f"viewer:{DAG_ID}",
         }
-        config = {"core.auth_manager": "airflow_provider_luma.testing._auth.DenyDagAuthManager"}
+        config = {"core.auth_manager": "tests.harness._auth.DenyDagAuthManager"}
         cluster = LocalAirflowCluster(dags, home=tmp_path_factory.mktemp("gallery-home"), env=env,
                                       extra_config=config, users=USERS)  # fmt: skip
         try:

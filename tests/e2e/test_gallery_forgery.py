@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 DAGS = Path(__file__).parent / "gallery_dags"
 DAG_ID, VICTIM = "luma_gallery_forgery", "luma_gallery_victim"

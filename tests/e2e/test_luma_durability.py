@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.testing import Fault, LoggedRequest, LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 

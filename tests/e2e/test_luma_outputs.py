@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Celery configuration of :class:`~airflow_provider_luma.testing.distributed.DistributedAirflowCluster`.
+"""Celery configuration of :class:`~tests.harness.distributed.DistributedAirflowCluster`.
 
 Airflow's default configuration plus Celery's ``imports``: the worker imports the provider and the S3
 filesystem before it forks its pool, and every task process (forked from a pool process by Airflow's supervisor)

@@ -1,8 +1,8 @@
 """Airflow's distributed engine on one machine: PostgreSQL, Redis, CeleryExecutor, two workers, two triggerers.
 
-:class:`DistributedAirflowCluster` has the interface of :class:`~airflow_provider_luma.testing.cluster.
-LocalAirflowCluster` (REST helpers, logs, CLI, kill/restart), so the same tests run on either. It starts a
-private PostgreSQL (Debian's ``postgresql``) and ``redis-server`` on free ports, then ``api-server``,
+:class:`DistributedAirflowCluster` has the interface of :class:`~tests.harness.cluster.LocalAirflowCluster`
+(REST helpers, logs, CLI, kill/restart), so the same tests run on either. It starts a private PostgreSQL (Debian's
+``postgresql``) and ``redis-server`` on free ports, then ``api-server``,
 ``scheduler``, ``dag-processor``, two ``airflow celery worker`` processes and two ``triggerer`` processes, all
 sharing one ``airflow.cfg`` (one JWT secret, one Fernet key). The triggerers are started one after the other so
 that each one's row in the ``job`` table is known (:attr:`triggerer_jobs`): the ``job`` table records no PID.
@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_luma.testing import _cluster_env as ce
-from airflow_provider_luma.testing._services import PostgresServer, RedisServer
-from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.harness import _cluster_env as ce
+from tests.harness._services import PostgresServer, RedisServer
+from tests.harness.cluster import LocalAirflowCluster
 
 __all__ = ["DISTRIBUTED_COMPONENTS", "DistributedAirflowCluster"]
 
@@ -50,7 +50,7 @@ DISTRIBUTED_CONFIG: dict[str, str] = {
     # on a busy 2-core machine. 1 s bounds the tail; heartbeats of long tasks then come every second.
     "workers.min_heartbeat_interval": "1",
     # Workers import the provider and s3fs once, before forking (see _celery_config).
-    "celery.celery_config_options": "airflow_provider_luma.testing._celery_config.CELERY_CONFIG",
+    "celery.celery_config_options": "tests.harness._celery_config.CELERY_CONFIG",
     # Say it explicitly (Airflow warns otherwise): a message is redelivered this long after a worker took it.
     "celery_broker_transport_options.visibility_timeout": "86400",
 }

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_luma.testing._cluster_env import AirflowClusterError, free_ports
+from tests.harness._cluster_env import AirflowClusterError, free_ports
 
 __all__ = ["PostgresServer", "RedisServer", "S3Server", "wait_for_port"]
 

@@ -1,6 +1,6 @@
 """An auth manager for tests that denies chosen users chosen DAGs (everything else as SimpleAuthManager).
 
-Configure it with ``[core] auth_manager = airflow_provider_luma.testing._auth.DenyDagAuthManager`` and
+Configure it with ``[core] auth_manager = tests.harness._auth.DenyDagAuthManager`` and
 ``LUMA_TEST_DENIED_DAGS="user:dag_id,other:dag_id"`` in the api-server's environment (``*`` for every user).
 """
 

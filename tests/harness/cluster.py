@@ -21,8 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from airflow_provider_luma.testing import _cluster_env as ce
-from airflow_provider_luma.testing._cluster_env import AirflowClusterError, run_path, ti_path
+from tests.harness import _cluster_env as ce
+from tests.harness._cluster_env import AirflowClusterError, run_path, ti_path
 
 if TYPE_CHECKING:
     import httpx
