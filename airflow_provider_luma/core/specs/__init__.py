@@ -1,18 +1,18 @@
-"""One module per model: its strict request, rules, mode, price key, expected time and the generations it consumes.
+"""One module per model: its strict request, rules, mode, price rows, expected time and the generations it consumes.
 
-:data:`SPECS` maps each GMI model id to its request class. Airflow-free.
+Importing this package imports every spec module, and each registers its model in
+:mod:`~airflow_provider_luma.core.specs.registry` (the one list of models); :data:`SPECS` is a live view of it,
+model id → request class. Airflow-free.
 """
 
 from __future__ import annotations
 
-from typing import Final
-
 from airflow_provider_luma.core.specs.base import Mode, RenderSpec, SourceFacts, is_unset
 from airflow_provider_luma.core.specs.generate import GenerateRequest
+from airflow_provider_luma.core.specs.registry import SPECS, ModelInfo, model_info, models, register
 from airflow_provider_luma.core.specs.sourced import EditRequest, ReframeRequest
 
-SPECS: Final[dict[str, type[RenderSpec]]] = {
-    cls.MODEL_ID: cls for cls in (GenerateRequest, EditRequest, ReframeRequest)
-}
-
-__all__ = ["SPECS", "EditRequest", "GenerateRequest", "Mode", "ReframeRequest", "RenderSpec", "SourceFacts", "is_unset"]
+__all__ = [
+    "SPECS", "EditRequest", "GenerateRequest", "Mode", "ModelInfo", "ReframeRequest", "RenderSpec", "SourceFacts",
+    "is_unset", "model_info", "models", "register",
+]  # fmt: skip
