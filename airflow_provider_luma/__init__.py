@@ -1,6 +1,7 @@
-"""Apache Airflow provider for Luma ray-3.2 video generation through GMI Cloud's request queue.
+"""Apache Airflow provider for Luma Ray 3.2 video rendering, on GMI Cloud's request queue or the Luma Agents API.
 
-This module imports nothing heavy: Airflow calls :func:`get_provider_info` during provider discovery.
+This module imports nothing at import time: Airflow calls :func:`get_provider_info` during provider discovery, and
+only that call reads the model registry (the Airflow-free specs, which a DAG file's operators load anyway).
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ __all__ = ["__version__", "get_provider_info"]
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    from airflow_provider_luma.core.backends import BACKEND_NAMES, DEFAULT_BACKEND
+    from airflow_provider_luma.core.specs import models
+
+    registered = models()
+    titles = ", ".join(m.title for m in registered)
     return {
         "package-name": "airflow-provider-luma",
         "name": "Luma AI",
-        "description": "Render videos with Luma Ray 3.2 (generate, edit, reframe) on GMI Cloud or the Luma Agents API.",
+        "description": f"Render videos with Luma Ray 3.2 ({titles}) on GMI Cloud or the Luma Agents API.",
         "integrations": [
             {
                 "integration-name": "Luma AI",
-                "external-doc-url": "https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-generate",
+                "external-doc-url": next(m.doc_url for m in registered if m.doc_url),
                 "tags": ["software"],
             }
         ],
@@ -52,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
                     "api": {
                         "label": "API",
                         "description": "gmi (GMI Cloud's request queue, the default) or luma_agents (Luma's own API).",
-                        "schema": {"type": ["string", "null"], "enum": ["gmi", "luma_agents", None]},
+                        "schema": {"type": ["string", "null"], "enum": [*BACKEND_NAMES, None]},
                     },
                     "organization_id": {
                         "label": "Organization ID",
@@ -66,7 +72,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {
                         "host": "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey",
                         "password": "GMI Cloud API key, or a Luma key (luma-api-...) with API luma_agents",
-                        "api": "gmi",
+                        "api": DEFAULT_BACKEND,
                     },
                 },
             }
