@@ -10,7 +10,7 @@ Connection fields (type ``luma``):
   ``https://agents.lumalabs.ai/v1`` for ``luma_agents``.
 * **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
 * **Extra** ``prices`` — the account's own prices, replacing the built-in table for each model named
-  (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe.
+  (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe, Luma's own API none at all.
 * **Extra** ``schedule_time_factor`` — for simulators only: the poll schedule's clock speed (0-1; the simulator's
   own connection JSON sets its ``time_factor``), see :mod:`airflow_provider_luma.core.schedule`.
 
@@ -107,7 +107,7 @@ def _fingerprint(settings: ClientSettings) -> str:
 
 
 class LumaHook(BaseHook):
-    """Talk to the Luma Ray 3.2 models (generate, edit, reframe) on GMI Cloud's request queue.
+    """Talk to the Luma Ray 3.2 models on GMI Cloud's request queue or the native Luma Agents API (extra ``api``).
 
     :param luma_conn_id: the Airflow connection id (type ``luma``).
     :param timeout: per-request HTTP timeout in seconds.
