@@ -1,7 +1,9 @@
 """Apache Airflow provider for Luma Ray 3.2 video rendering, on GMI Cloud's request queue or the Luma Agents API.
 
-This module imports nothing at import time: Airflow calls :func:`get_provider_info` during provider discovery, and
-only that call reads the model registry (the Airflow-free specs, which a DAG file's operators load anyway).
+This module imports nothing heavy, and :func:`get_provider_info` imports nothing at all: Airflow calls it during
+provider discovery, which runs inside ``import airflow.sdk`` in every Airflow process. So it names no model (the
+model registry, :mod:`airflow_provider_luma.core.specs.registry`, would cost every process the specs' import); the
+``api`` choices are :data:`airflow_provider_luma.core.backends.BACKEND_NAMES` (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -15,19 +17,14 @@ __all__ = ["__version__", "get_provider_info"]
 
 def get_provider_info() -> dict[str, Any]:
     """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
-    from airflow_provider_luma.core.backends import BACKEND_NAMES, DEFAULT_BACKEND
-    from airflow_provider_luma.core.specs import models
-
-    registered = models()
-    titles = ", ".join(m.title for m in registered)
     return {
         "package-name": "airflow-provider-luma",
         "name": "Luma AI",
-        "description": f"Render videos with Luma Ray 3.2 ({titles}) on GMI Cloud or the Luma Agents API.",
+        "description": "Render videos with the Luma Ray 3.2 models on GMI Cloud or the Luma Agents API.",
         "integrations": [
             {
                 "integration-name": "Luma AI",
-                "external-doc-url": next(m.doc_url for m in registered if m.doc_url),
+                "external-doc-url": "https://docs.gmicloud.ai/inference-engine/api-reference/video-api-reference",
                 "tags": ["software"],
             }
         ],
@@ -58,7 +55,7 @@ def get_provider_info() -> dict[str, Any]:
                     "api": {
                         "label": "API",
                         "description": "gmi (GMI Cloud's request queue, the default) or luma_agents (Luma's own API).",
-                        "schema": {"type": ["string", "null"], "enum": [*BACKEND_NAMES, None]},
+                        "schema": {"type": ["string", "null"], "enum": ["gmi", "luma_agents", None]},
                     },
                     "organization_id": {
                         "label": "Organization ID",
@@ -72,7 +69,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {
                         "host": "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey",
                         "password": "GMI Cloud API key, or a Luma key (luma-api-...) with API luma_agents",
-                        "api": DEFAULT_BACKEND,
+                        "api": "gmi",
                     },
                 },
             }

@@ -2,7 +2,7 @@
 
 A hypothetical ``luma-ray-3-2-upscale`` (a source generation and a resolution, no prompt) is declared and registered
 here only, and every reader of the registry picks it up: both wires build its request, pricing prices it (or says
-why not), the gallery describes its clips, and the provider info lists it.
+why not) and the gallery describes its clips; the provider info names no model at all.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from pydantic import Field
 
 from airflow_provider_luma import get_provider_info
-from airflow_provider_luma.core.backends import gmi, luma_agents
+from airflow_provider_luma.core.backends import BACKEND_NAMES, DEFAULT_BACKEND, gmi, luma_agents
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.pricing import PriceTable, estimate
 from airflow_provider_luma.core.specs import SPECS, ModelInfo, RenderSpec, models, register
@@ -125,8 +125,13 @@ def test_gallery_describes_its_clips(upscale: ModelInfo) -> None:
     ]
 
 
-def test_provider_info_lists_it(upscale: ModelInfo) -> None:
-    assert "generate, edit, reframe, upscale" in get_provider_info()["description"]
+def test_provider_info_names_no_model_and_every_backend() -> None:
+    # Provider discovery runs inside `import airflow.sdk`: the provider info must not need the registry.
+    info = get_provider_info()
+    assert not any(m.model_id in str(info) or m.title in info["description"] for m in models())
+    (conn,) = info["connection-types"]
+    assert conn["conn-fields"]["api"]["schema"]["enum"] == [*BACKEND_NAMES, None]
+    assert conn["ui-field-behaviour"]["placeholders"]["api"] == DEFAULT_BACKEND
 
 
 def test_a_model_id_or_native_type_is_registered_once(upscale: ModelInfo) -> None:
