@@ -219,23 +219,18 @@ class ReframeRequest(_SourcedRequest):
         return f"{self.aspect_ratio} " + super().describe()
 
 
-register(
-    ModelInfo(
-        spec=EditRequest,
-        title="edit",
-        native_type="video_edit",
-        modes={Mode.EDIT: "edited"},
-        operators={"LumaEditVideoOperator": "edited"},
-        doc_url="https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-edit",
+# Both are registered alike: the word names the mode, the native type and GMI's model page.
+for _spec, _word, _edge, _operator in (
+    (EditRequest, "edit", "edited", "LumaEditVideoOperator"),
+    (ReframeRequest, "reframe", "reframed", "LumaReframeVideoOperator"),
+):
+    register(
+        ModelInfo(
+            spec=_spec,
+            title=_word,
+            native_type=f"video_{_word}",
+            modes={Mode(_word): _edge},
+            operators={_operator: _edge},
+            doc_url=f"https://docs.gmicloud.ai/model-quickstarts/video/{_spec.MODEL_ID}",
+        )
     )
-)
-register(
-    ModelInfo(
-        spec=ReframeRequest,
-        title="reframe",
-        native_type="video_reframe",
-        modes={Mode.REFRAME: "reframed"},
-        operators={"LumaReframeVideoOperator": "reframed"},
-        doc_url="https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-reframe",
-    )
-)
