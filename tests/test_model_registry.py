@@ -34,6 +34,7 @@ class UpscaleRequest(RenderSpec):
 
     source_generation_id: GenerationId = Field(description="The prior generation to upscale.")
     resolution: Literal["1080p", "4k"] = Field("1080p", description="The output resolution.")
+    denoise: bool | None = Field(None, description="A field the native wire has no place for.")
 
     @property
     def mode(self) -> str:
@@ -93,6 +94,13 @@ def test_native_wire_builds_its_request_without_a_prompt(upscale: ModelInfo) -> 
         "source": {"generation_id": "g-1"},
         "video": {"resolution": "4k"},
     }
+
+
+def test_native_wire_refuses_a_field_it_has_no_place_for(upscale: ModelInfo) -> None:
+    assert luma_agents.unsupported(spec(resolution="4k")) == []
+    assert luma_agents.unsupported(spec(denoise=True)) == ["denoise: the Luma Agents API request has no field for it"]
+    assert gmi.build_submit(spec(denoise=True)).json["payload"]["denoise"] is True
+    assert gmi.unsupported(spec(denoise=True)) == []
 
 
 def test_pricing_reads_its_rows(upscale: ModelInfo) -> None:

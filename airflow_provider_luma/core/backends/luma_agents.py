@@ -67,6 +67,11 @@ def _ref(value: str) -> dict[str, str]:
 
 def to_request(spec: RenderSpec) -> dict[str, Any]:
     """The native request body for ``spec`` (an inline video's data is :data:`STREAM_MARK`, streamed later)."""
+    return _mapped(spec)[0]
+
+
+def _mapped(spec: RenderSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The native body, and the set fields it has no place for (:func:`unsupported` refuses those)."""
     given = spec.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=set(spec.NON_PAYLOAD_FIELDS))
     body: dict[str, Any] = {"model": NATIVE_MODEL, "type": model_info(spec.MODEL_ID).native_type}
     for top in ("prompt", "aspect_ratio", "user_id"):
@@ -90,7 +95,7 @@ def to_request(spec: RenderSpec) -> dict[str, Any]:
         video["edit"] = edit
     if video:
         body["video"] = video
-    return body
+    return body, given
 
 
 def _edit_options(spec: RenderSpec, given: dict[str, Any]) -> dict[str, Any]:
@@ -208,11 +213,13 @@ def _outputs(output: Any) -> tuple[str | None, str | None]:
 
 
 def unsupported(spec: RenderSpec) -> list[str]:
-    """What Luma's own docs say the native API cannot do yet, one line each (checked before any request)."""
+    """What Luma's own docs say the native API cannot do yet, and any field set that this wire has no place for
+    (a new model's field is refused, never silently left out), one line each (checked before any request)."""
+    problems = [f"{name}: the Luma Agents API request has no field for it" for name in sorted(_mapped(spec)[1])]
     if spec.mode is Mode.INTERPOLATION:
-        return [
+        return problems + [
             "start_frame_generation_id / end_frame_generation_id: the Luma Agents API does not offer interpolation "
             'from a prior generation plus another keyframe yet (its docs: "not available yet"); use a GMI '
             "connection, or keyframes"
         ]
-    return []
+    return problems
