@@ -1,6 +1,9 @@
-"""Apache Airflow provider for Luma ray-3.2 video generation through GMI Cloud's request queue.
+"""Apache Airflow provider for Luma Ray 3.2 video rendering, on GMI Cloud's request queue or the Luma Agents API.
 
-This module imports nothing heavy: Airflow calls :func:`get_provider_info` during provider discovery.
+This module imports nothing heavy, and :func:`get_provider_info` imports nothing at all: Airflow calls it during
+provider discovery, which runs inside ``import airflow.sdk`` in every Airflow process. So it names no model (the
+model registry, :mod:`airflow_provider_luma.core.specs.registry`, would cost every process the specs' import); the
+``api`` choices are :data:`airflow_provider_luma.core.backends.BACKEND_NAMES` (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-luma",
         "name": "Luma AI",
-        "description": "Render videos with Luma Ray 3.2 (generate, edit, reframe) on GMI Cloud or the Luma Agents API.",
+        "description": "Render videos with the Luma Ray 3.2 models on GMI Cloud or the Luma Agents API.",
         "integrations": [
             {
                 "integration-name": "Luma AI",
-                "external-doc-url": "https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-generate",
+                "external-doc-url": "https://docs.gmicloud.ai/inference-engine/api-reference/video-api-reference",
                 "tags": ["software"],
             }
         ],

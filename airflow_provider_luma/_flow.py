@@ -203,8 +203,9 @@ class RenderRun(Finisher):
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(record.get("attempted_at") or 0)))
         message = (
             f"A previous try sent a Luma create request at {when} but never learned its request id (the answer "
-            "was lost). That render may exist and be billed. Check the GMI console; to accept the risk of paying "
-            "twice, set resubmit_unknown=True on this task and clear it."
+            "was lost). That render may exist and be billed. Check the console of the account this connection uses "
+            "(GMI Cloud or Luma); to accept the risk of paying twice, set resubmit_unknown=True on this task and "
+            "clear it."
         )
         if not self.op.resubmit_unknown:
             self._push_cost()  # it may be billed: it keeps counting against the run's budget

@@ -104,7 +104,7 @@ def render_result(
         "request_id": event.get("request_id"),
         "model": spec.MODEL_ID,
         "backend": backend,
-        "mode": spec.mode.value,
+        "mode": str(spec.mode),
         "source_generation_ids": spec.source_generation_ids,
         "video_url": event.get("video_url"),
         "exr_url": event.get("exr_url"),

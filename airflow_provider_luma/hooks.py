@@ -10,7 +10,7 @@ Connection fields (type ``luma``):
   ``https://agents.lumalabs.ai/v1`` for ``luma_agents``.
 * **Extra** ``organization_id`` — sent as ``X-Organization-ID`` (optional).
 * **Extra** ``prices`` — the account's own prices, replacing the built-in table for each model named
-  (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe.
+  (:mod:`airflow_provider_luma.core.pricing`); GMI publishes none for edit and reframe, Luma's own API none at all.
 * **Extra** ``schedule_time_factor`` — for simulators only: the poll schedule's clock speed (0-1; the simulator's
   own connection JSON sets its ``time_factor``), see :mod:`airflow_provider_luma.core.schedule`.
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_luma.core.backends import BACKEND_NAMES
+from airflow_provider_luma.core.backends import BACKEND_NAMES, DEFAULT_BACKEND, backend_named
 from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError, LumaNotFoundError
 from airflow_provider_luma.core.http import AsyncLumaClient, ClientSettings, LumaClient, normalize_base_url
 from airflow_provider_luma.core.pricing import PriceTable
@@ -67,9 +67,9 @@ def settings_from_connection(
     backend = backend_of(conn, extra)
     api_key = (conn.password or "").strip()
     if not api_key:
-        service = "Luma API key (luma-api-…)" if backend == "luma_agents" else "GMI Cloud API key"
         raise LumaConfigurationError(
-            f"Airflow connection {conn.conn_id!r} has no API key: put the {service} in its Password field"
+            f"Airflow connection {conn.conn_id!r} has no API key: put the {backend_named(backend).KEY_NAME} in its "
+            "Password field"
         )
     try:
         base_url = normalize_base_url(conn.host, port=conn.port, schema=conn.schema, backend=backend)
@@ -92,13 +92,11 @@ def backend_of(conn: Any, extra: dict[str, Any]) -> str:
 
     :raises LumaConfigurationError: for any other value.
     """
-    raw = extra.get("api") or extra.get("extra__luma__api") or "gmi"
+    raw = extra.get("api") or extra.get("extra__luma__api") or DEFAULT_BACKEND
     name = str(raw).strip().lower()
     if name not in BACKEND_NAMES:
-        raise LumaConfigurationError(
-            f"Airflow connection {conn.conn_id!r}: extra 'api' is {raw!r}; use \"gmi\" (GMI Cloud's request queue) "
-            'or "luma_agents" (the native Luma Agents API)'
-        )
+        choices = " or ".join(f'"{n}" ({backend_named(n).TITLE})' for n in BACKEND_NAMES)
+        raise LumaConfigurationError(f"Airflow connection {conn.conn_id!r}: extra 'api' is {raw!r}; use {choices}")
     return name
 
 
@@ -109,7 +107,7 @@ def _fingerprint(settings: ClientSettings) -> str:
 
 
 class LumaHook(BaseHook):
-    """Talk to the Luma Ray 3.2 models (generate, edit, reframe) on GMI Cloud's request queue.
+    """Talk to the Luma Ray 3.2 models on GMI Cloud's request queue or the native Luma Agents API (extra ``api``).
 
     :param luma_conn_id: the Airflow connection id (type ``luma``).
     :param timeout: per-request HTTP timeout in seconds.
@@ -233,7 +231,7 @@ class LumaHook(BaseHook):
         try:
             settings = self.get_settings()
             with LumaClient(settings) as client:
-                if settings.backend == "luma_agents":
+                if not settings.wire.LISTS_MODELS:
                     return self._probe_native(client)
                 models = client.list_models()
         except LumaError as exc:
@@ -247,11 +245,11 @@ class LumaHook(BaseHook):
 
     @staticmethod
     def _probe_native(client: LumaClient) -> tuple[bool, str]:
-        # The native API has no list endpoint: a generation that cannot exist answers 404 to a valid key, 401 else.
+        # No list endpoint (the native API): a generation that cannot exist answers 404 to a valid key, 401 else.
         try:
             client.list_models()
         except LumaNotFoundError:
-            return True, f"Connected to the Luma Agents API at {client.settings.base_url} (key accepted)"
+            return True, f"Connected to {client.settings.wire.TITLE} at {client.settings.base_url} (key accepted)"
         return True, f"Connected to {client.settings.base_url}"
 
     # -- async (triggerer) -----------------------------------------------------------------------------------

@@ -86,8 +86,8 @@ class LumaGenerationSensor(BaseSensorOperator):
         hook = LumaHook(self.luma_conn_id)
         key = self.request_id
         try:
-            if is_unset(key) and not is_unset(self.generation_id) and hook.get_settings().backend == "luma_agents":
-                key = self.generation_id  # the native API looks renders up by generation id
+            if is_unset(key) and not is_unset(self.generation_id) and hook.get_settings().wire.POLLS_BY_GENERATION_ID:
+                key = self.generation_id  # e.g. the native API looks renders up by generation id
             if is_unset(key):
                 raise AirflowFailException(f"request_id: got {self.request_id!r}; {NO_GENERATION_LOOKUP}")
             return hook.get_generation(str(key), self.model)

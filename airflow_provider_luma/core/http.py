@@ -1,8 +1,8 @@
 """Airflow-free HTTP client for Luma renders, as sync and async twins over httpx, generic over a wire format.
 
 ``LumaClient`` (worker) and ``AsyncLumaClient`` (triggerer) share everything but ``await``: requests are built
-by the backend module (:mod:`airflow_provider_luma.core.backends.gmi`: ``build_submit`` / ``build_get`` /
-``build_list_models``), every response goes through its ``decode_response`` and ``to_job``, and retry
+by the backend module (:mod:`airflow_provider_luma.core.backends.gmi` or ``.luma_agents``: ``build_submit`` /
+``build_get`` / ``build_list_models``), every response goes through its ``decode_response`` and ``to_job``, and retry
 decisions come from :mod:`airflow_provider_luma.core.retry` through :class:`_Attempts`. The async twin's httpx
 transport is :class:`~airflow_provider_luma.core.transport.PollTransport`: the triggerer's status polls (plain
 GETs) go over its lean h11 keep-alive connections, everything else through httpx's own pool; its answers are
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import httpx
 
 from airflow_provider_luma import __version__
-from airflow_provider_luma.core.backends import Backend, backend_named
+from airflow_provider_luma.core.backends import DEFAULT_BACKEND, Backend, backend_named, gmi
 from airflow_provider_luma.core.backends.common import Call, scrub
 from airflow_provider_luma.core.errors import (
     LumaConnectionError,
@@ -44,8 +44,8 @@ from airflow_provider_luma.core.transport import MAX_BODY, CappedDecoder, PollTr
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-DEFAULT_BASE_URL = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"
-DEFAULT_API_PATH = "/api/v1/ie/requestqueue/apikey"
+DEFAULT_BASE_URL = gmi.DEFAULT_BASE_URL
+"""The default backend's base URL (each backend defines its own: :attr:`Backend.DEFAULT_BASE_URL`)."""
 USER_AGENT = f"airflow-provider-luma/{__version__} httpx/{httpx.__version__}"
 MAX_ANSWER_BYTES = MAX_BODY
 """An API answer is a few hundred bytes: one larger than this once decoded is an unreadable answer."""
@@ -61,7 +61,7 @@ class ClientSettings:
     timeout: float = 60.0
     connect_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    backend: str = "gmi"
+    backend: str = DEFAULT_BACKEND
 
     @property
     def wire(self) -> Backend:
@@ -71,8 +71,9 @@ class ClientSettings:
     def headers(self) -> dict[str, str]:
         """Request headers: bearer auth, optional organization, provider User-Agent."""
         headers = {"Authorization": f"Bearer {self.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-        if self.organization_id and self.backend == "gmi":
-            headers["X-Organization-ID"] = self.organization_id
+        header = self.wire.ORGANIZATION_HEADER
+        if self.organization_id and header:
+            headers[header] = self.organization_id
         return headers
 
     def httpx_timeout(self) -> httpx.Timeout:
@@ -80,12 +81,8 @@ class ClientSettings:
         return httpx.Timeout(self.timeout, connect=self.connect_timeout, pool=max(self.timeout, 60.0))
 
 
-NATIVE_BASE_URL = "https://agents.lumalabs.ai/v1"
-NATIVE_API_PATH = "/v1"
-
-
 def normalize_base_url(
-    host: str | None, *, port: int | None = None, schema: str | None = None, backend: str = "gmi"
+    host: str | None, *, port: int | None = None, schema: str | None = None, backend: str = DEFAULT_BACKEND
 ) -> str:
     """Turn an Airflow Connection's host (full URL or bare host name) into the API's base URL.
 
@@ -94,10 +91,10 @@ def normalize_base_url(
     * ``http://127.0.0.1:8000`` → the documented path is appended (``/api/v1/ie/requestqueue/apikey`` or ``/v1``);
     * ``console.gmicloud.ai`` (bare) → ``https://`` + host (+ ``:port``) + (``schema`` as path, or the default path).
     """
-    native = backend == "luma_agents"
+    wire = backend_named(backend)
     text = (host or "").strip()
     if not text:
-        return NATIVE_BASE_URL if native else DEFAULT_BASE_URL
+        return wire.DEFAULT_BASE_URL
     if "://" not in text:
         netloc, _, path = text.partition("/")
         if port and ":" not in netloc:
@@ -108,7 +105,7 @@ def normalize_base_url(
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"Luma base URL {text!r} must be an http(s) URL or a bare host name")
     if url.path in ("", "/"):
-        url = url.copy_with(path=NATIVE_API_PATH if native else DEFAULT_API_PATH)
+        url = url.copy_with(path=wire.API_PATH)
     return str(url).rstrip("/")
 
 

@@ -1,15 +1,16 @@
 """Estimated cost of a render: per 5-second block, by model, quality and resolution.
 
-The built-in table is the GMI model page's, for ``luma-ray-3-2-generate`` only: GMI publishes **no** price for edit
-or reframe, so their estimates are unknown (``None``), never invented. An account's own prices (negotiated,
-provisioned, or simply the ones for edit and reframe) come from the connection's extra and **replace** the built-in
-table of each model they name::
+The built-in rows are those each model registers per backend (:mod:`airflow_provider_luma.core.specs.registry`):
+today the GMI model page's, for ``luma-ray-3-2-generate`` only. GMI publishes **no** price for edit or reframe,
+and Luma's own API none at all, so those estimates are unknown (``None``), never invented. An account's own prices
+(negotiated, provisioned, or simply the ones for edit and reframe) come from the connection's extra and
+**replace** the built-in table of each model they name::
 
     {"prices": {"luma-ray-3-2-edit": {"SDR": {"720p": 0.40, "1080p": 1.60}},
                 "luma-ray-3-2-generate": {"SDR": {"720p": 0.25}}}}
 
-(USD per 5-s block; qualities ``SDR``, ``HDR``, ``HDR+EXR``). This is an *estimate*: GMI bills from its own meter,
-and a failed render may or may not be refunded. Airflow-free.
+(USD per 5-s block; qualities ``SDR``, ``HDR``, ``HDR+EXR``). This is an *estimate*: the service bills from its own
+meter, and a failed render may or may not be refunded. Airflow-free.
 """
 
 from __future__ import annotations
@@ -19,24 +20,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from airflow_provider_luma.core.backends import DEFAULT_BACKEND
 from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaConfigurationError, LumaValidationError
 from airflow_provider_luma.core.specs.base import RESOLUTIONS, RenderSpec, SourceFacts, is_unset
+from airflow_provider_luma.core.specs.registry import PriceKey, built_in_prices
 
-PriceKey = tuple[str, str]  # (quality, resolution)
 QUALITIES: Final = ("SDR", "HDR", "HDR+EXR")
 
-# USD per 5-s block; source: seed copy of the GMI model page ("Pricing").
-BUILT_IN_PRICES: Final[dict[str, dict[PriceKey, Decimal]]] = {
-    "luma-ray-3-2-generate": {
-        ("SDR", "540p"): Decimal("0.15"),
-        ("SDR", "720p"): Decimal("0.30"),
-        ("SDR", "1080p"): Decimal("1.20"),
-        ("HDR", "720p"): Decimal("1.20"),
-        ("HDR", "1080p"): Decimal("4.80"),
-        ("HDR+EXR", "720p"): Decimal("2.10"),
-        ("HDR+EXR", "1080p"): Decimal("8.40"),
-    },
-}
+
+def __getattr__(name: str) -> Any:
+    # BUILT_IN_PRICES (0.2) is now read from the model registry, so a model registered later is included.
+    if name == "BUILT_IN_PRICES":
+        return built_in_prices(DEFAULT_BACKEND)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PRICE_HINT: Final = (
     'put your account\'s price in the Luma connection\'s extra, e.g. {"prices": {"%s": {"%s": {"%s": 0.40}}}} '
@@ -48,20 +45,21 @@ PRICE_HINT: Final = (
 class PriceTable:
     """Prices by model; :attr:`from_connection` names the models whose table came from the connection."""
 
-    prices: Mapping[str, Mapping[PriceKey, Decimal]] = field(default_factory=lambda: BUILT_IN_PRICES)
+    prices: Mapping[str, Mapping[PriceKey, Decimal]] = field(default_factory=lambda: built_in_prices(DEFAULT_BACKEND))
     from_connection: frozenset[str] = frozenset()
-    backend: str = "gmi"
+    backend: str = DEFAULT_BACKEND
 
     @classmethod
-    def with_overrides(cls, raw: Any, conn_id: str = "luma_default", backend: str = "gmi") -> PriceTable:
+    def with_overrides(cls, raw: Any, conn_id: str = "luma_default", backend: str = DEFAULT_BACKEND) -> PriceTable:
         """The backend's built-in table with the models named in a connection's ``prices`` extra replaced.
 
-        The native Luma Agents API publishes no official video prices (only third-party figures exist), so its
-        built-in table is empty: every estimate there is unknown unless the connection supplies prices.
+        Built-in rows are those each model registers for ``backend``: the native Luma Agents API publishes no
+        official video prices (only third-party figures exist), so there every estimate is unknown unless the
+        connection supplies prices.
 
         :raises LumaConfigurationError: naming the connection and the entry that is not a price.
         """
-        built_in: Mapping[str, Mapping[PriceKey, Decimal]] = BUILT_IN_PRICES if backend == "gmi" else {}
+        built_in: Mapping[str, Mapping[PriceKey, Decimal]] = built_in_prices(backend)
         if raw in (None, "", {}):
             return cls(built_in, backend=backend)
         if not isinstance(raw, dict):
@@ -135,9 +133,9 @@ def estimate(spec: RenderSpec, table: PriceTable | None = None, source: SourceFa
     where = "connection" if model in table.from_connection else "built-in"
     reason = None
     if prices is None:
-        who = "GMI publishes" if table.backend == "gmi" else "the Luma Agents API publishes no official video price"
-        reason = f"{who} no price for {model}; " if table.backend == "gmi" else f"{who} (for {model}); "
-        reason += PRICE_HINT % (model, quality, resolution)
+        from airflow_provider_luma.core.backends import backend_named  # the wire modules import httpx
+
+        reason = backend_named(table.backend).NO_PRICE % model + "; " + PRICE_HINT % (model, quality, resolution)
     elif per_block is None:
         reason = f"the {where} price table has no {quality} {resolution} price for {model}; " + PRICE_HINT % (
             model,

@@ -4,8 +4,9 @@ Pure (no Airflow import): :mod:`airflow_provider_luma.plugins._db` fetches the r
 the rules below are unit-tested without a database.
 
 **Which tasks are Luma renders.** A task instance is a render when its operator class (``operator`` or
-``custom_operator_name`` of the task instance) is one of :data:`LUMA_OPERATORS`, or when it pushed a ``model`` XCom
-naming a Luma model (``luma-…``): subclasses with their own names show up once their result is pushed.
+``custom_operator_name`` of the task instance) is one of :func:`luma_operators` (those the model registry names),
+or when it pushed a ``model`` XCom naming a Luma model (``luma-…``): subclasses with their own names show up once
+their result is pushed. How a clip relates to its sources comes from the registry too (:func:`edge_kind`).
 """
 
 from __future__ import annotations
@@ -19,17 +20,26 @@ from urllib.parse import quote
 
 from airflow_provider_luma.plugins import clip_key
 
-LUMA_OPERATORS: Final = frozenset(
-    {
-        "LumaGenerateVideoOperator",
-        "LumaExtendVideoOperator",
-        "LumaInterpolateVideoOperator",
-        "LumaReframeVideoOperator",
-        "LumaEditVideoOperator",
-        "LumaDownloadVideoOperator",
-    }
-)
-"""Operator class names that always count as renders (see the module docstring)."""
+OTHER_OPERATORS: Final = frozenset({"LumaDownloadVideoOperator"})
+"""Operator classes that count as Luma tasks besides those the model registry names (see :func:`luma_operators`)."""
+
+
+def luma_operators() -> frozenset[str]:
+    """Operator class names that always count as renders: every registered model's, and :data:`OTHER_OPERATORS`."""
+    from airflow_provider_luma.core.specs import models  # the gallery's process imports the specs on first use
+
+    return OTHER_OPERATORS.union(*(m.operators for m in models()))
+
+
+def edge_kind(mode: object, operator: object) -> str:
+    """How a clip relates to its sources (the label of a chain edge): by its mode as its model registers it, or,
+    while its result (and so its mode) is not known, by its operator class; ``"made from"`` when neither says."""
+    from airflow_provider_luma.core.specs import models
+
+    infos = models()
+    by_mode = next((m.modes[str(mode)] for m in infos if m.modes.get(str(mode))), None)
+    return by_mode or next((m.operators[str(operator)] for m in infos if m.operators.get(str(operator))), "made from")
+
 
 XCOM_KEYS: Final = ("return_value", "model", "estimated_cost_usd")
 """The XCom keys the gallery reads: the full result, the detection key and the cost pushed at submit time."""
@@ -54,23 +64,6 @@ RESULT_FIELDS: Final = (
     "billed_blocks",
     "video_bytes",
 )
-
-EDGE_KIND: Final = {
-    "extend_forward": "extended",
-    "extend_backward": "extended",
-    "interpolation": "interpolated",
-    "reframe": "reframed",
-    "edit": "edited",
-}
-"""How a clip of each mode relates to its sources (the label of a chain edge)."""
-
-OPERATOR_KIND: Final = {
-    "LumaExtendVideoOperator": "extended",
-    "LumaInterpolateVideoOperator": "interpolated",
-    "LumaReframeVideoOperator": "reframed",
-    "LumaEditVideoOperator": "edited",
-}
-"""The edge label of a clip whose result (and so its mode) is not known yet."""
 
 _STATUS: Final = {
     None: "queued",
@@ -136,7 +129,8 @@ class RunData:
 
 def is_luma_task(row: TaskRow, xcoms: Mapping[str, Any]) -> bool:
     """Whether a task instance is a Luma render (see the module docstring)."""
-    if row.operator in LUMA_OPERATORS or row.custom_operator_name in LUMA_OPERATORS:
+    operators = luma_operators()
+    if row.operator in operators or row.custom_operator_name in operators:
         return True
     model = xcoms.get("model")
     if model is None and isinstance(xcoms.get("return_value"), dict):
@@ -218,7 +212,7 @@ def link_chain(clips: list[dict[str, Any]]) -> list[dict[str, str]]:
     for clip in clips:
         sources = clip["source_generation_ids"] or clip.pop("pending_sources", [])
         clip.pop("pending_sources", None)
-        kind = EDGE_KIND.get(str(clip.get("mode"))) or OPERATOR_KIND.get(str(clip.get("operator")), "made from")
+        kind = edge_kind(clip.get("mode"), clip.get("operator"))
         clip["sources"] = [by_generation[g] for g in sources if g in by_generation and by_generation[g] != clip["key"]]
         edges += [{"from": src, "to": clip["key"], "kind": kind} for src in clip["sources"]]
     return edges

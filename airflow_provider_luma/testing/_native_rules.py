@@ -211,6 +211,9 @@ NATIVE_TYPES: Final[Mapping[str, NativeType]] = {
 }
 """The rule tables by native ``type``."""
 
+NATIVE_TYPE_OF: Final[Mapping[str, str]] = {table.model_id: kind for kind, table in NATIVE_TYPES.items()}
+"""GMI model id → the native ``type`` of the same job."""
+
 # Native path → the flat (GMI-style) name in the internal job's payload. Unlisted paths are covered by a parent.
 _REFS: Final = (("source",), "source"), (("video", "start_frame"), "start_frame"), (("video", "end_frame"), "end_frame")
 _FLAT_NAMES: Final[Mapping[tuple[str, ...], str]] = {

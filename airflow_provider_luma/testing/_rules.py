@@ -7,7 +7,9 @@ table of fields (name → checker), the fields it requires, its defaults, and a 
 The generate and edit constraints are name templates shared with the native API's tables (:mod:`._native_rules`).
 
 Pure: no state, no sockets. Rules that need the simulator's generations (chain and source references, the
-reframe ratio) live in :mod:`._sources`.
+reframe ratio) are applied by :mod:`._sources`, as each table's ``from_source`` and ``ratio`` say. The other
+simulator modules read the list of models from these tables (:data:`RULES`), never from the provider's registry:
+the simulator serves exactly the models it has rules for.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import binascii
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from airflow_provider_luma.testing._types import EDIT_MODEL_ID, GENERATE_MODEL_ID, REFRAME_MODEL_ID
@@ -233,6 +235,10 @@ class ModelRules:
     :param defaults: values the service assumes for fields left out.
     :param combinations: cross-field rules, checked once every field is valid on its own.
     :param hints: extra words for a refused field (why the model does not take it).
+    :param from_source: the output follows a source video's duration (the model re-renders one); else the
+        payload's ``duration`` (one 5-s block on extend).
+    :param ratio: where the output's aspect ratio comes from: the payload's ``aspect_ratio``, the source's, or
+        the payload's and it must differ from a known source's (``"new"``: a submit otherwise answers 400).
     """
 
     model_id: str
@@ -241,6 +247,8 @@ class ModelRules:
     defaults: Mapping[str, Any]
     combinations: tuple[Rule, ...]
     hints: Mapping[str, str]
+    from_source: bool = False
+    ratio: Literal["payload", "source", "new"] = "payload"
 
     def settle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """``payload`` without unset fields (``null``; ``""`` for ids and URLs), with the defaults filled in."""
@@ -308,6 +316,8 @@ EDIT_RULES: Final = ModelRules(
     ),
     hints={name: "an edit keeps the source's aspect ratio and duration"
            for name in ("aspect_ratio", "duration", "loop", "frames")},
+    from_source=True,
+    ratio="source",
 )  # fmt: skip
 
 REFRAME_RULES: Final = ModelRules(
@@ -319,10 +329,16 @@ REFRAME_RULES: Final = ModelRules(
     combinations=_SOURCE_COMBINATIONS,
     hints={"hdr": "reframe is SDR only", "exr_export": "reframe is SDR only",
            "duration": "a reframe keeps the source's duration"},
+    from_source=True,
+    ratio="new",
 )  # fmt: skip
 
 RULES: Final[Mapping[str, ModelRules]] = {r.model_id: r for r in (GENERATE_RULES, EDIT_RULES, REFRAME_RULES)}
-"""The rule tables by model id."""
+"""The rule tables by model id: the models this simulator serves (a model is added here, and in
+:data:`._native_rules.NATIVE_TYPES` for the native front)."""
+
+MODEL_IDS: Final = tuple(RULES)
+"""What ``GET /models`` lists; all of them can be submitted."""
 
 
 def generate_problems(payload: Mapping[str, Any]) -> list[str]:

@@ -1,8 +1,9 @@
 """What a valid submit will produce: its references to earlier generations, output facts and render time.
 
 The rules here need the simulator's generations, so they are not in :mod:`._rules`: a reference must name a
-completed generation (else the request fails asynchronously, as the real queue does), an edit keeps its
-source's aspect ratio and duration, a reframe keeps the duration and must change the ratio of a known source.
+completed generation (else the request fails asynchronously, as the real queue does); a model made from a source
+video keeps its duration, and its ratio or a new one, as its rule table says (an edit keeps the source's ratio, a
+reframe must change the ratio of a known source).
 Pure functions of the job lookup they are given; the caller holds the simulator's lock.
 """
 
@@ -12,15 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from airflow_provider_luma.testing._rules import REFERENCE_FIELDS, is_extend
-from airflow_provider_luma.testing._types import (
-    BASE_RENDER_SECONDS,
-    EDIT_MODEL_ID,
-    GENERATE_MODEL_ID,
-    REFRAME_MODEL_ID,
-    Job,
-    SimulatorConfig,
-)
+from airflow_provider_luma.testing._rules import REFERENCE_FIELDS, RULES, is_extend
+from airflow_provider_luma.testing._types import BASE_RENDER_SECONDS, Job, SimulatorConfig
 
 INLINE_SOURCE_DURATION: Final = "5s"
 """What an inline ``source_data`` video counts as (the simulator does not parse MP4 durations)."""
@@ -67,7 +61,8 @@ def plan(
         else:
             chained.append(job.request_id)
     rejection: str | None = None
-    if model == GENERATE_MODEL_ID:
+    rules = RULES[model]
+    if not rules.from_source:
         # An extend always returns one 5-s block; the ratio is what the payload asks for (or the default).
         ratio, duration = values["aspect_ratio"], "5s" if is_extend(values) else values["duration"]
     else:
@@ -78,8 +73,8 @@ def plan(
         else:
             # A known source's facts were fixed when it was submitted; an unknown one's are unknown.
             source_ratio, duration = (source.aspect_ratio, source.duration) if source else (None, None)
-        ratio = source_ratio if model == EDIT_MODEL_ID else values["aspect_ratio"]
-        if model == REFRAME_MODEL_ID and source_ratio is not None and source_ratio == ratio:
+        ratio = source_ratio if rules.ratio == "source" else values["aspect_ratio"]
+        if rules.ratio == "new" and source_ratio is not None and source_ratio == ratio:
             rejection = (
                 f"aspect_ratio: {ratio!r} is already the aspect ratio of source generation {source_id!r}; "
                 "reframe to a different one"

@@ -19,11 +19,10 @@ from airflow_provider_luma.testing._faults import Fault, FaultTarget, LoggedRequ
 from airflow_provider_luma.testing._limits import check_limits
 from airflow_provider_luma.testing._media import MediaBody, exr_body, mp4_body, sign, signature_ok
 from airflow_provider_luma.testing._native_rules import NATIVE_NAMES, parse_native
-from airflow_provider_luma.testing._rules import RULES
+from airflow_provider_luma.testing._rules import MODEL_IDS, RULES
 from airflow_provider_luma.testing._sources import Plan, plan, render_seconds
 from airflow_provider_luma.testing._types import (
     GENERATE_MODEL_ID,
-    MODEL_IDS,
     QUEUED_FRACTION,
     Api,
     GenerationRecord,

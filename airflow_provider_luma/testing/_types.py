@@ -25,14 +25,8 @@ EDIT_MODEL_ID: Final = "luma-ray-3-2-edit"
 REFRAME_MODEL_ID: Final = "luma-ray-3-2-reframe"
 """Changes a source video's aspect ratio; keeps its duration."""
 
-MODEL_IDS: Final = (GENERATE_MODEL_ID, EDIT_MODEL_ID, REFRAME_MODEL_ID)
-"""What ``GET /models`` lists; all three can be submitted."""
-
 NATIVE_MODEL: Final = "ray-3.2"
-"""The native Luma Agents API's model id for all three."""
-
-NATIVE_TYPE_OF: Final = {GENERATE_MODEL_ID: "video", EDIT_MODEL_ID: "video_edit", REFRAME_MODEL_ID: "video_reframe"}
-"""GMI model id → the native ``type`` of the same job."""
+"""The native Luma Agents API's model id for every Ray 3.2 video type."""
 
 BASE_RENDER_SECONDS: Final = {"360p": 20.0, "540p": 40.0, "720p": 60.0, "1080p": 120.0}
 """Render time of a 5-s SDR clip at ``time_factor=1``; ×2 for 10 s, ×2.5 for HDR, ×3 for HDR + EXR.

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from airflow_provider_luma.testing._types import NATIVE_MODEL, NATIVE_TYPE_OF, Job
+from airflow_provider_luma.testing._native_rules import NATIVE_TYPE_OF
+from airflow_provider_luma.testing._types import NATIVE_MODEL, Job
 
 
 def request_view(job: Job, now: float, *, full: bool, flat: bool, mint: Callable[[str], str]) -> dict[str, Any]:

@@ -33,12 +33,22 @@ from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.specs.base import RenderSpec
 
 __all__ = [
-    "NAME", "Call", "StreamedBody", "build_get", "build_list_models", "build_submit", "decode_response",
-    "error_for_response", "model_ids", "normalize_status", "parse_job", "scrub", "server_message", "to_job",
-    "unsupported",
+    "API_PATH", "DEFAULT_BASE_URL", "KEY_NAME", "LINEAGE_SCHEME", "LISTS_MODELS", "NAME", "NO_PRICE",
+    "ORGANIZATION_HEADER", "POLLS_BY_GENERATION_ID", "TITLE", "Call", "StreamedBody", "build_get",
+    "build_list_models", "build_submit", "decode_response", "error_for_response", "model_ids", "normalize_status",
+    "parse_job", "scrub", "server_message", "to_job", "unsupported",
 ]  # fmt: skip
 
 NAME: Final = "gmi"
+TITLE: Final = "GMI Cloud's request queue"
+DEFAULT_BASE_URL: Final = "https://console.gmicloud.ai/api/v1/ie/requestqueue/apikey"
+API_PATH: Final = "/api/v1/ie/requestqueue/apikey"
+KEY_NAME: Final = "GMI Cloud API key"
+ORGANIZATION_HEADER: Final = "X-Organization-ID"
+LISTS_MODELS: Final = True
+POLLS_BY_GENERATION_ID: Final = False  # the queue documents no lookup by generation id, only by request id
+NO_PRICE: Final = "GMI publishes no price for %s"
+LINEAGE_SCHEME: Final = "luma-gmi"
 
 # -- requests ----------------------------------------------------------------------------------------------
 

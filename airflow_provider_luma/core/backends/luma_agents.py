@@ -1,7 +1,8 @@
 """The native Luma Agents API: ``POST {base}/generations`` (201), ``GET {base}/generations/{id}``.
 
 The same specs as GMI's queue (fields named as GMI's payload names them) are mapped onto Luma's nested request
-(``luma-api.md`` §2-3): ``model: "ray-3.2"``, ``type`` ``video`` / ``video_edit`` / ``video_reframe``, the video
+(``luma-api.md`` §2-3): ``model: "ray-3.2"``, ``type`` as each model registers it (``video`` / ``video_edit`` /
+``video_reframe``; :mod:`airflow_provider_luma.core.specs.registry`), the prompt when the model takes one, the video
 settings under ``video``, frames and sources as image refs (``{"url"}`` / ``{"generation_id"}`` /
 ``{"data", "media_type"}``), edit settings under ``video.edit``. The answer is a Generation object: ``id`` (both the
 poll key and the id later renders chain from), ``state`` queued / processing / completed / failed, ``output[]``
@@ -28,20 +29,25 @@ from airflow_provider_luma.core.backends.common import (
 from airflow_provider_luma.core.errors import LumaResponseError, LumaSubmissionOutcomeUnknown
 from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.specs.base import Mode, RenderSpec
+from airflow_provider_luma.core.specs.registry import model_info
 
 __all__ = [
-    "NAME", "build_get", "build_list_models", "build_submit", "decode_response", "error_for_response",
-    "model_ids", "parse_job", "to_job", "to_request", "unsupported",
+    "API_PATH", "DEFAULT_BASE_URL", "KEY_NAME", "LINEAGE_SCHEME", "LISTS_MODELS", "NAME", "NO_PRICE",
+    "ORGANIZATION_HEADER", "POLLS_BY_GENERATION_ID", "TITLE", "build_get", "build_list_models", "build_submit",
+    "decode_response", "error_for_response", "model_ids", "parse_job", "to_job", "to_request", "unsupported",
 ]  # fmt: skip
 
 NAME: Final = "luma_agents"
+TITLE: Final = "the native Luma Agents API"
 DEFAULT_BASE_URL: Final = "https://agents.lumalabs.ai/v1"
+API_PATH: Final = "/v1"
+KEY_NAME: Final = "Luma API key (luma-api-…)"
+ORGANIZATION_HEADER: Final = None
+LISTS_MODELS: Final = False  # no list endpoint: build_list_models is a probe (see PROBE_ID)
+POLLS_BY_GENERATION_ID: Final = True  # the generation id is the poll key
+NO_PRICE: Final = "the Luma Agents API publishes no official video price (for %s)"
+LINEAGE_SCHEME: Final = "luma-agents"
 NATIVE_MODEL: Final = "ray-3.2"
-TYPES: Final = {
-    "luma-ray-3-2-generate": "video",
-    "luma-ray-3-2-edit": "video_edit",
-    "luma-ray-3-2-reframe": "video_reframe",
-}
 # A well-formed id that cannot exist: the connection test GETs it (there is no list endpoint); a valid key gets 404.
 PROBE_ID: Final = "00000000-0000-4000-8000-000000000000"
 
@@ -61,9 +67,14 @@ def _ref(value: str) -> dict[str, str]:
 
 def to_request(spec: RenderSpec) -> dict[str, Any]:
     """The native request body for ``spec`` (an inline video's data is :data:`STREAM_MARK`, streamed later)."""
+    return _mapped(spec)[0]
+
+
+def _mapped(spec: RenderSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The native body, and the set fields it has no place for (:func:`unsupported` refuses those)."""
     given = spec.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=set(spec.NON_PAYLOAD_FIELDS))
-    body: dict[str, Any] = {"model": NATIVE_MODEL, "type": TYPES[spec.MODEL_ID], "prompt": given.pop("prompt")}
-    for top in ("aspect_ratio", "user_id"):
+    body: dict[str, Any] = {"model": NATIVE_MODEL, "type": model_info(spec.MODEL_ID).native_type}
+    for top in ("prompt", "aspect_ratio", "user_id"):
         if top in given:
             body[top] = given.pop(top)
     video: dict[str, Any] = {name: given.pop(name) for name in _VIDEO_FIELDS if name in given}
@@ -84,7 +95,7 @@ def to_request(spec: RenderSpec) -> dict[str, Any]:
         video["edit"] = edit
     if video:
         body["video"] = video
-    return body
+    return body, given
 
 
 def _edit_options(spec: RenderSpec, given: dict[str, Any]) -> dict[str, Any]:
@@ -202,11 +213,13 @@ def _outputs(output: Any) -> tuple[str | None, str | None]:
 
 
 def unsupported(spec: RenderSpec) -> list[str]:
-    """What Luma's own docs say the native API cannot do yet, one line each (checked before any request)."""
+    """What Luma's own docs say the native API cannot do yet, and any field set that this wire has no place for
+    (a new model's field is refused, never silently left out), one line each (checked before any request)."""
+    problems = [f"{name}: the Luma Agents API request has no field for it" for name in sorted(_mapped(spec)[1])]
     if spec.mode is Mode.INTERPOLATION:
-        return [
+        return problems + [
             "start_frame_generation_id / end_frame_generation_id: the Luma Agents API does not offer interpolation "
             'from a prior generation plus another keyframe yet (its docs: "not available yet"); use a GMI '
             "connection, or keyframes"
         ]
-    return []
+    return problems

@@ -1,18 +1,25 @@
-"""One module per model: its strict request, rules, mode, price key, expected time and the generations it consumes.
+"""One module per model: its strict request, rules, mode, price rows, expected time and the generations it consumes.
 
-:data:`SPECS` maps each GMI model id to its request class. Airflow-free.
+Importing this package imports every module in it, and each spec module registers its model in
+:mod:`~airflow_provider_luma.core.specs.registry` (the one list of models): a new model is a new module here and
+nothing else in ``core``. :data:`SPECS` is a live view of the registry, model id → request class. Airflow-free.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import importlib
+import pkgutil
 
 from airflow_provider_luma.core.specs.base import Mode, RenderSpec, SourceFacts, is_unset
 from airflow_provider_luma.core.specs.generate import GenerateRequest
+from airflow_provider_luma.core.specs.registry import SPECS, ModelInfo, model_info, models, register
 from airflow_provider_luma.core.specs.sourced import EditRequest, ReframeRequest
 
-SPECS: Final[dict[str, type[RenderSpec]]] = {
-    cls.MODEL_ID: cls for cls in (GenerateRequest, EditRequest, ReframeRequest)
-}
+# Every spec module registers itself on import; importing them all here means no list of them is kept anywhere.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["SPECS", "EditRequest", "GenerateRequest", "Mode", "ReframeRequest", "RenderSpec", "SourceFacts", "is_unset"]
+__all__ = [
+    "SPECS", "EditRequest", "GenerateRequest", "Mode", "ModelInfo", "ReframeRequest", "RenderSpec", "SourceFacts",
+    "is_unset", "model_info", "models", "register",
+]  # fmt: skip

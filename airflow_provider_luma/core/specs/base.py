@@ -130,18 +130,21 @@ class RenderSpec(BaseModel):
     """Fields that are checked but never sent (e.g. an inline video streamed separately by the wire module)."""
     NATIVE_ONLY: ClassVar[frozenset[str]] = frozenset()
     """Fields only the native Luma Agents API takes (the GMI backend rejects them before any request)."""
+    SOURCE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Fields that name a prior generation this render is made from (read by :attr:`source_generation_ids`)."""
 
     # -- derived facts (overridden per model) ------------------------------------------------------------------
 
     @property
-    def mode(self) -> Mode:
-        """The render mode."""
+    def mode(self) -> str:
+        """The render mode: a :class:`Mode` for the built-in models; a model may name its own (declared in its
+        :class:`~airflow_provider_luma.core.specs.registry.ModelInfo`)."""
         raise NotImplementedError
 
     @property
     def source_generation_ids(self) -> list[str]:
         """The prior generations this render is made from (for chaining, the cost report and the gallery)."""
-        return []
+        return [str(value) for name in self.SOURCE_FIELDS if (value := getattr(self, name, None))]
 
     @property
     def quality(self) -> Quality:
@@ -184,7 +187,7 @@ class RenderSpec(BaseModel):
 
     def price_drivers(self) -> str:
         """The fields the price depends on, as ``name=value`` (for the budget message)."""
-        return f"resolution={self.resolution_label}, quality={self.quality}, mode={self.mode.value}"
+        return f"resolution={self.resolution_label}, quality={self.quality}, mode={self.mode}"
 
     # -- what is sent ----------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ The mode is derived from which keyframes are set. Airflow-free.
 from __future__ import annotations
 
 import posixpath
+from decimal import Decimal
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from airflow_provider_luma.core.specs.base import (
     VideoRatio,
     combination_error,
 )
+from airflow_provider_luma.core.specs.registry import ModelInfo, register
 
 MODEL_ID: Final = "luma-ray-3-2-generate"
 DURATIONS: Final = ("5s", "10s")
@@ -49,6 +51,7 @@ class GenerateRequest(RenderSpec):
     """The ``payload`` of a ``luma-ray-3-2-generate`` request, with every documented rule enforced."""
 
     MODEL_ID = MODEL_ID
+    SOURCE_FIELDS = ("start_frame_generation_id", "end_frame_generation_id")
     NATIVE_ONLY = frozenset({"keyframes", "keyframe_indexes", "user_id"})
 
     prompt: Prompt = Field(description="Text description of the video, 1-6000 characters, not blank.")
@@ -118,8 +121,9 @@ class GenerateRequest(RenderSpec):
     @property
     def source_generation_ids(self) -> list[str]:
         """The prior generations this request chains from (empty for text/image-to-video)."""
-        ends = [g for g in (self.start_frame_generation_id, self.end_frame_generation_id) if g]
-        return ends + [k for k in self.keyframes or () if not k.lower().startswith(("http://", "https://"))]
+        return super().source_generation_ids + [
+            k for k in self.keyframes or () if not k.lower().startswith(("http://", "https://"))
+        ]
 
     @property
     def quality(self) -> Quality:
@@ -246,3 +250,38 @@ def _keyframe_problems(r: GenerateRequest) -> list[str]:
     if r.loop:
         p.append("keyframes cannot be combined with loop=true")
     return p
+
+
+register(
+    ModelInfo(
+        spec=GenerateRequest,
+        title="generate",
+        native_type="video",
+        modes={
+            Mode.TEXT_TO_VIDEO: "",
+            Mode.IMAGE_TO_VIDEO: "",
+            Mode.EXTEND_FORWARD: "extended",
+            Mode.EXTEND_BACKWARD: "extended",
+            Mode.INTERPOLATION: "interpolated",
+            Mode.KEYFRAMES: "",
+        },
+        operators={
+            "LumaGenerateVideoOperator": "",
+            "LumaExtendVideoOperator": "extended",
+            "LumaInterpolateVideoOperator": "interpolated",
+        },
+        # USD per 5-s block; source: seed copy of the GMI model page ("Pricing"). Luma's own API publishes none.
+        prices={
+            "gmi": {
+                ("SDR", "540p"): Decimal("0.15"),
+                ("SDR", "720p"): Decimal("0.30"),
+                ("SDR", "1080p"): Decimal("1.20"),
+                ("HDR", "720p"): Decimal("1.20"),
+                ("HDR", "1080p"): Decimal("4.80"),
+                ("HDR+EXR", "720p"): Decimal("2.10"),
+                ("HDR+EXR", "1080p"): Decimal("8.40"),
+            }
+        },
+        doc_url="https://docs.gmicloud.ai/model-quickstarts/video/luma-ray-3-2-generate",
+    )
+)

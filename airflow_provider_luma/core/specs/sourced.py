@@ -31,6 +31,7 @@ from airflow_provider_luma.core.specs.base import (
     VideoRatio,
     combination_error,
 )
+from airflow_provider_luma.core.specs.registry import ModelInfo, register
 from airflow_provider_luma.core.specs.source import VideoFile
 
 EDIT_MODEL_ID: Final = "luma-ray-3-2-edit"
@@ -75,6 +76,7 @@ class _SourcedRequest(RenderSpec):
     """The fields and rules edit and reframe share: a prompt, a resolution and exactly one source."""
 
     NON_PAYLOAD_FIELDS = frozenset({"source_video"})
+    SOURCE_FIELDS = ("source_generation_id",)
 
     prompt: Prompt = Field(description="1-6000 characters, not blank.")
     resolution: Literal["540p", "720p", "1080p"] = Field("720p", description="540p, 720p or 1080p.")
@@ -98,11 +100,6 @@ class _SourcedRequest(RenderSpec):
         if self.source_media_type and self.source_video is None:
             return ["source_media_type is only for an inline source_video"]
         return []
-
-    @property
-    def source_generation_ids(self) -> list[str]:
-        """The prior generation this render is made from (empty for an inline video)."""
-        return [self.source_generation_id] if self.source_generation_id else []
 
     def known_source(self, upstream: SourceFacts) -> SourceFacts:
         """Facts about the source: read from the inline file, or those of the upstream task's result."""
@@ -131,7 +128,7 @@ class _SourcedRequest(RenderSpec):
     def price_drivers(self) -> str:
         """``resolution=720p, source=g-1, mode=edit`` (the output follows the source's duration)."""
         source = self.source_generation_id or (self.source_video.label if self.source_video else "?")
-        return f"resolution={self.resolution}, source={source}, mode={self.mode.value}"
+        return f"resolution={self.resolution}, source={source}, mode={self.mode}"
 
     def describe(self) -> str:
         """``720p from generation g-1`` / ``720p from /data/in.mp4``."""
@@ -220,3 +217,20 @@ class ReframeRequest(_SourcedRequest):
     def describe(self) -> str:
         """``720p 9:16 from generation g-1``."""
         return f"{self.aspect_ratio} " + super().describe()
+
+
+# Both are registered alike: the word names the mode, the native type and GMI's model page.
+for _spec, _word, _edge, _operator in (
+    (EditRequest, "edit", "edited", "LumaEditVideoOperator"),
+    (ReframeRequest, "reframe", "reframed", "LumaReframeVideoOperator"),
+):
+    register(
+        ModelInfo(
+            spec=_spec,
+            title=_word,
+            native_type=f"video_{_word}",
+            modes={Mode(_word): _edge},
+            operators={_operator: _edge},
+            doc_url=f"https://docs.gmicloud.ai/model-quickstarts/video/{_spec.MODEL_ID}",
+        )
+    )
