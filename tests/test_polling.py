@@ -17,7 +17,6 @@ from airflow_provider_luma.core.retry import RetryPolicy
 from airflow_provider_luma.core.specs.generate import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.runtime.polling import (
-    Clock,
     PollMachine,
     Schedule,
     apoll_until_done,
@@ -25,29 +24,11 @@ from airflow_provider_luma.runtime.polling import (
     state_label,
     submitted_at,
 )
-from airflow_provider_luma.testing import Fault, LumaSimulatorServer, ManualClock
+from airflow_provider_luma.testing import Fault, LumaSimulatorServer
+from tests.conftest import SimulatedTime
 
 ONE_TRY = RetryPolicy(max_attempts=1)  # one status call = one answer of the table (no retries inside the client)
 LABEL = "720p 5s 16:9"
-
-
-class SimulatedTime(Clock):
-    """The simulator's manual clock as the wait's clock: sleeping moves it, and nothing else does."""
-
-    def __init__(self, manual: ManualClock) -> None:
-        self.manual = manual
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.manual()
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        # To the microsecond, so a sleep computed as "until the deadline" lands on it exactly.
-        self.manual.set(round(self.manual() + seconds, 6))
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 class Midpoint(random.Random):
@@ -178,29 +159,27 @@ class Outcome:
     event: dict[str, Any]
 
 
-def start(case: Case, server: LumaSimulatorServer) -> tuple[str, SimulatedTime, PollMachine]:
-    manual = ManualClock()
-    server.simulator.set_clock(manual)
+def start(case: Case, server: LumaSimulatorServer, clock: SimulatedTime) -> tuple[str, PollMachine]:
     server.simulator.configure(render_seconds=9.0)
     server.simulator.inject(*case.on_submit)
     request_id = LumaHook().submit_generation(GenerateRequest.validate_params({"prompt": "p"})).request_id
     server.simulator.inject(*case.faults)
-    submitted = manual()
-    manual.advance(case.resumed_after)
-    schedule = Schedule.starting(manual(), case.budget, poll_interval=2.0, expected_seconds=2.0, since=submitted)
+    submitted = clock.time()
+    clock.manual.advance(case.resumed_after)
+    schedule = Schedule.starting(clock.time(), case.budget, poll_interval=2.0, expected_seconds=2.0, since=submitted)
     machine = PollMachine(request_id, schedule, label=LABEL, progress_interval=case.progress, rng=Midpoint())
-    return request_id, SimulatedTime(manual), machine
+    return request_id, machine
 
 
-def sync_driver(case: Case, server: LumaSimulatorServer) -> Outcome:
-    request_id, clock, machine = start(case, server)
+def sync_driver(case: Case, server: LumaSimulatorServer, clock: SimulatedTime) -> Outcome:
+    request_id, machine = start(case, server, clock)
     log, hook = Lines(), LumaHook(retry_policy=ONE_TRY)
     event = poll_until_done(machine, lambda: hook.get_generation(request_id), log, clock)
     return Outcome(log.lines, clock.slept, {**event, "rid": request_id})
 
 
-async def async_driver(case: Case, server: LumaSimulatorServer) -> Outcome:
-    request_id, clock, machine = start(case, server)
+async def async_driver(case: Case, server: LumaSimulatorServer, clock: SimulatedTime) -> Outcome:
+    request_id, machine = start(case, server, clock)
     log = Lines()
     async with LumaHook(retry_policy=ONE_TRY).ashared_client() as client:
         event = await apoll_until_done(machine, lambda: client.aget_generation(request_id), log, clock)
@@ -217,9 +196,12 @@ def matches(text: str, pattern: str) -> bool:
 @pytest.mark.parametrize("driver", ["sync (worker)", "async (trigger)"])
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 async def test_a_sequence_of_answers_gives_the_same_lines_sleeps_and_event_in_both_drivers(
-    luma_conn_env: LumaSimulatorServer, case: Case, driver: str
+    luma_conn_env: LumaSimulatorServer, simulated_time: SimulatedTime, case: Case, driver: str
 ) -> None:
-    outcome = sync_driver(case, luma_conn_env) if driver.startswith("sync") else await async_driver(case, luma_conn_env)
+    if driver.startswith("sync"):
+        outcome = sync_driver(case, luma_conn_env, simulated_time)
+    else:
+        outcome = await async_driver(case, luma_conn_env, simulated_time)
     rid = outcome.event["rid"]
     expected_lines = [(level, text.replace(R, rid)) for level, text in case.lines]
     assert len(outcome.lines) == len(expected_lines), outcome.lines
@@ -235,9 +217,11 @@ async def test_a_sequence_of_answers_gives_the_same_lines_sleeps_and_event_in_bo
     assert outcome.event["request_id"] == rid
 
 
-def test_the_worker_loop_keeps_the_presigned_urls_the_trigger_leaves_out(luma_conn_env: LumaSimulatorServer) -> None:
-    case = Case()
-    request_id, clock, _ = start(case, luma_conn_env)
+def test_the_worker_loop_keeps_the_presigned_urls_the_trigger_leaves_out(
+    luma_conn_env: LumaSimulatorServer, simulated_time: SimulatedTime
+) -> None:
+    clock = simulated_time
+    request_id, _ = start(Case(), luma_conn_env, clock)
     schedule = Schedule.starting(clock.time(), 60.0, poll_interval=2.0, expected_seconds=2.0)
     machine = PollMachine(request_id, schedule, with_urls=True)
     event = poll_until_done(machine, lambda: LumaHook().get_generation(request_id), Lines(), clock)

@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -49,6 +49,7 @@ __all__ = [
     "PollMachine",
     "Schedule",
     "Step",
+    "SystemClock",
     "apoll_until_done",
     "backend_changed_event",
     "emit",
@@ -64,23 +65,39 @@ Line = tuple[str, str, tuple[object, ...]]
 """One log line: the logger method (``info`` or ``warning``), the %-format and its arguments."""
 
 
-class Clock:
-    """The wall clock and the sleeps of a wait; tests hand the drivers one that only moves when slept on."""
+class Clock(Protocol):
+    """The wall clock and the sleeps of a wait; tests hand the drivers one that moves only when slept on."""
 
     def time(self) -> float:
         """Unix seconds (a wall clock: deadlines are absolute epochs that survive a triggerer restart)."""
-        return time.time()
+        ...
 
     def sleep(self, seconds: float) -> None:
         """Block the worker for ``seconds``."""
-        time.sleep(seconds)
+        ...
 
     async def asleep(self, seconds: float) -> None:
         """Yield the event loop for ``seconds``."""
+        ...
+
+
+class SystemClock:
+    """The real :class:`Clock`: ``time.time``, ``time.sleep``, ``asyncio.sleep``."""
+
+    def time(self) -> float:
+        """Now, in Unix seconds."""
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        """Block for ``seconds``."""
+        time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` on the event loop."""
         await asyncio.sleep(seconds)
 
 
-SYSTEM_CLOCK: Final = Clock()
+SYSTEM_CLOCK: Final[Clock] = SystemClock()
 
 
 def submitted_at(record: Mapping[str, Any] | None, request_id: str) -> float | None:
