@@ -62,17 +62,17 @@ class Case:
     budget: float = 60.0
     resumed_after: float = 0.0  # a wait that starts this long after the submission (a retry re-attaching)
     lines: tuple[tuple[str, str], ...] = ()
-    sleeps: tuple[float, ...] = ()
-    event: tuple[tuple[str, Any], ...] = ()
+    sleeps: tuple[float, ...] = (1.2, 1, 1, 2, 2, 2)  # the polls of a render that ends at 9 s
+    event: tuple[tuple[str, Any], ...] = (("status", "success"),)
 
 
 R = "{rid}"  # the request id, filled in per run
+SUCCESS = ("info", f"Luma request {R}: processing -> success after 9 s")
 CASES = {
     "queued, processing, success": Case(
         lines=(("info", f"Luma request {R}: submitted -> queued after 1 s"),
                ("info", f"Luma request {R}: queued -> processing after 2 s"),
-               ("info", f"Luma request {R}: processing -> success after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
+               SUCCESS),
         event=(("status", "success"), ("elapsed_seconds", 9.2), ("retryable", False), ("video_url", None)),
     ),
     "progress lines at their cadence, not every poll; a warning far past the expected time": Case(
@@ -85,34 +85,27 @@ CASES = {
                            "takes; still waiting (deadline in 55 s)"),
                ("warning", f"Luma request {R}: processing, 7 s elapsed: far past the 2 s a {LABEL} render usually "
                            "takes; still waiting (deadline in 53 s)"),
-               ("info", f"Luma request {R}: processing -> success after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
+               SUCCESS),
         event=(("status", "success"), ("elapsed_seconds", 9.2)),
     ),
     "the service's own word in brackets, one vocabulary on both sides": Case(
         faults=(Fault.malformed('{"status": "dispatched"}', on="poll"),),
         lines=(("info", f"Luma request {R}: submitted -> queued (dispatched) after 1 s"),
                ("info", f"Luma request {R}: queued (dispatched) -> processing after 2 s"),
-               ("info", f"Luma request {R}: processing -> success after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
-        event=(("status", "success"),),
+               SUCCESS),
     ),
     "an unknown status is warned about and waited on": Case(
         faults=(Fault.malformed('{"status": "rendering"}', on="poll"),),
         lines=(("info", f"Luma request {R}: submitted -> unknown (rendering) after 1 s"),
                ("warning", f"Luma request {R}: unknown status 'rendering'; treating it as still running"),
                ("info", f"Luma request {R}: unknown (rendering) -> processing after 2 s"),
-               ("info", f"Luma request {R}: processing -> success after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
-        event=(("status", "success"),),
+               SUCCESS),
     ),
     "a transient failure keeps polling": Case(
         faults=(Fault.http_error(503, on="poll"),),
         lines=(("warning", f"Luma request {R}: status check failed (*); still polling until the deadline"),
                ("info", f"Luma request {R}: submitted -> processing after 2 s"),
-               ("info", f"Luma request {R}: processing -> success after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
-        event=(("status", "success"),),
+               SUCCESS),
     ),
     "a permanent failure stops at the first answer": Case(
         faults=(Fault.http_error(402, "Insufficient credits", on="poll"),),
@@ -140,7 +133,6 @@ CASES = {
         lines=(("info", f"Luma request {R}: submitted -> queued after 1 s"),
                ("info", f"Luma request {R}: queued -> processing after 2 s"),
                ("info", f"Luma request {R}: processing -> failed after 9 s")),
-        sleeps=(1.2, 1, 1, 2, 2, 2),
         event=(("status", "failed"), ("failure_code", "content_moderated"), ("retryable", False)),
     ),
     "a re-attached wait keeps the submission's clock and spreads its overdue first poll": Case(

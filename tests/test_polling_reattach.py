@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +37,38 @@ def posts(server: LumaSimulatorServer) -> int:
     return sum(1 for e in server.simulator.request_log if e.method == "POST")
 
 
+@dataclass
+class Scene:
+    """A 60-s render's world: the worker's clock and sleeps are the simulator's, so it passes in no real time."""
+
+    clock: SimulatedTime
+    t0: float
+    caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture[str]
+
+    def logs(self) -> str:
+        """What the task and the trigger logged so far (Airflow's structlog writes to stdout)."""
+        return self.caplog.text + self.capsys.readouterr().out
+
+
 @pytest.fixture
-def on_simulated_time(simulated_time: SimulatedTime, monkeypatch: pytest.MonkeyPatch) -> SimulatedTime:
-    """The worker's wall clock and sleeps are the simulator's: a 60-s render passes in no real time."""
+def scene(
+    simulated_time: SimulatedTime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> Scene:
     monkeypatch.setattr(time, "time", simulated_time.time)
     monkeypatch.setattr(time, "sleep", simulated_time.sleep)
-    return simulated_time
+    caplog.set_level(logging.INFO)
+    return Scene(simulated_time, simulated_time.time(), caplog, capsys)
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
 async def test_a_retry_that_reattaches_defers_with_the_original_first_poll_and_clock(
-    luma_conn_env: LumaSimulatorServer,
-    on_simulated_time: SimulatedTime,
-    context: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+    luma_conn_env: LumaSimulatorServer, scene: Scene, context: dict[str, Any]
 ) -> None:
-    clock = on_simulated_time
-    t0 = clock.time()
+    clock, t0 = scene.clock, scene.t0
     with pytest.raises(TaskDeferred) as first:
         render().execute(context)
     assert first.value.trigger.submitted_at == t0 and first.value.trigger.first_poll_at == t0 + FIRST_POLL
@@ -67,39 +82,32 @@ async def test_a_retry_that_reattaches_defers_with_the_original_first_poll_and_c
     assert trigger.deadline == t0 + 22 + 3600  # the deadline is this try's own budget
 
     trigger.clock = clock
-    with caplog.at_level(logging.INFO):
-        (event,) = [e.payload async for e in trigger.run()]
+    (event,) = [e.payload async for e in trigger.run()]
     polls = [at - t0 for at in gets(luma_conn_env, trigger.request_id)]
     assert polls[:2] == [22.0, FIRST_POLL]  # the retry's own check, then the trigger's first poll on schedule
     assert event["status"] == "success" and event["elapsed_seconds"] == 61.0
-    logs = caplog.text + capsys.readouterr().out
+    logs = scene.logs()
     assert "submitted -> processing after 36 s" in logs and "processing -> success after 61 s" in logs
     assert render().execute_complete(context, event=event)["request_id"] == trigger.request_id
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
 def test_the_worker_loop_keeps_the_schedule_too_and_logs_as_the_trigger_does(
-    luma_conn_env: LumaSimulatorServer,
-    on_simulated_time: SimulatedTime,
-    context: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+    luma_conn_env: LumaSimulatorServer, scene: Scene, context: dict[str, Any]
 ) -> None:
-    clock = on_simulated_time
-    t0 = clock.time()
+    clock, t0 = scene.clock, scene.t0
     with pytest.raises(AirflowException, match="was still not confirmed at its deadline") as timed_out:
         render(deferrable=False, timeout=20).execute(context)  # its first poll (36 s) is past this deadline
     assert type(timed_out.value) is AirflowException  # retryable: a retry re-attaches
     assert clock.time() == t0 + 20 and gets(luma_conn_env, luma_conn_env.simulator.generations()[0].request_id) == []
 
     clock.manual.advance(2)
-    with caplog.at_level(logging.INFO):
-        result = render(deferrable=False).execute(context)
+    result = render(deferrable=False).execute(context)
     request_id = result["request_id"]
     assert posts(luma_conn_env) == 1 and result["video_url"]
     polls = [at - t0 for at in gets(luma_conn_env, request_id)]
     assert polls == [22.0, 36.0, 41.0, 46.0, 51.0, 56.0, 61.0]  # the resume check, then the trigger's schedule
-    logs = caplog.text + capsys.readouterr().out
+    logs = scene.logs()
     assert f"Luma request {request_id}: submitted -> processing after 36 s" in logs
     assert f"Luma request {request_id}: processing -> success after 61 s" in logs
 
