@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
 from airflow_provider_luma._state import fail_or_retry
-from airflow_provider_luma.core.errors import LumaError, LumaGenerationCancelled, LumaGenerationFailed
+from airflow_provider_luma.core.errors import LumaError
 from airflow_provider_luma.core.jobs import JobStatus
+from airflow_provider_luma.runtime.polling import read_event
 
 if TYPE_CHECKING:
     from airflow_provider_luma._plan import RenderPlan
@@ -50,22 +49,10 @@ class Finisher:
 
     def complete(self, event: dict[str, Any] | None) -> dict[str, Any]:
         """Turn the trigger's event into the task's result, or the right Airflow exception."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"Luma trigger returned no usable event: {event!r}")
-        status, request_id = event["status"], event.get("request_id") or "?"
-        if status == "success":
-            if not event.get("video_url") and event.get("request_id"):
-                event = self._with_fresh_urls(event)
-            return self.finish_event(event)
-        message = str(event.get("message") or "no reason given")
-        if status == "failed":
-            error: LumaError = LumaGenerationFailed(request_id, message, failure_code=event.get("failure_code"))
-        elif status == "cancelled":
-            error = LumaGenerationCancelled(request_id, message)
-        else:  # timeout / error
-            raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
-        # Not logged here: Airflow logs the exception with its message, so a failure reads once in the task log.
-        raise fail_or_retry(error)
+        event = read_event(event)  # the success event, or the exception this end calls for
+        if not event.get("video_url") and event.get("request_id"):
+            event = self._with_fresh_urls(event)
+        return self.finish_event(event)
 
     def _with_fresh_urls(self, event: dict[str, Any]) -> dict[str, Any]:
         """The trigger's event leaves presigned URLs out (see ``job_event``): fetch them here, fresh."""

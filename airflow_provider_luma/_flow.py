@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_luma._budget import RunBudget
 from airflow_provider_luma._delivery_record import record_request
@@ -36,19 +36,17 @@ from airflow_provider_luma.core.errors import (
     LumaError,
     LumaNotFoundError,
     LumaRateLimitError,
-    LumaResponseError,
     LumaSubmissionOutcomeUnknown,
     LumaValidationError,
     failure_prefix,
-    poll_should_stop,
-    unusable_answers_message,
 )
 from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.pricing import Estimate, check_budget, estimate
-from airflow_provider_luma.core.retry import RetryPolicy, UnusableAnswers
+from airflow_provider_luma.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_provider_luma.operators._base import LumaRenderOperator
+    from airflow_provider_luma.runtime.polling import Schedule
 
 __all__ = ["MAX_RATE_LIMIT_WAITS", "WORKER_RETRY", "RenderRun"]
 
@@ -330,7 +328,7 @@ class RenderRun(Finisher):
 
     def _wait(self, request_id: str) -> dict[str, Any]:
         from airflow_provider_luma._progress import progress_interval
-        from airflow_provider_luma.core.schedule import first_poll_delay
+        from airflow_provider_luma.runtime.polling import Schedule, submitted_at
         from airflow_provider_luma.triggers import LumaGenerationTrigger
 
         now = time.time()
@@ -338,18 +336,19 @@ class RenderRun(Finisher):
         if self.op.execution_timeout is not None:
             # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
             budget = min(budget, self.op.execution_timeout.total_seconds())
-        deadline = now + budget
         expected, poll = self._schedule()
+        # A render re-attached by a retry keeps its first poll and its clock from the original submission; the
+        # deadline is this try's own budget. See runtime/polling.py and core/schedule.py.
+        schedule = Schedule.starting(now, budget, poll, expected, since=submitted_at(self.state.get(), request_id))
         if not self.op.deferrable:
-            return self._poll_in_worker(request_id, deadline, poll)
-        # The first poll waits for a fraction of the render's expected time; see core/schedule.py.
+            return self._poll_in_worker(request_id, schedule)
         trigger = LumaGenerationTrigger(
             request_id=request_id,
-            deadline=deadline,
+            deadline=schedule.deadline,
             luma_conn_id=self.op.luma_conn_id,
             poll_interval=poll,
-            first_poll_at=now + first_poll_delay(expected, poll),
-            submitted_at=now,
+            first_poll_at=schedule.first_poll_at,
+            submitted_at=schedule.submitted_at,
             expected_seconds=expected,
             backend=self.backend,
             model=self.spec.MODEL_ID,
@@ -361,30 +360,14 @@ class RenderRun(Finisher):
         self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
         self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
 
-    def _poll_in_worker(self, request_id: str, deadline: float, poll_interval: float) -> dict[str, Any]:
-        from airflow_provider_luma._results import job_event
+    def _poll_in_worker(self, request_id: str, schedule: Schedule) -> dict[str, Any]:
+        """``deferrable=False``: the trigger's poll loop (schedule, log lines, events), run in this worker."""
+        from airflow_provider_luma._progress import progress_interval
+        from airflow_provider_luma.runtime.polling import PollMachine, poll_until_done
 
-        last: JobStatus | None = None
-        started = time.time()
-        unusable = UnusableAnswers()
-        while time.time() < deadline:
-            try:
-                job: Job = self.hook.get_generation(request_id, self.spec.MODEL_ID)
-            except LumaError as exc:
-                if poll_should_stop(exc):
-                    raise fail_or_retry(exc) from None
-                if isinstance(exc, LumaResponseError) and unusable.unusable():
-                    raise AirflowException(unusable_answers_message(request_id, unusable.count, exc)) from None
-                self.log.warning("Luma request %s: status check failed (%s); still polling", request_id, exc)
-            else:
-                unusable.usable()
-                if job.status != last:
-                    self.log.info("Luma request %s: %s after %.0f s", request_id, job.status, time.time() - started)
-                    last = job.status
-                if job.is_terminal:
-                    return self.complete(dict(job_event(job, elapsed=time.time() - started)))
-            time.sleep(max(0.0, min(poll_interval, deadline - time.time())))
-        raise AirflowException(
-            f"Luma request {request_id} did not finish before the deadline; the render may still finish and is "
-            "billed. A retry of this task re-attaches to it."
-        )
+        machine = PollMachine(
+            request_id, schedule, label=self.spec.describe(), progress_interval=progress_interval(self.time_factor),
+            with_urls=True,
+        )  # fmt: skip
+        event = poll_until_done(machine, lambda: self.hook.get_generation(request_id, self.spec.MODEL_ID), self.log)
+        return self.complete(dict(event))

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_luma._outcome import records_outcome
 from airflow_provider_luma.operators._base import LumaVideoLink
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_luma.core.jobs import Job
+    from airflow_provider_luma.runtime.polling import PollMachine
 
 NO_GENERATION_LOOKUP = (
     "generation_id: GMI's request queue documents no lookup by generation id, so the sensor cannot find a render "
@@ -76,6 +77,7 @@ class LumaGenerationSensor(BaseSensorOperator):
         self.luma_conn_id = luma_conn_id
         self.deferrable = deferrable
         self.luma_video_link: str | None = None
+        self._poll_machine: PollMachine | None = None
 
     def _job(self) -> Job:
         from airflow_provider_luma._state import fail_or_retry
@@ -95,10 +97,21 @@ class LumaGenerationSensor(BaseSensorOperator):
             raise fail_or_retry(exc, f"Could not check Luma request {self.request_id}: {exc}") from None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One status check: done (with the result), still running, or a failure."""
+        """One status check: done (with the result), still running, or a failure.
+
+        Read as every wait reads it (:mod:`airflow_provider_luma.runtime.polling`): state changes in the one
+        vocabulary of the logs, a warning on an unknown status, progress lines at their cadence.
+        """
+        from airflow_provider_luma.runtime.polling import PollMachine, Schedule, emit
+
         job = self._job()
-        if not job.is_terminal:
-            self.log.info("Luma request %s: %s", job.request_id, job.raw_status or job.status)
+        now = time.time()
+        if self._poll_machine is None:  # one per sensor instance: every poke of "poke" mode, one of "reschedule"
+            schedule = Schedule(deadline=now + self.timeout, poll_interval=self.poke_interval, submitted_at=now)
+            self._poll_machine = PollMachine(job.request_id, schedule)
+        step = self._poll_machine.answer(job, now)
+        emit(self.log, step.lines)
+        if step.event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._result(job))
 
@@ -125,12 +138,11 @@ class LumaGenerationSensor(BaseSensorOperator):
 
     @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
-        """The trigger fired: look the request up once more (fresh URLs) and return its result."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowException(f"Luma trigger returned no usable event: {event!r}")
-        if event["status"] in ("timeout", "error"):
-            message = str(event.get("message") or "no reason given")
-            raise (AirflowException if event.get("retryable") else AirflowFailException)(message)
+        """The trigger fired: read its event as a render task does; on success look the request up once more (fresh
+        URLs) and return its result."""
+        from airflow_provider_luma.runtime.polling import read_event
+
+        read_event(event)
         return self._result(self._job())
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
@@ -148,15 +160,10 @@ class LumaGenerationSensor(BaseSensorOperator):
 
     def _result(self, job: Job) -> dict[str, Any]:
         from airflow_provider_luma._deliver import mask_urls
-        from airflow_provider_luma._results import sensed_result
-        from airflow_provider_luma._state import fail_or_retry
-        from airflow_provider_luma.core.errors import LumaGenerationCancelled, LumaGenerationFailed
-        from airflow_provider_luma.core.jobs import JobStatus
+        from airflow_provider_luma._results import job_event, sensed_result
+        from airflow_provider_luma.runtime.polling import read_event
 
-        if job.status is JobStatus.FAILED:
-            raise fail_or_retry(LumaGenerationFailed(job.request_id, job.error or "", failure_code=job.failure_code))
-        if job.status is JobStatus.CANCELLED:
-            raise fail_or_retry(LumaGenerationCancelled(job.request_id, job.error or ""))
+        read_event(dict(job_event(job, elapsed=0.0, with_urls=False)))  # a failed or cancelled render raises here
         if self.generation_id and job.generation_id != self.generation_id:
             raise AirflowFailException(
                 f"generation_id: Luma request {job.request_id} holds generation {job.generation_id}, "

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import random
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_luma._results import TriggerEventPayload, error_event, job_event
 from airflow_provider_luma.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from airflow_provider_luma._results import TriggerEventPayload
     from airflow_provider_luma.core.http import AsyncLumaClient
+    from airflow_provider_luma.runtime.polling import Clock, Schedule
 
 CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
 
@@ -74,7 +73,13 @@ class LumaGenerationTrigger(BaseTrigger):
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
     :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
+
+    The poll loop is the one the worker's ``deferrable=False`` wait runs (:mod:`airflow_provider_luma.runtime.polling`):
+    same schedule, state-change and progress lines, status reading and events.
     """
+
+    clock: Clock | None = None
+    """The wall clock and sleeps of :meth:`run` (``None``: the system's); a test sets one it moves itself."""
 
     def __init__(
         self,
@@ -141,117 +146,42 @@ class LumaGenerationTrigger(BaseTrigger):
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     def _backend_changed(self, now: str) -> TriggerEventPayload:
-        # A GMI request id means nothing to the native API (and the reverse): never poll it there.
-        event = self._error_event(RuntimeError("the connection's API changed"))
-        event["retryable"] = False
-        event["message"] = (
-            f"Luma request {self.request_id} was bought on {self.backend}, but connection {self.luma_conn_id!r} now "
-            f"speaks {now}; it was not polled there. Point the connection back at {self.backend} and clear the task "
-            "to finish the render (no new one is bought)."
-        )
-        return event
+        from airflow_provider_luma.runtime.polling import backend_changed_event
 
-    def _elapsed(self) -> float:
-        return time.time() - (self.submitted_at or time.time())
+        return backend_changed_event(self.request_id, self.backend, self.luma_conn_id, now)
 
     def _error_event(self, exc: BaseException) -> TriggerEventPayload:
-        from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError
+        from airflow_provider_luma.runtime.polling import stopped_event
 
-        retryable = bool(getattr(exc, "retryable", False)) if isinstance(exc, LumaError) else True
-        event = error_event(self.request_id, exc, elapsed=self._elapsed(), retryable=retryable)
-        if isinstance(exc, LumaConfigurationError):
-            event["message"] = f"{event['message']}" + (
-                f". Luma request {self.request_id} was already bought and is not lost: fix the connection and clear "
-                "the task to finish it (no new render is bought)."
-            )
-        return event
+        return stopped_event(self.request_id, exc, self._schedule().elapsed(self._clock().time()))
+
+    def _schedule(self) -> Schedule:
+        from airflow_provider_luma.runtime.polling import Schedule
+
+        return Schedule(
+            deadline=self.deadline, poll_interval=self.poll_interval, submitted_at=self.submitted_at,
+            first_poll_at=self.first_poll_at, expected_seconds=self.expected_seconds,
+        )  # fmt: skip
 
     async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
-        from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
-        from airflow_provider_luma.core.errors import (
-            LumaError,
-            LumaResponseError,
-            poll_should_stop,
-            unusable_answers_message,
+        """The shared poll loop (:mod:`airflow_provider_luma.runtime.polling`), driven on the triggerer's loop."""
+        from airflow_provider_luma.runtime.polling import PollMachine, apoll_until_done
+
+        machine = PollMachine(
+            self.request_id, self._schedule(), label=self.render_label, progress_interval=self.progress_interval
         )
-        from airflow_provider_luma.core.jobs import JobStatus
-        from airflow_provider_luma.core.retry import UnusableAnswers
-
-        progress = ProgressLog(
-            self.log, self.request_id, self.expected_seconds, self.render_label,
-            PROGRESS_INTERVAL if self.progress_interval is None else self.progress_interval,
-        )  # fmt: skip
-        await asyncio.sleep(self._first_wait())
-        last: JobStatus | None = None
-        unusable = UnusableAnswers()
-        while True:
-            if time.time() >= self.deadline:
-                return self._timeout_event(last)
-            try:
-                generation = await client.aget_generation(self.request_id, self.model)
-            except LumaError as exc:
-                if poll_should_stop(exc):
-                    return self._error_event(exc)
-                if isinstance(exc, LumaResponseError) and unusable.unusable():
-                    event = self._error_event(exc)
-                    event["message"] = unusable_answers_message(self.request_id, unusable.count, exc)
-                    return event
-                self.log.warning(
-                    "Luma request %s: status check failed (%s); still polling until the deadline",
-                    self.request_id, exc,
-                )  # fmt: skip
-            else:
-                unusable.usable()
-                if generation.status != last:
-                    self.log.info(
-                        "Luma request %s: %s -> %s after %.0f s",
-                        self.request_id, last or "submitted", generation.raw_status or generation.status,
-                        self._elapsed(),
-                    )  # fmt: skip
-                    if generation.status is JobStatus.UNKNOWN:
-                        self.log.warning(
-                            "Luma request %s: unknown status %r; treating it as still running",
-                            self.request_id, generation.raw_status,
-                        )  # fmt: skip
-                    last = generation.status
-                if generation.is_terminal:
-                    return job_event(generation, elapsed=self._elapsed(), with_urls=False)
-                progress.poll(
-                    str(generation.raw_status or generation.status), self._elapsed(), time.time(), self.deadline
-                )
-            await asyncio.sleep(max(0.0, min(self._next_gap(), self.deadline - time.time())))
-
-    def _first_wait(self) -> float:
-        """Seconds before the first status call of this run.
-
-        Until ``first_poll_at`` normally. A trigger whose first poll is overdue by more than a poll gap was already
-        polling in a triggerer that stopped (restart, or a failover: the survivor starts all of a dead peer's
-        triggers at once); it waits a random part of one gap so those polls spread out instead of arriving in
-        the same second. Its render is at most one ordinary gap later to be noticed.
-        """
-        now = time.time()
-        if self.first_poll_at and self.first_poll_at > now:
-            return max(0.0, min(self.first_poll_at, self.deadline) - now)
-        gap = self._next_gap()
-        if now - (self.first_poll_at or self.submitted_at or now) <= gap:
-            return 0.0
-        return max(0.0, min(random.uniform(0.0, gap), self.deadline - now))
+        return await apoll_until_done(
+            machine, lambda: client.aget_generation(self.request_id, self.model), self.log, self._clock()
+        )
 
     def _next_gap(self) -> float:
-        from airflow_provider_luma.core.schedule import poll_gap
+        """Seconds to the next status call if one were made now (see :meth:`Schedule.gap`)."""
+        return self._schedule().gap(self._clock().time())
 
-        if self.submitted_at is None:
-            return self.poll_interval
-        return poll_gap(time.time() - self.submitted_at, self.expected_seconds, self.poll_interval)
+    def _clock(self) -> Clock:
+        from airflow_provider_luma.runtime.polling import SYSTEM_CLOCK
 
-    def _timeout_event(self, last: object) -> TriggerEventPayload:
-        event = self._error_event(TimeoutError())
-        event["status"], event["retryable"] = "timeout", True
-        event["message"] = (
-            f"Luma request {self.request_id} was still {last or 'not confirmed'} at its deadline. "
-            "The render may still finish (and is billed); a retry of this task re-attaches to it."
-        )
-        return event
+        return self.clock or SYSTEM_CLOCK
 
     async def on_kill(self) -> None:
         """Runs when a user marks the deferred task failed/success or clears it (Airflow 3.3).

@@ -43,3 +43,35 @@ def state_store() -> MemoryStateStore:
 @pytest.fixture
 def context(state_store: MemoryStateStore) -> dict[str, Any]:
     return {"task_state_store": state_store}
+
+
+class SimulatedTime:
+    """A wait's clock (``runtime.polling.Clock``) on the simulator's manual clock: sleeping moves it, nothing else does,
+    so a poll loop runs in no real time and the same on a loaded machine as on an idle one."""
+
+    def __init__(self, manual: Any) -> None:
+        self.manual = manual
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return float(self.manual())
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        # To the microsecond, so a sleep computed as "until the deadline" lands on it exactly.
+        self.manual.set(round(self.manual() + seconds, 6))
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@pytest.fixture
+def simulated_time(luma_simulator: Any) -> SimulatedTime:
+    """The simulator's clock, stopped at a whole second of now; hand it to a poll loop (or a trigger's ``clock``)."""
+    import time
+
+    from airflow_provider_luma.testing import ManualClock
+
+    manual = ManualClock(float(int(time.time())))
+    luma_simulator.simulator.set_clock(manual)
+    return SimulatedTime(manual)

@@ -15,8 +15,9 @@ import pytest
 
 from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.triggers import LumaGenerationTrigger
+from tests.conftest import SimulatedTime
 
 
 def submit(params: dict[str, Any] | None = None) -> str:
@@ -27,6 +28,18 @@ def trigger_for(request_id: str, *, deadline_in: float = 30.0, poll: float = 0.0
     return LumaGenerationTrigger(
         request_id=request_id, deadline=time.time() + deadline_in, poll_interval=poll, submitted_at=time.time(), **kw
     )
+
+
+def trigger_on(
+    clock: SimulatedTime, request_id: str, *, deadline_in: float = 30.0, poll: float = 0.05, **kw: Any
+) -> LumaGenerationTrigger:
+    """A trigger that runs on ``clock`` (the simulator's), submitted now on it."""
+    now = clock.time()
+    trigger = LumaGenerationTrigger(
+        request_id=request_id, deadline=now + deadline_in, poll_interval=poll, submitted_at=now, **kw
+    )
+    trigger.clock = clock
+    return trigger
 
 
 async def first_event(trigger: LumaGenerationTrigger) -> dict[str, Any]:
@@ -46,17 +59,23 @@ def test_serialize_round_trips_json_primitives_without_secrets() -> None:
 
 
 async def test_success_event_carries_ids_and_urls(
-    luma_conn_env: LumaSimulatorServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    luma_conn_env: LumaSimulatorServer,
+    simulated_time: SimulatedTime,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # On the simulator's clock, moved only by the trigger's sleeps: the first poll comes while the render is still
+    # queued however loaded the machine is (on the wall clock a 0.27-s queued state could be missed).
     rid = submit({"hdr": True, "exr_export": True})
+    trigger = trigger_on(simulated_time, rid)
     with caplog.at_level(logging.INFO):
-        event = await first_event(trigger_for(rid))
+        event = await first_event(trigger)
     logs = caplog.text + capsys.readouterr().out
     assert event["status"] == "success" and event["request_id"] == rid
     assert event["generation_id"] == luma_conn_env.simulator.generation(rid).generation_id
     # Presigned URLs stay out of the event (the worker fetches them), so the triggerer's masker never grows.
     assert event["video_url"] is None and event["exr_url"] is None
-    assert "queued" in logs and "success" in logs  # state changes are logged
+    assert "submitted -> queued after 0 s" in logs and "processing -> success after 2 s" in logs  # state changes
     assert DEFAULT_TEST_API_KEY not in json.dumps(event) and DEFAULT_TEST_API_KEY not in logs
 
 
@@ -70,11 +89,13 @@ async def test_failed_generation_event_has_the_reason(luma_conn_env: LumaSimulat
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
-async def test_deadline_gives_timeout_event_naming_the_request(luma_conn_env: LumaSimulatorServer) -> None:
+async def test_deadline_gives_timeout_event_naming_the_request(
+    luma_conn_env: LumaSimulatorServer, simulated_time: SimulatedTime
+) -> None:
     rid = submit()
-    started = time.monotonic()
-    event = await first_event(trigger_for(rid, deadline_in=0.6, poll=0.1))
-    assert time.monotonic() - started < 3
+    trigger = trigger_on(simulated_time, rid, deadline_in=0.6, poll=0.1)
+    event = await first_event(trigger)
+    assert simulated_time.time() == pytest.approx(trigger.deadline)  # it ended at its deadline, not later
     assert event["status"] == "timeout" and rid in event["message"] and "may still finish" in event["message"]
     assert event["retryable"] is True
 
@@ -106,16 +127,15 @@ async def test_missing_connection_becomes_an_error_event(monkeypatch: pytest.Mon
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
-async def test_first_poll_waits_until_first_poll_at(luma_conn_env: LumaSimulatorServer) -> None:
+async def test_first_poll_waits_until_first_poll_at(
+    luma_conn_env: LumaSimulatorServer, simulated_time: SimulatedTime
+) -> None:
     rid = submit()
-    trigger = trigger_for(rid, poll=0.05, first_poll_at=time.time() + 0.5)
-    task = asyncio.create_task(first_event(trigger))
-    await asyncio.sleep(0.3)
-    polls = [e for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
-    assert polls == []
-    await asyncio.sleep(0.5)
-    assert [e for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
-    task.cancel()
+    start = simulated_time.time()
+    trigger = trigger_on(simulated_time, rid, deadline_in=0.6, first_poll_at=start + 0.5)
+    await first_event(trigger)
+    polls = [e.at - start for e in luma_conn_env.simulator.request_log if e.method == "GET" and e.request_id == rid]
+    assert polls and polls[0] == pytest.approx(0.5)
 
 
 @pytest.mark.luma_simulator(render_seconds=60)
@@ -123,29 +143,27 @@ async def test_triggers_taken_over_mid_render_spread_their_first_polls_over_one_
     luma_conn_env: LumaSimulatorServer,
 ) -> None:
     # A survivor triggerer starts all of a dead peer's triggers at once; their first polls must not land together,
-    # while a trigger that was just handed over (first poll due a moment ago) still polls at once.
+    # while a trigger that was just handed over (first poll due a moment ago) still polls at once. Each trigger
+    # runs on its own clock, moved only by its sleeps: its first sleep is when its first poll comes.
     rids = [submit() for _ in range(31)]
-    now = time.time()
+    now = float(int(time.time()))
     taken_over = [
-        LumaGenerationTrigger(request_id=rid, deadline=now + 30, poll_interval=1.0, first_poll_at=now - 60,
+        LumaGenerationTrigger(request_id=rid, deadline=now + 2, poll_interval=1.0, first_poll_at=now - 60,
                               submitted_at=now - 61)
         for rid in rids[:30]
     ]  # fmt: skip
     fresh = LumaGenerationTrigger(
-        request_id=rids[30], deadline=now + 30, poll_interval=1.0, first_poll_at=now - 0.5, submitted_at=now - 1
+        request_id=rids[30], deadline=now + 2, poll_interval=1.0, first_poll_at=now - 0.5, submitted_at=now - 1
     )
-    tasks = [asyncio.create_task(first_event(trigger)) for trigger in [*taken_over, fresh]]
-    await asyncio.sleep(1.5)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    first_poll: dict[str, float] = {}
-    for entry in luma_conn_env.simulator.request_log:
-        if entry.method == "GET" and entry.request_id:
-            first_poll.setdefault(entry.request_id, entry.at - now)
-    spread = sorted(first_poll[trigger.request_id] for trigger in taken_over)
-    assert len(spread) == 30 and spread[-1] - spread[0] > 0.5 and spread[-1] < 1.3, spread
-    assert first_poll[fresh.request_id] < 0.4
+    clocks = {}
+    for trigger in [*taken_over, fresh]:
+        trigger.clock = clocks[trigger.request_id] = SimulatedTime(ManualClock(now))
+    events = await asyncio.gather(*(first_event(trigger) for trigger in [*taken_over, fresh]))
+    assert {event["status"] for event in events} == {"timeout"}
+    spread = sorted(clocks[trigger.request_id].slept[0] for trigger in taken_over)
+    assert 0.0 <= spread[0] and spread[-1] <= 1.0, spread  # within one gap (1 s this late in the render)
+    assert spread[-1] - spread[0] > 0.5, spread  # spread out (30 uniform draws: this fails with p ~ 1e-7)
+    assert clocks[fresh.request_id].slept[0] == 0.0
 
 
 async def test_on_kill_is_idempotent_and_says_the_render_is_billed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 import time
 from collections import Counter
@@ -54,15 +55,22 @@ def slow_renders(sim_settings: Any) -> Any:
 
 
 def test_worker_killed_after_submit_reattaches_on_retry(
-    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, slow_renders: Any
 ) -> None:
+    # The retry keeps the original poll schedule, so its trigger may fire as soon as the render ends: the render must
+    # outlast the retry's deferral by more than Airflow 3.3.2's deferral race window (see conftest.E2E_TIME_FACTOR).
+    slow_renders(30)
     cluster, dag_id = airflow_cluster, "luma_crash_before_defer"
     cluster.wait_for_dag(dag_id)
     run_id = cluster.trigger_dag(dag_id)
     assert cluster.wait_for_run(dag_id, run_id, timeout=120) == "success"
     assert cluster.task_instance(dag_id, run_id, "render")["try_number"] == 2, "try 1 was killed"
     assert len(creates(luma_sim, "crash-before-defer")) == 1, "the retry re-attached instead of paying again"
-    assert "Re-attaching to Luma request" in cluster.task_log(dag_id, run_id, "render", try_number=2)
+    retry_log = cluster.task_log(dag_id, run_id, "render", try_number=2)
+    assert "Re-attaching to Luma request" in retry_log
+    # The retry's trigger counts from the original submission (30 s ago at the end), not from its own deferral.
+    finished = re.search(r"processing -> success after (\d+) s", retry_log)
+    assert finished and int(finished.group(1)) >= 30, retry_log[-3000:]
 
 
 def test_clear_after_success_reuses_by_default_and_rerenders_when_asked(
