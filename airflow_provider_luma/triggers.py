@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_luma._results import TriggerEventPayload, error_event, job_event
 from airflow_provider_luma.core.retry import RetryPolicy
+from airflow_provider_luma.runtime.results import TriggerEventPayload, error_event, job_event
 
 if TYPE_CHECKING:
     from airflow_provider_luma.core.http import AsyncLumaClient
@@ -58,7 +58,7 @@ class LumaGenerationTrigger(BaseTrigger):
 
     Event ``status`` is one of ``success``, ``failed``, ``cancelled``, ``timeout``, ``error``; the payload also
     carries ``request_id``, ``generation_id``, ``message``, ``failure_code`` and ``retryable``; ``video_url`` and
-    ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma._results.job_event`).
+    ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma.runtime.results.job_event`).
 
     :param request_id: the GMI queue request id.
     :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
@@ -73,7 +73,7 @@ class LumaGenerationTrigger(BaseTrigger):
     :param backend: the wire format the render was bought on (``"gmi"``; triggers serialized by 0.1 have none).
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
-    :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
+    :param progress_interval: seconds between two progress lines (default 60; see :mod:`.runtime.progress`).
     """
 
     def __init__(
@@ -167,7 +167,6 @@ class LumaGenerationTrigger(BaseTrigger):
         return event
 
     async def _poll(self, client: AsyncLumaClient) -> TriggerEventPayload:
-        from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
         from airflow_provider_luma.core.errors import (
             LumaError,
             LumaResponseError,
@@ -176,6 +175,7 @@ class LumaGenerationTrigger(BaseTrigger):
         )
         from airflow_provider_luma.core.jobs import JobStatus
         from airflow_provider_luma.core.retry import UnusableAnswers
+        from airflow_provider_luma.runtime.progress import PROGRESS_INTERVAL, ProgressLog
 
         progress = ProgressLog(
             self.log, self.request_id, self.expected_seconds, self.render_label,

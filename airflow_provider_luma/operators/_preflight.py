@@ -97,7 +97,7 @@ def source_facts_of(params: dict[str, Any], depth: int = 0) -> SourceFacts:
 def literal_spec(op: LumaRenderOperator, depth: int = 0) -> tuple[RenderSpec, SourceFacts] | None:
     """The request ``op``'s literal values make and its known source facts; None when a value that decides the
     request (or its price) is templated, or when the literals break a rule (the constructor reports that)."""
-    from airflow_provider_luma._plan import literal_params
+    from airflow_provider_luma.operators._literals import literal_params
 
     if depth > _MAX_CHAIN:
         return None
@@ -133,7 +133,7 @@ def _output_facts(op: LumaRenderOperator, depth: int) -> SourceFacts:
 
 
 def _literal_cap(value: Any, field: str) -> Decimal | None:
-    from airflow_provider_luma._plan import is_templated
+    from airflow_provider_luma.operators._literals import is_templated
 
     if is_templated(value):
         return None  # known after templating: that task checks it itself
@@ -214,8 +214,8 @@ def _length_unknowable(op: LumaRenderOperator, depth: int = 0) -> bool:
     """Whether an edit/reframe's source length stays unknown when it runs too: its chain of upstream Luma tasks
     ends in a literal generation id of another run (the service says no length). A file, a templated value or a
     generate at the chain's end has a length by then, so such a render is priced by its own task."""
-    from airflow_provider_luma._plan import is_templated
     from airflow_provider_luma.core.specs.base import is_unset
+    from airflow_provider_luma.operators._literals import is_templated
 
     if depth > _MAX_CHAIN or getattr(op, "source_video", None) is not None:
         return False

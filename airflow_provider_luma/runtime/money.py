@@ -1,6 +1,12 @@
-"""``max_run_cost_usd``: a cap on the estimated cost of every render bought in one DAG run.
+"""Money on the Airflow side: the run budget (``max_run_cost_usd``) and the run-wide scan of render estimates.
 
-Airflow gives a task no atomic counter, so the cap rests on two things:
+The prices themselves are Airflow-free (:mod:`airflow_provider_luma.core.pricing`). Every render task writes its
+estimate as XCom :data:`COST_KEY` as soon as the render is its own; :func:`run_costs` reads that key across a DAG
+run, for the budget below and for the cost report (:func:`airflow_provider_luma.cost.luma_cost_report`), and
+:func:`summarize_costs` sums it.
+
+``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run. Airflow gives a task no atomic
+counter, so the cap rests on two things:
 
 * **Reserve, then read (never over the cap).** Before its create request a task writes its estimate as its own
   XCom ``estimated_cost_usd`` (the key the cost report sums), *then* reads that key of every task and map index
@@ -21,14 +27,15 @@ Airflow clears a task's XCom when a new try starts, and the try re-records its r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
-from airflow_provider_luma._state import context_get
 from airflow_provider_luma.core.errors import LumaBudgetExceeded
+from airflow_provider_luma.runtime.task import context_get
 
-COST_KEY: Final = "estimated_cost_usd"  # the same key airflow_provider_luma.cost sums
+COST_KEY: Final = "estimated_cost_usd"
+"""The XCom key of a render's estimate in USD (``None``: unpriced); also a key of the render's result."""
 DEFAULT_POOL: Final = "default_pool"
 POOL_HINT: Final = (
     "max_run_cost_usd=$%s is never exceeded, but is exact (renders that would fit are never refused) only when "
@@ -108,17 +115,57 @@ class RunBudget:
 
     def _others(self, own: float) -> tuple[Decimal, int, int]:
         """``(USD, renders, unpriced renders)`` of every other task instance of the run that holds a render."""
-        from airflow.sdk.execution_time.xcom import XCom
-
-        ti = self.ti
         values: list[Any] = []
-        for task_id in self.dag.task_ids:
-            found = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
-            mine = list(found or ())
-            if task_id == ti.task_id and own in mine:
-                mine.remove(own)  # our own reservation, written just before (every map index shares the task id)
-            values += mine
+        for task_id, found in run_costs(self.ti, self.dag).items():
+            if task_id == self.ti.task_id and own in found:
+                found.remove(own)  # our own reservation, written just before (every map index shares the task id)
+            values += found
         return _sum(values)
+
+
+def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, list[Any]]:
+    """The :data:`COST_KEY` XComs of every task of ``ti``'s DAG run (every map index), by task id; tasks that
+    pushed none are left out.
+
+    :param skip_task: a task id not to read (the cost report's own).
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    costs: dict[str, list[Any]] = {}
+    for task_id in dag.task_ids:
+        if task_id == skip_task:
+            continue
+        values = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
+        if values is not None and len(values):
+            costs[task_id] = list(values)
+    return costs
+
+
+def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """Sum per-task costs (one value per map index; ``None`` entries are skipped) into a report dict.
+
+    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float},
+    "unpriced_renders": int, "unpriced_tasks": [task_id, ...]}`` (JSON-safe, so it can be the task's XCom). A
+    ``None`` value is a render whose price is unknown (edit and reframe, unless the connection has prices): it is
+    counted apart, never as $0.
+    """
+    by_task: dict[str, Decimal] = {}
+    renders, unpriced, unpriced_tasks = 0, 0, set()
+    for task_id, values in costs_by_task.items():
+        spent, priced, unknown = _sum(values)
+        if priced:
+            by_task[task_id] = spent
+        if unknown:
+            unpriced_tasks.add(task_id)
+        renders, unpriced = renders + priced, unpriced + unknown
+    total = sum(by_task.values(), Decimal(0))
+    return {
+        "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
+        "renders": renders,
+        "by_task": {task_id: float(cost.quantize(Decimal("0.01"))) for task_id, cost in sorted(by_task.items())},
+        "unpriced_renders": unpriced,
+        "unpriced_tasks": sorted(unpriced_tasks),
+    }
 
 
 def _sum(values: Iterable[Any]) -> tuple[Decimal, int, int]:
