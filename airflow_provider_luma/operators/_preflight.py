@@ -20,15 +20,26 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, ClassVar, Final, Protocol, TypeGuard
 
 from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaValidationError
 from airflow_provider_luma.core.pricing import PriceTable, check_budget, estimate, parse_max_cost
 from airflow_provider_luma.core.specs import SPECS
 from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
 
-if TYPE_CHECKING:
-    from airflow_provider_luma.operators._base import LumaRenderOperator
+
+class LumaRenderOperator(Protocol):
+    """What the pre-flight reads of a render task (any ``LumaRenderOperator``). A protocol, not the class: the
+    operator module imports this one, and the import graph stays free of cycles (``tests/test_layout.py``)."""
+
+    MODEL_ID: ClassVar[str]
+    task_id: str
+    max_cost_usd: Any
+    max_run_cost_usd: Any
+
+    def spec_params(self) -> dict[str, Any]:
+        """The (rendered) payload parameters."""
+
 
 _MAX_CHAIN: Final = 32  # a chain of renders longer than this is not followed (a cycle cannot exist in a DAG)
 _SOURCE_FIELDS: Final = ("source_generation_id", "start_frame_generation_id", "end_frame_generation_id")
@@ -71,10 +82,10 @@ def _memo_facts(op: Any, compute: Callable[[], SourceFacts]) -> SourceFacts:
     return value
 
 
-def _is_luma(task: Any) -> bool:
-    from airflow_provider_luma.operators._base import LumaRenderOperator
-
-    return isinstance(task, LumaRenderOperator)
+def _is_luma(task: Any) -> TypeGuard[LumaRenderOperator]:
+    """Whether ``task`` buys a render: a model id and payload parameters (render operators have both; the
+    download operator, sensors and other providers' tasks do not)."""
+    return isinstance(getattr(type(task), "MODEL_ID", None), str) and callable(getattr(task, "spec_params", None))
 
 
 def upstream_operator(value: Any) -> LumaRenderOperator | None:
