@@ -216,6 +216,7 @@ class LumaRenderOperator(BaseOperator):
             deadline = min(deadline, self.execution_timeout.total_seconds())
         return RunOptions(
             task_id=self.task_id,
+            model_id=self.MODEL_ID,
             conn_id=self.luma_conn_id,
             deferrable=bool(self.deferrable),
             wait_for_completion=bool(self.wait_for_completion),
@@ -271,9 +272,9 @@ class LumaRenderOperator(BaseOperator):
         from airflow_provider_luma.runtime import flow, resume
 
         options = flow.validated(lambda: self.run_options(context))
-        return resume.execute_after_rate_limit(
-            self, context, options, rate_limit_waits, lambda: self.render_plan(context)
-        )
+        params = flow.validated(self.spec_params)
+        plan = lambda: self.render_plan(context)  # noqa: E731 - only when the record cannot give the plan
+        return resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
 
     @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class RunOptions:
     """How one render task runs, independent of what it renders.
 
     :param task_id: the task's id (placeholders of ``output_path``, messages).
+    :param model_id: the model the task renders.
     :param conn_id: the Airflow connection (type ``luma``).
     :param deferrable: wait in the triggerer (else poll in the worker).
     :param wait_for_completion: ``False`` returns right after the request is accepted.
@@ -44,6 +45,7 @@ class RunOptions:
     """
 
     task_id: str
+    model_id: str
     conn_id: str
     deferrable: bool
     wait_for_completion: bool
@@ -88,28 +90,34 @@ def check_unique_output(output: OutputSpec | None, context: Any) -> None:
         )
 
 
-def plan_from_record(options: RunOptions, record: RenderRecord) -> RenderPlan | None:
-    """The plan a version-3 record describes (``None`` for an older record, which has no request in it).
+def plan_from_record(options: RunOptions, record: RenderRecord, params: dict[str, Any]) -> RenderPlan | None:
+    """The plan of a resubmission: the task's rendered ``params`` validated against the source facts the record
+    keeps (no upstream XCom is read), an inline source video reopened from the record's name, size and digest (not
+    read or hashed; see :func:`airflow_provider_luma.runtime.source_video.reopen_source_video`).
 
-    The request is rebuilt from the fields it was sent with; an inline source video is reopened by name and its
-    recorded digest is trusted (see :func:`airflow_provider_luma.runtime.source_video.reopen_source_video`), so
-    nothing is read or hashed before the request is sent again.
+    The video is reopened only when the task still names that very file, so a record written through the REST API
+    cannot make the worker send a file the task does not name. ``None`` when the record has no facts (0.1, 0.2) or
+    is for another model or file: the plan is then built afresh.
+
+    :raises LumaValidationError: a rule the parameters break, or the file changed or went away.
     """
     from airflow_provider_luma.core.specs import SPECS
 
     facts = record.facts
-    if facts is None or record.model not in SPECS:
+    if facts is None or record.model != options.model_id or options.model_id not in SPECS:
         return None
-    fields = dict(facts.request)
+    given = dict(params)
     if facts.source_video is not None:
         from airflow_provider_luma.runtime.source_video import reopen_source_video
 
-        fields["source_video"] = reopen_source_video(facts.source_video)
-    spec = SPECS[record.model].model_validate(fields)
+        if str(given.get("source_video") or "").strip() != facts.source_video.get("label"):
+            return None
+        given["source_video"] = reopen_source_video(facts.source_video)
     source = SourceFacts(
         aspect_ratio=facts.source.get("aspect_ratio"), duration_seconds=facts.source.get("duration_seconds")
     )
-    return RenderPlan(options, spec, source)
+    spec = SPECS[options.model_id].validate_params(given, source)
+    return RenderPlan(options, spec, spec.known_source(source))
 
 
 def upstream_source_facts(context: Any, generation_id: Any) -> SourceFacts:

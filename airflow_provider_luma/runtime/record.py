@@ -5,8 +5,8 @@ and upgrades of the same task instance, so renaming them would make a retry buy 
 
 * **3** (this release): version 2's fields plus ``render`` (:class:`RenderFacts`): everything the finish of the
   render needs (mode, resolution, output ratio and duration, quality, source generations and facts, the estimate,
-  the prompt's digest) and what a resubmission after a rate-limit wait sends (the request's fields, an inline
-  source video's digest and size). Written when the request is about to be submitted and when a try re-attaches,
+  the prompt's digest) and an inline source video's name, size and digest, so a resubmission after a rate-limit
+  wait sends it without hashing it again. Written when the request is about to be submitted and when a try re-attaches,
   so a resume (``execute_complete``, ``execute_after_rate_limit``) starts from the record: it neither pulls
   upstream XComs again nor re-reads or re-hashes a source video.
 * **2** (0.2, ``tests/fixtures/v0_2_state.json``): ``version``, ``backend``, ``model``, ``phase``,
@@ -26,7 +26,7 @@ import enum
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -85,7 +85,6 @@ class RenderFacts:
     :param billed_blocks: 5-s blocks billed, ``None`` when unknown.
     :param estimate_text: the estimate as logged.
     :param prompt_sha256: the first 16 hex digits of the prompt's SHA-256 (for Asset events), or ``None``.
-    :param request: the request's fields as the caller set them, without an inline video.
     :param source_video: an inline source video's ``label``, ``media_type``, ``size``, ``sha256``,
         ``duration_seconds``; ``None`` when there is none.
     """
@@ -101,7 +100,6 @@ class RenderFacts:
     billed_blocks: int | None
     estimate_text: str
     prompt_sha256: str | None
-    request: dict[str, Any] = field(default_factory=dict)
     source_video: dict[str, Any] | None = None
 
     @classmethod
@@ -122,7 +120,6 @@ class RenderFacts:
             billed_blocks=est.blocks,
             estimate_text=est.describe(),
             prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest()[:16] if prompt else None,
-            request=spec.model_dump(mode="json", exclude_unset=True, exclude={"source_video"}),
             source_video=None
             if video is None
             else {

@@ -1,9 +1,10 @@
 """The resumptions of a render task: they start from the durable record, not from the task's parameters.
 
-The record (:mod:`.record`, version 3) holds the request and the facts the finish needs, so a resume neither pulls
-upstream XComs (the source's facts) nor reads or hashes a source video: ``execute_complete`` finishes from the
-record alone, ``execute_after_rate_limit`` sends the recorded request again. A record of 0.1 or 0.2 has no facts:
-its resume builds the plan from the task once more, as those releases did, and the record gains the facts.
+The record (:mod:`.record`, version 3) holds the facts the finish needs and the source's facts and digest, so a
+resume neither pulls upstream XComs (the source's facts) nor reads or hashes a source video: ``execute_complete``
+finishes from the record alone, ``execute_after_rate_limit`` sends the request again with the recorded source facts
+and digest. A record of 0.1 or 0.2 has no facts: its resume builds the plan from the task once more, as those
+releases did, and the record gains the facts.
 """
 
 from __future__ import annotations
@@ -22,15 +23,21 @@ if TYPE_CHECKING:
 
 
 def execute_after_rate_limit(
-    task: RenderTask, context: Any, options: RunOptions, waits: int, build_plan: Callable[[], RenderPlan]
+    task: RenderTask,
+    context: Any,
+    options: RunOptions,
+    params: dict[str, Any],
+    waits: int,
+    build_plan: Callable[[], RenderPlan],
 ) -> dict[str, Any]:
-    """After a 429 was waited out in the triggerer: submit the recorded request again (or re-attach, if a try
-    already did).
+    """After a 429 was waited out in the triggerer: submit the request again (or re-attach, if a try already
+    did), with the source facts and the source video's digest from the record (:func:`plan_from_record`).
 
-    :param build_plan: builds the plan from the task; called only when the record has no request in it.
+    :param params: the task's rendered request parameters.
+    :param build_plan: builds the plan from the task; called only when the record cannot give one.
     """
     record = RecordStore(context).get()
-    plan = validated(lambda: plan_from_record(options, record)) if record is not None else None
+    plan = validated(lambda: plan_from_record(options, record, params)) if record is not None else None
     run = RenderRun(task, context, plan or validated(build_plan))
     run.waits_so_far = waits
     return run.start()
