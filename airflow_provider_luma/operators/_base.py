@@ -269,19 +269,21 @@ class LumaRenderOperator(BaseOperator):
         self, context: Context, event: Any = None, rate_limit_waits: int = 0, **_: Any
     ) -> dict[str, Any]:
         """Resume after waiting out a 429 in the triggerer: submit again (or re-attach, if a try already did)."""
-        from airflow_provider_luma.runtime import flow, resume
+        from airflow_provider_luma.runtime import resume
+        from airflow_provider_luma.runtime.plan import validated
 
-        options = flow.validated(lambda: self.run_options(context))
-        params = flow.validated(self.spec_params)
+        options = validated(lambda: self.run_options(context))
+        params = validated(self.spec_params)
         plan = lambda: self.render_plan(context)  # noqa: E731 - only when the record cannot give the plan
         return resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
 
     @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
         """Resume after the trigger fired: return the result or raise with the server's reason."""
-        from airflow_provider_luma.runtime import flow, resume
+        from airflow_provider_luma.runtime import resume
+        from airflow_provider_luma.runtime.plan import validated
 
-        options = flow.validated(lambda: self.run_options(context))
+        options = validated(lambda: self.run_options(context))
         return resume.execute_complete(self, context, options, event, lambda: self.render_plan(context))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:

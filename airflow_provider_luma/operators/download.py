@@ -83,7 +83,7 @@ class LumaDownloadVideoOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Look the request up, download its files to ``output_path`` and emit Asset events."""
         from airflow_provider_luma.runtime.download import download_existing
-        from airflow_provider_luma.runtime.flow import validated
+        from airflow_provider_luma.runtime.plan import validated
 
         return download_existing(self, context, validated(self.download_plan))
 

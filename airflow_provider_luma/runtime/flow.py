@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,7 +38,7 @@ from airflow_provider_luma.core.retry import UnusableAnswers
 from airflow_provider_luma.runtime.delivery_record import record_request
 from airflow_provider_luma.runtime.finish import WORKER_RETRY, RenderFinish, successful_event, worker_hook
 from airflow_provider_luma.runtime.money import RunBudget
-from airflow_provider_luma.runtime.plan import RenderPlan
+from airflow_provider_luma.runtime.plan import RenderPlan, validated
 from airflow_provider_luma.runtime.record import (
     Phase,
     RecordStore,
@@ -55,7 +54,7 @@ if TYPE_CHECKING:
     from airflow_provider_luma.hooks import LumaHook
     from airflow_provider_luma.runtime.task import RenderTask
 
-__all__ = ["MAX_RATE_LIMIT_WAITS", "WORKER_RETRY", "RenderRun", "execute", "validated"]
+__all__ = ["MAX_RATE_LIMIT_WAITS", "WORKER_RETRY", "RenderRun", "execute", "looked_up"]
 
 MAX_RATE_LIMIT_WAITS = 120
 T = TypeVar("T")
@@ -66,14 +65,13 @@ def execute(task: RenderTask, context: Any, build_plan: Callable[[], RenderPlan]
     return RenderRun(task, context, validated(build_plan)).start()
 
 
-def validated(build: Callable[[], T]) -> T:
-    """What ``build`` makes (a plan, run options); a broken rule fails the task without retries (a retry would
-    break it again)."""
+def looked_up(call: Callable[[], T]) -> T:
+    """``call()`` on the connection (settings, prices, schedule): a failure there has sent nothing and a retry
+    would meet it again, so the task fails without retries."""
     try:
-        return build()
-    except LumaValidationError as exc:
-        # Not logged here: Airflow logs the exception with its message, and a failure should read once.
-        raise AirflowFailException(str(exc)) from None
+        return call()
+    except LumaError as exc:
+        raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
 
 
 class RenderRun:
@@ -102,10 +100,7 @@ class RenderRun:
     @cached_property
     def settings(self) -> Any:
         """The connection's client settings: which API it speaks (looked up once; nothing is sent)."""
-        try:
-            return self.hook.get_settings()
-        except LumaError as exc:
-            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        return looked_up(self.hook.get_settings)
 
     @property
     def backend(self) -> str:
@@ -115,11 +110,7 @@ class RenderRun:
     @cached_property
     def estimate(self) -> Estimate:
         """The price estimate, with the connection's own prices when it has them."""
-        try:
-            table = self.hook.price_table()
-        except LumaError as exc:
-            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
-        return estimate(self.spec, table, self.plan.source)
+        return estimate(self.spec, looked_up(self.hook.price_table), self.plan.source)
 
     @cached_property
     def facts(self) -> RenderFacts:
@@ -292,7 +283,7 @@ class RenderRun:
         except LumaError as exc:
             raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
         while True:
-            self._reserve()
+            self.budget.hold(self.estimate.cost_usd, self.options.max_run_cost, self.options.pool)
             self._write(Phase.SUBMITTING, None)
             try:
                 job: Job = client.submit(self.spec)
@@ -323,10 +314,7 @@ class RenderRun:
         Every task runs it before its first create request, so whichever starts first refuses; it sends nothing
         and is deterministic.
         """
-        try:
-            table = self.hook.price_table()
-        except LumaError as exc:
-            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
+        table = looked_up(self.hook.price_table)
         problems = self.task.preflight_problems(self.context, self.spec, self.plan.source, table)
         if problems:
             lines = "\n".join(f"- {p}" for p in problems)
@@ -334,18 +322,6 @@ class RenderRun:
                 f"Run pre-flight: this DAG run cannot succeed ({len(problems)} problem(s)); nothing was submitted "
                 f"by task {self.options.task_id!r}:\n{lines}"
             )
-
-    def _reserve(self) -> None:
-        """Record this render's estimate before its create request (see :mod:`.money`); with
-        ``max_run_cost_usd``, refuse it when the run's renders would cost more."""
-        cap = self.options.max_run_cost
-        if cap is None:
-            self.budget.record(self.estimate.cost_usd)
-            return
-        try:
-            self.budget.reserve(Decimal(str(self.estimate.cost_usd)), cap, self.options.pool)
-        except LumaBudgetExceeded as exc:
-            raise AirflowFailException(str(exc)) from None
 
     def _wait_for_capacity(self, exc: LumaRateLimitError) -> None:
         """Wait out a rate limit: deferred in the triggerer (no worker slot), or asleep when not deferrable."""
@@ -379,11 +355,7 @@ class RenderRun:
         """``(expected render seconds, poll interval)``, on the simulator's clock when the connection says so."""
         from airflow_provider_luma.core.schedule import scaled_schedule
 
-        try:
-            factor = self.hook.schedule_time_factor()
-        except LumaError as exc:
-            raise AirflowFailException(f"{failure_prefix(exc)}: {exc}") from None
-        self.time_factor = factor
+        factor = self.time_factor = looked_up(self.hook.schedule_time_factor)
         interval = self.options.poll_interval
         expected, poll = scaled_schedule(self.spec.expected_seconds(self.plan.source), interval, factor)
         if factor < 1.0:

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from airflow_provider_luma.core.errors import LumaBudgetExceeded
 from airflow_provider_luma.runtime.task import context_get
 
@@ -79,6 +81,20 @@ class RunBudget:
             self.recorded = False
         except Exception as exc:  # noqa: BLE001 - a leftover reservation only makes the cap stricter
             self.log.warning("Could not withdraw %s from XCom (%s)", COST_KEY, exc)
+
+    def hold(self, cost: float | None, cap: Decimal | None, pool: str) -> None:
+        """Record this render's estimate before its create request; with ``max_run_cost_usd`` (``cap``), refuse
+        it when the run's renders would then cost more (see :meth:`reserve`).
+
+        :raises AirflowFailException: over the cap (a retry would be refused again).
+        """
+        if cap is None:
+            self.record(cost)
+            return
+        try:
+            self.reserve(Decimal(str(cost)), cap, pool)
+        except LumaBudgetExceeded as exc:
+            raise AirflowFailException(str(exc)) from None
 
     def reserve(self, cost: Decimal, cap: Decimal, pool: str) -> None:
         """Record ``cost``, then refuse (withdrawing it) if the run's renders would then cost more than ``cap``.

@@ -10,9 +10,12 @@ the validated request, which a fresh start builds from the parameters, the upstr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
@@ -21,6 +24,19 @@ from airflow_provider_luma.runtime.task import context_get
 if TYPE_CHECKING:
     from airflow_provider_luma.runtime.record import RenderRecord
     from airflow_provider_luma.runtime.storage import OutputSpec
+
+
+T = TypeVar("T")
+
+
+def validated(build: Callable[[], T]) -> T:
+    """What ``build`` makes (a plan, run options, request parameters); a broken rule fails the task without
+    retries (a retry would break it again)."""
+    try:
+        return build()
+    except LumaValidationError as exc:
+        # Not logged here: Airflow logs the exception with its message, and a failure should read once.
+        raise AirflowFailException(str(exc)) from None
 
 
 @dataclass(frozen=True)

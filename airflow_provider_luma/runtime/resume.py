@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_luma.runtime.finish import RenderFinish, worker_hook
-from airflow_provider_luma.runtime.flow import RenderRun, validated
-from airflow_provider_luma.runtime.plan import plan_from_record
+from airflow_provider_luma.runtime.flow import RenderRun
+from airflow_provider_luma.runtime.plan import plan_from_record, validated
 from airflow_provider_luma.runtime.record import RecordStore
 
 if TYPE_CHECKING:
