@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 import airflow_provider_luma.testing as testing_pkg
 from airflow_provider_luma.operators import LumaEditVideoOperator, LumaGenerateVideoOperator, LumaReframeVideoOperator
@@ -80,68 +80,68 @@ async def test_a_resume_finishes_from_the_record_although_the_upstream_xcom_chan
     assert result["request_id"] == event["request_id"]
 
 
+class EditOfAFile:
+    """An edit task of a copy of the sample clip, with its context, as a scheduler would run it again and again."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.clip = tmp_path / "clip.mp4"
+        shutil.copy(SAMPLE, self.clip)
+        self.context: dict[str, Any] = {"task_state_store": MemoryStateStore()}
+
+    def op(self) -> LumaEditVideoOperator:
+        return make(LumaEditVideoOperator, source_video=str(self.clip), prompt="p", edit_strength="flex_1")
+
+    def deferred(self) -> TaskDeferred:
+        """Run ``execute`` until it defers (to the trigger, or to wait out a rate limit)."""
+        with pytest.raises(TaskDeferred) as deferred:
+            self.op().execute(self.context)
+        return deferred.value
+
+    def record(self) -> dict[str, Any]:
+        return dict(self.context["task_state_store"].values[STATE_KEY])
+
+
 async def test_a_resume_finishes_although_the_source_video_was_deleted(
     luma_conn_env: LumaSimulatorServer, tmp_path: Path
 ) -> None:
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(SAMPLE, clip)
-    context = {"task_state_store": MemoryStateStore()}
-
-    def edit() -> LumaEditVideoOperator:
-        return make(LumaEditVideoOperator, source_video=str(clip), prompt="make it autumn", edit_strength="flex_1")
-
-    with pytest.raises(TaskDeferred) as deferred:
-        edit().execute(context)
-    event = await trigger_event(deferred.value)
-    clip.unlink()  # the old resume re-read and re-hashed it here, and failed
-    result = edit().execute_complete(context, event=event)
+    edit = EditOfAFile(tmp_path)
+    event = await trigger_event(edit.deferred())
+    edit.clip.unlink()  # the old resume re-read and re-hashed it here, and failed
+    result = edit.op().execute_complete(edit.context, event=event)
     assert len(posts(luma_conn_env)) == 1
     assert (result["model"], result["mode"], result["source_generation_ids"]) == ("luma-ray-3-2-edit", "edit", [])
     assert (result["estimated_cost_usd"], result["generation_id"]) == (None, event["generation_id"])
-    assert parse_record(context["task_state_store"].values[STATE_KEY]).phase == "succeeded"  # type: ignore[union-attr]
+    assert edit.record()["phase"] == "succeeded"
 
 
-async def test_a_rate_limit_wake_up_sends_the_recorded_request_without_hashing_the_video_again(
+async def test_a_rate_limit_wake_up_sends_the_request_without_hashing_the_video_again(
     luma_conn_env: LumaSimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(SAMPLE, clip)
-    context = {"task_state_store": MemoryStateStore()}
-
-    def edit() -> LumaEditVideoOperator:
-        return make(LumaEditVideoOperator, source_video=str(clip), prompt="p", edit_strength="flex_1")
-
+    edit = EditOfAFile(tmp_path)
     luma_conn_env.simulator.inject(Fault.rate_limit_concurrency(retry_after=60))
-    with pytest.raises(TaskDeferred) as waiting:
-        edit().execute(context)
-    assert waiting.value.method_name == "execute_after_rate_limit"
+    waiting = edit.deferred()
+    assert waiting.method_name == "execute_after_rate_limit"
 
     def no_inspection(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the source video was inspected (read and hashed) again on wake-up")
 
     monkeypatch.setattr("airflow_provider_luma.core.specs.source.inspect_video", no_inspection)
     with pytest.raises(TaskDeferred) as rendering:
-        edit().execute_after_rate_limit(context, event=None, **waiting.value.kwargs)
+        edit.op().execute_after_rate_limit(edit.context, event=None, **(waiting.kwargs or {}))
     assert isinstance(rendering.value.trigger, LumaGenerationTrigger)
-    sent = [e.payload for e in luma_conn_env.simulator.create_requests()]
-    assert len(sent) == 1 and len(sent[0]["payload"]["source_data"]) > SAMPLE.stat().st_size  # the bytes, sent
+    (sent,) = [e.payload for e in luma_conn_env.simulator.create_requests()]
+    assert base64.b64decode(sent["payload"]["source_data"]) == SAMPLE.read_bytes()  # the bytes, read to be sent
 
 
 def test_a_wake_up_refuses_a_source_video_that_changed_since_it_was_checked(
     luma_conn_env: LumaSimulatorServer, tmp_path: Path
 ) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    clip = tmp_path / "clip.mp4"
-    shutil.copy(SAMPLE, clip)
-    context = {"task_state_store": MemoryStateStore()}
-    op = make(LumaEditVideoOperator, source_video=str(clip), prompt="p", edit_strength="flex_1")
+    edit = EditOfAFile(tmp_path)
     luma_conn_env.simulator.inject(Fault.rate_limit_concurrency(retry_after=60))
-    with pytest.raises(TaskDeferred) as waiting:
-        op.execute(context)
-    clip.write_bytes(clip.read_bytes() + b"\0" * 16)
+    waiting = edit.deferred()
+    edit.clip.write_bytes(edit.clip.read_bytes() + b"\0" * 16)
     with pytest.raises(AirflowFailException, match="changed since this task first checked it"):
-        op.execute_after_rate_limit(context, event=None, **waiting.value.kwargs)
+        edit.op().execute_after_rate_limit(edit.context, event=None, **(waiting.kwargs or {}))
     assert luma_conn_env.simulator.create_requests() == []
 
 
@@ -161,19 +161,16 @@ async def test_a_wake_up_never_sends_a_file_the_task_does_not_name(
     luma_conn_env: LumaSimulatorServer, tmp_path: Path
 ) -> None:
     """A record is writable through the REST API: one naming another file is not trusted on wake-up."""
-    clip, other = tmp_path / "clip.mp4", tmp_path / "other.mp4"
-    shutil.copy(SAMPLE, clip)
-    shutil.copy(SAMPLE, other)
-    context = {"task_state_store": MemoryStateStore()}
-    op = make(LumaEditVideoOperator, source_video=str(clip), prompt="p", edit_strength="flex_1")
+    edit = EditOfAFile(tmp_path)
+    other = tmp_path / "other.mp4"
+    other.write_bytes(SAMPLE.read_bytes() + b"forged")
     luma_conn_env.simulator.inject(Fault.rate_limit_concurrency(retry_after=60))
-    with pytest.raises(TaskDeferred) as waiting:
-        op.execute(context)
-    stored = context["task_state_store"].values[STATE_KEY]
-    stored["render"]["source_video"]["label"] = str(other)
-    other.write_bytes(other.read_bytes() + b"forged")
-    stored["render"]["source_video"]["size"] = other.stat().st_size
+    waiting = edit.deferred()
+    forged = edit.record()
+    forged["render"] = {**forged["render"], "source_video": {**forged["render"]["source_video"], "label": str(other)}}
+    forged["render"]["source_video"]["size"] = other.stat().st_size
+    edit.context["task_state_store"].values[STATE_KEY] = forged
     with pytest.raises(TaskDeferred):
-        op.execute_after_rate_limit(context, event=None, **waiting.value.kwargs)
+        edit.op().execute_after_rate_limit(edit.context, event=None, **(waiting.kwargs or {}))
     (sent,) = [e.payload for e in luma_conn_env.simulator.create_requests()]
-    assert base64.b64decode(sent["payload"]["source_data"]) == clip.read_bytes()
+    assert base64.b64decode(sent["payload"]["source_data"]) == SAMPLE.read_bytes()
