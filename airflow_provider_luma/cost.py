@@ -16,17 +16,46 @@ last task with ``trigger_rule="all_done"`` would run too, but as a leaf its succ
 Every Luma render task pushes ``estimated_cost_usd`` (the seed price table's estimate, see
 :mod:`airflow_provider_luma.core.pricing`) as soon as the service accepted its render, so a render paid for by a task
 that later failed still counts; a task stopped before submitting pushes nothing. A render reused after a clear
-(no new spend) counts too, since it is part of what the run's clips cost. GMI bills from its own meter. The scan and
-the sum live with the run budget in :mod:`airflow_provider_luma.runtime.money`.
+(no new spend) counts too, since it is part of what the run's clips cost. The service bills from its own meter. The
+scan and the sum live with the run budget in :mod:`airflow_provider_luma.runtime.money`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
-from airflow_provider_luma.runtime.money import COST_KEY, run_costs, summarize_costs
+from airflow_provider_luma.runtime.money import COST_KEY, run_costs, sum_costs
 
 __all__ = ["COST_KEY", "luma_cost_report", "summarize_costs"]
+
+
+def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
+    """Sum per-task costs (one value per map index; ``None`` entries are skipped) into a report dict.
+
+    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float},
+    "unpriced_renders": int, "unpriced_tasks": [task_id, ...]}`` (JSON-safe, so it can be the task's XCom). A
+    ``None`` value is a render whose price is unknown (edit and reframe, unless the connection has prices): it is
+    counted apart, never as $0.
+    """
+    by_task: dict[str, Decimal] = {}
+    renders, unpriced, unpriced_tasks = 0, 0, set()
+    for task_id, values in costs_by_task.items():
+        spent, priced, unknown = sum_costs(values)
+        if priced:
+            by_task[task_id] = spent
+        if unknown:
+            unpriced_tasks.add(task_id)
+        renders, unpriced = renders + priced, unpriced + unknown
+    total = sum(by_task.values(), Decimal(0))
+    return {
+        "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
+        "renders": renders,
+        "by_task": {task_id: float(cost.quantize(Decimal("0.01"))) for task_id, cost in sorted(by_task.items())},
+        "unpriced_renders": unpriced,
+        "unpriced_tasks": sorted(unpriced_tasks),
+    }
 
 
 def luma_cost_report(**context: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class DownloadPlan:
             raise LumaValidationError(
                 [
                     f"request_id: got {request_id!r}; pass the request id of a finished render, e.g. "
-                    "upstream.output['request_id'] (GMI's queue looks renders up by request id, not generation id)"
+                    "upstream.output['request_id'] (renders are looked up by request id, not generation id)"
                 ]
             )
         output = parse_output_path(output_path)

@@ -3,7 +3,7 @@
 The prices themselves are Airflow-free (:mod:`airflow_provider_luma.core.pricing`). Every render task writes its
 estimate as XCom :data:`COST_KEY` as soon as the render is its own; :func:`run_costs` reads that key across a DAG
 run, for the budget below and for the cost report (:func:`airflow_provider_luma.cost.luma_cost_report`), and
-:func:`summarize_costs` sums it.
+:func:`sum_costs` sums it (the report's table: :func:`airflow_provider_luma.cost.summarize_costs`).
 
 ``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run. Airflow gives a task no atomic
 counter, so the cap rests on two things:
@@ -27,7 +27,7 @@ Airflow clears a task's XCom when a new try starts, and the try re-records its r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Final
 
@@ -136,7 +136,7 @@ class RunBudget:
             if task_id == self.ti.task_id and own in found:
                 found.remove(own)  # our own reservation, written just before (every map index shares the task id)
             values += found
-        return _sum(values)
+        return sum_costs(values)
 
 
 def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, list[Any]]:
@@ -157,34 +157,8 @@ def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, l
     return costs
 
 
-def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
-    """Sum per-task costs (one value per map index; ``None`` entries are skipped) into a report dict.
-
-    Returns ``{"total_estimated_cost_usd": float, "renders": int, "by_task": {task_id: float},
-    "unpriced_renders": int, "unpriced_tasks": [task_id, ...]}`` (JSON-safe, so it can be the task's XCom). A
-    ``None`` value is a render whose price is unknown (edit and reframe, unless the connection has prices): it is
-    counted apart, never as $0.
-    """
-    by_task: dict[str, Decimal] = {}
-    renders, unpriced, unpriced_tasks = 0, 0, set()
-    for task_id, values in costs_by_task.items():
-        spent, priced, unknown = _sum(values)
-        if priced:
-            by_task[task_id] = spent
-        if unknown:
-            unpriced_tasks.add(task_id)
-        renders, unpriced = renders + priced, unpriced + unknown
-    total = sum(by_task.values(), Decimal(0))
-    return {
-        "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
-        "renders": renders,
-        "by_task": {task_id: float(cost.quantize(Decimal("0.01"))) for task_id, cost in sorted(by_task.items())},
-        "unpriced_renders": unpriced,
-        "unpriced_tasks": sorted(unpriced_tasks),
-    }
-
-
-def _sum(values: Iterable[Any]) -> tuple[Decimal, int, int]:
+def sum_costs(values: Iterable[Any]) -> tuple[Decimal, int, int]:
+    """``(USD, priced renders, unpriced renders)`` of estimates (``None``: a render without a price)."""
     spent, renders, unpriced = Decimal(0), 0, 0
     for value in values:
         if value is None:
