@@ -1,4 +1,16 @@
-"""Apache Airflow provider for Luma Ray 3.2 video rendering, on GMI Cloud's request queue or the Luma Agents API.
+"""Apache Airflow provider for Luma Ray 3.2 video rendering (generate, edit, reframe), on GMI Cloud's request queue
+or Luma's own Agents API.
+
+The package reads in one direction, and ``tests/test_layout.py`` keeps it so (no import cycle; the core imports no
+Airflow; the runtime imports no operator):
+
+* ``core``: Airflow-free. One spec module per model, one wire module per API (``core/backends``), the HTTP client,
+  retries, the poll schedule, prices, media downloads, the exception tree.
+* ``runtime``: the worker- and triggerer-side life of one render: its plan, its durable record, the submit / wait /
+  finish flow, result payloads, money (run budget and cost scan), delivery and storage, progress lines, lineage.
+* The Airflow surface: ``operators`` (build the plan and hand themselves to the runtime as a small protocol),
+  ``hooks`` (connection -> client), ``triggers``, ``sensors``, and ``cost`` (the cost-report task callable).
+* ``plugins``: the "Luma renders" gallery in the Airflow UI. ``testing``: the simulator and its pytest fixtures.
 
 This module imports nothing heavy, and :func:`get_provider_info` imports nothing at all: Airflow calls it during
 provider discovery, which runs inside ``import airflow.sdk`` in every Airflow process. So it names no model (the

@@ -1,4 +1,4 @@
-"""What a DAG run's Luma renders are estimated to cost, summed from their XCom.
+"""What a DAG run's Luma renders are estimated to cost, summed from their XCom (the public entry point).
 
 Use :func:`luma_cost_report` as the callable of a teardown task at the end of a DAG::
 
@@ -16,7 +16,8 @@ last task with ``trigger_rule="all_done"`` would run too, but as a leaf its succ
 Every Luma render task pushes ``estimated_cost_usd`` (the seed price table's estimate, see
 :mod:`airflow_provider_luma.core.pricing`) as soon as the service accepted its render, so a render paid for by a task
 that later failed still counts; a task stopped before submitting pushes nothing. A render reused after a clear
-(no new spend) counts too, since it is part of what the run's clips cost. GMI bills from its own meter.
+(no new spend) counts too, since it is part of what the run's clips cost. The service bills from its own meter. The
+scan and the sum live with the run budget in :mod:`airflow_provider_luma.runtime.money`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-COST_KEY = "estimated_cost_usd"
+from airflow_provider_luma.runtime.money import COST_KEY, run_costs, sum_costs
+
+__all__ = ["COST_KEY", "luma_cost_report", "summarize_costs"]
 
 
 def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any]:
@@ -39,13 +42,12 @@ def summarize_costs(costs_by_task: Mapping[str, Iterable[Any]]) -> dict[str, Any
     by_task: dict[str, Decimal] = {}
     renders, unpriced, unpriced_tasks = 0, 0, set()
     for task_id, values in costs_by_task.items():
-        for value in values:
-            if value is None:
-                unpriced += 1
-                unpriced_tasks.add(task_id)
-                continue
-            by_task[task_id] = by_task.get(task_id, Decimal(0)) + Decimal(str(value))
-            renders += 1
+        spent, priced, unknown = sum_costs(values)
+        if priced:
+            by_task[task_id] = spent
+        if unknown:
+            unpriced_tasks.add(task_id)
+        renders, unpriced = renders + priced, unpriced + unknown
     total = sum(by_task.values(), Decimal(0))
     return {
         "total_estimated_cost_usd": float(total.quantize(Decimal("0.01"))),
@@ -61,17 +63,9 @@ def luma_cost_report(**context: Any) -> dict[str, Any]:
     per-task table and return the summary of :func:`summarize_costs`."""
     import logging
 
-    from airflow.sdk.execution_time.xcom import XCom
-
     log = logging.getLogger(__name__)
-    ti, dag = context["ti"], context["dag"]
-    costs: dict[str, list[Any]] = {}
-    for task_id in dag.task_ids:
-        if task_id == ti.task_id:
-            continue
-        values = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
-        if values is not None and len(values):
-            costs[task_id] = list(values)
+    ti = context["ti"]
+    costs = run_costs(ti, context["dag"], skip_task=ti.task_id)
     report = summarize_costs(costs)
     for task_id, cost in report["by_task"].items():
         log.info("  %-40s $%8.2f  (%d render(s))", task_id, cost, len([v for v in costs[task_id] if v is not None]))

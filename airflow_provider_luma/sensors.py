@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_luma._outcome import records_outcome
 from airflow_provider_luma.operators._base import LumaVideoLink
+from airflow_provider_luma.runtime.outcome import records_outcome
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -80,10 +80,10 @@ class LumaGenerationSensor(BaseSensorOperator):
         self._poll_machine: PollMachine | None = None
 
     def _job(self) -> Job:
-        from airflow_provider_luma._state import fail_or_retry
         from airflow_provider_luma.core.errors import LumaError
         from airflow_provider_luma.core.specs.base import is_unset
         from airflow_provider_luma.hooks import LumaHook
+        from airflow_provider_luma.runtime.task import fail_or_retry
 
         hook = LumaHook(self.luma_conn_id)
         key = self.request_id
@@ -148,20 +148,20 @@ class LumaGenerationSensor(BaseSensorOperator):
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the generation waited for as the output (the first run that knows its id when the render
         was submitted with ``wait_for_completion=False``), the request id as a run facet."""
-        from airflow_provider_luma._lineage import sensor_lineage
+        from airflow_provider_luma.runtime.lineage import sensor_lineage
 
         return sensor_lineage(self)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage of a failed wait: the request id and the error."""
-        from airflow_provider_luma._lineage import sensor_lineage
+        from airflow_provider_luma.runtime.lineage import sensor_lineage
 
         return sensor_lineage(self, failed=True)
 
     def _result(self, job: Job) -> dict[str, Any]:
-        from airflow_provider_luma._deliver import mask_urls
-        from airflow_provider_luma._results import job_event, sensed_result
+        from airflow_provider_luma.runtime.delivery import mask_urls
         from airflow_provider_luma.runtime.polling import read_event
+        from airflow_provider_luma.runtime.results import job_event, sensed_result
 
         read_event(dict(job_event(job, elapsed=0.0, with_urls=False)))  # a failed or cancelled render raises here
         if self.generation_id and job.generation_id != self.generation_id:

@@ -18,9 +18,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_luma.core.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from airflow_provider_luma._results import TriggerEventPayload
     from airflow_provider_luma.core.http import AsyncLumaClient
     from airflow_provider_luma.runtime.polling import Clock, Schedule
+    from airflow_provider_luma.runtime.results import TriggerEventPayload
 
 CLASSPATH = "airflow_provider_luma.triggers.LumaGenerationTrigger"
 
@@ -57,7 +57,7 @@ class LumaGenerationTrigger(BaseTrigger):
 
     Event ``status`` is one of ``success``, ``failed``, ``cancelled``, ``timeout``, ``error``; the payload also
     carries ``request_id``, ``generation_id``, ``message``, ``failure_code`` and ``retryable``; ``video_url`` and
-    ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma._results.job_event`).
+    ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma.runtime.results.job_event`).
 
     :param request_id: the GMI queue request id.
     :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
@@ -72,7 +72,7 @@ class LumaGenerationTrigger(BaseTrigger):
     :param backend: the wire format the render was bought on (``"gmi"``; triggers serialized by 0.1 have none).
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
-    :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
+    :param progress_interval: seconds between two progress lines (default 60; see :mod:`.runtime.progress`).
 
     The poll loop is the one the worker's ``deferrable=False`` wait runs (:mod:`airflow_provider_luma.runtime.polling`):
     same schedule, state-change and progress lines, status reading and events.

@@ -10,7 +10,7 @@ each (raw, provider, raw, provider, ...), deleting the output between runs:
   storage layer: about as fast as Python can move loopback bytes to disk.
 * **provider** — what the operator does: :func:`airflow_provider_luma.core.media.download` with
   :func:`~airflow_provider_luma.core.media.media_client` into a
-  :class:`~airflow_provider_luma._storage.StorageSink` over ``ObjectStoragePath("file://...")`` (temporary name,
+  :class:`~airflow_provider_luma.runtime.storage.StorageSink` over ``ObjectStoragePath("file://...")`` (temporary name,
   rename on completion); the final file must hold exactly the served byte count.
 
 Each run is a fresh Python process (this script with ``--child``), so imports and earlier runs do not blur its
@@ -147,8 +147,8 @@ def child(mode: str, url: str, dest: str, size: int) -> int:
 
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_provider_luma._storage import StorageSink
         from airflow_provider_luma.core.media import download, media_client
+        from airflow_provider_luma.runtime.storage import StorageSink
 
         client = media_client()
         client.open(urllib.request.Request(url, method="HEAD"), timeout=30).close()

@@ -44,7 +44,7 @@ def main() -> int:
         os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = s3.airflow_conn_json()
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_provider_luma._storage import StorageSink
+        from airflow_provider_luma.runtime.storage import StorageSink
 
         client = s3.client()
 

@@ -12,7 +12,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 import airflow_provider_luma.testing as testing_pkg
-from airflow_provider_luma._state import STATE_KEY
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
@@ -22,6 +21,7 @@ from airflow_provider_luma.operators import (
     LumaInterpolateVideoOperator,
     LumaReframeVideoOperator,
 )
+from airflow_provider_luma.runtime.record import STATE_KEY
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from tests.conftest import MemoryStateStore
 from tests.test_operator import make, posts, run_deferred

@@ -17,12 +17,12 @@ from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
 from test_operator import make
 from test_operator_outputs import earlier_render
 
-from airflow_provider_luma import _delivery_record
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
     LumaGenerateVideoOperator,
     LumaReframeVideoOperator,
 )
+from airflow_provider_luma.runtime import delivery_record as _delivery_record
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
 
 FIELD = "luma_delivery"

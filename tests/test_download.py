@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_luma import _deliver
-from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.pricing import check_budget, estimate, parse_max_cost
@@ -24,6 +22,14 @@ from airflow_provider_luma.exceptions import (
     LumaValidationError,
 )
 from airflow_provider_luma.hooks import LumaHook
+from airflow_provider_luma.runtime import delivery as _deliver
+from airflow_provider_luma.runtime.storage import (
+    StorageSink,
+    asset_uri,
+    browsable_url,
+    parse_output_path,
+    probe_writable,
+)
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.testing._media import sample_mp4
 
@@ -94,7 +100,7 @@ def test_a_url_that_stays_refused_even_when_refreshed_fails_after_a_bounded_numb
     luma_simulator: LumaSimulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("airflow_provider_luma._deliver.time.sleep", slept.append)
+    monkeypatch.setattr("airflow_provider_luma.runtime.delivery.time.sleep", slept.append)
     luma_simulator.simulator.set_clock(ManualClock())  # time stands still: every URL minted is the same
     render = finished_render(luma_simulator)
     luma_simulator.simulator.inject(Fault.http_error(403, "Request has expired", on="download", times=10))

@@ -12,7 +12,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 import airflow_provider_luma.testing as testing_pkg
-from airflow_provider_luma._plan import upstream_source_facts
 from airflow_provider_luma.core.specs.base import SourceFacts
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
@@ -24,6 +23,7 @@ from airflow_provider_luma.operators import (
     LumaRenderOperator,
 )
 from airflow_provider_luma.operators._base import COMMON_TEMPLATE_FIELDS
+from airflow_provider_luma.runtime.plan import upstream_source_facts
 from airflow_provider_luma.testing import LumaSimulatorServer
 from tests.conftest import MemoryStateStore
 from tests.test_operator import make, posts, run_deferred

@@ -231,9 +231,9 @@ def test_fresh_url_only_for_the_recorded_request_of_a_successful_task(
 
 
 def test_the_player_comes_from_the_record_not_the_xcom() -> None:
-    from airflow_provider_luma._delivery_record import FIELD
     from airflow_provider_luma.operators._base import DELIVERY_FIELD
     from airflow_provider_luma.plugins._model import DELIVERY_FIELD as MODEL_FIELD
+    from airflow_provider_luma.runtime.delivery_record import FIELD
 
     assert FIELD == DELIVERY_FIELD == MODEL_FIELD == "luma_delivery"
     rows = [

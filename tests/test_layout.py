@@ -1,4 +1,5 @@
-"""The shape the code relies on: an Airflow-free core, and a worker flow that never imports the operators."""
+"""The shape the code relies on: an Airflow-free core, no import cycle anywhere in the package, and a runtime that
+never imports the operators. The graph is built from the AST of every module (no hand-kept list)."""
 
 from __future__ import annotations
 
@@ -26,28 +27,97 @@ def test_the_core_imports_nothing_from_airflow() -> None:
     assert loaded == []
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """Modules imported outside ``if TYPE_CHECKING:`` blocks."""
-    tree = ast.parse(path.read_text())
-    type_only = {
-        id(n)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-        for n in ast.walk(block)
+def _module_files() -> dict[str, Path]:
+    """Every module of the package, by dotted name (a package by its ``__init__.py``)."""
+    found: dict[str, Path] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports, from the AST: every import statement counts, at module level,
+    inside functions and under ``if TYPE_CHECKING:`` alike. ``from pkg import name`` imports ``pkg`` and, when
+    ``pkg.name`` is a module, that module too; relative imports are resolved."""
+    files = _module_files()
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    source = ".".join([*anchor, *([node.module] if node.module else [])])
+                else:
+                    source = node.module or ""
+                targets.add(source)
+                targets.update(f"{source}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_import_graph_sees_every_module_and_every_kind_of_import() -> None:
+    graph = import_graph()
+    assert {"airflow_provider_luma", "airflow_provider_luma.runtime.flow", "airflow_provider_luma.testing"} <= set(
+        graph
+    )
+    # A type-only import, a function-level import and a `from package import module` are all edges.
+    assert "airflow_provider_luma.runtime.storage" in graph["airflow_provider_luma.runtime.plan"]  # TYPE_CHECKING
+    assert "airflow_provider_luma.triggers" in graph["airflow_provider_luma.runtime.flow"]  # inside a method
+    assert "airflow_provider_luma.runtime.delivery" in graph["airflow_provider_luma.runtime.download"]
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_anywhere_in_the_package() -> None:
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_runtime_never_imports_the_operators() -> None:
+    graph = import_graph()
+    runtime = [name for name in graph if name.startswith("airflow_provider_luma.runtime")]
+    assert len(runtime) >= 15
+    offending = {
+        name: sorted(t for t in graph[name] if t.startswith("airflow_provider_luma.operators"))
+        for name in runtime
+        if any(t.startswith("airflow_provider_luma.operators") for t in graph[name])
     }
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return names
-
-
-def test_the_worker_flow_never_imports_the_operators() -> None:
-    glue = ["_flow.py", "_finish.py", "_plan.py", "_results.py", "_state.py", "_deliver.py", "_storage.py"]
-    for name in glue:
-        imports = _runtime_imports(PACKAGE / name)
-        assert not any(m.startswith("airflow_provider_luma.operators") for m in imports), (name, imports)
+    assert offending == {}

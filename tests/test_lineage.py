@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_provider_luma._lineage import location_dataset, render_lineage, sensor_lineage, url_dataset
-from airflow_provider_luma._outcome import last_error, last_result, records_outcome
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
     LumaEditVideoOperator,
     LumaExtendVideoOperator,
     LumaGenerateVideoOperator,
 )
+from airflow_provider_luma.runtime.lineage import location_dataset, render_lineage, sensor_lineage, url_dataset
+from airflow_provider_luma.runtime.outcome import last_error, last_result, records_outcome
 from airflow_provider_luma.sensors import LumaGenerationSensor
 
 CONN = {"conn_type": "luma", "host": "http://127.0.0.1:8765/api/v1/ie/requestqueue/apikey", "password": "k"}

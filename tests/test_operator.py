@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_luma._state import STATE_KEY, fail_or_retry
 from airflow_provider_luma.exceptions import (
     LumaAuthError,
     LumaBadRequestError,
@@ -35,6 +34,8 @@ from airflow_provider_luma.operators import (
     LumaGenerateVideoOperator,
     LumaInterpolateVideoOperator,
 )
+from airflow_provider_luma.runtime.record import STATE_KEY
+from airflow_provider_luma.runtime.task import fail_or_retry
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 

@@ -17,7 +17,6 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow.sdk.types import TaskInstanceKey
 from test_operator import make, posts, run_deferred
 
-from airflow_provider_luma._state import STATE_KEY
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.specs.generate import VideoRequest
@@ -27,6 +26,7 @@ from airflow_provider_luma.operators import (
     LumaGenerateVideoOperator,
     LumaVideoLink,
 )
+from airflow_provider_luma.runtime.record import STATE_KEY
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import EXR_BYTES, sample_mp4
 
@@ -76,7 +76,7 @@ def test_the_link_opens_the_clip_in_the_run_gallery() -> None:
 async def test_url_refused_between_success_and_download_still_delivers(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("airflow_provider_luma._deliver.time.sleep", lambda s: None)
+    monkeypatch.setattr("airflow_provider_luma.runtime.delivery.time.sleep", lambda s: None)
     luma_conn_env.simulator.inject(Fault.http_error(403, "Request has expired", on="download"))
     result = await run_deferred(lambda: make(prompt="a fox", output_path=str(tmp_path)), outputs_context)
     assert Path(result["video_path"].removeprefix("file://")).read_bytes() == sample_mp4()
@@ -295,7 +295,7 @@ def test_a_render_whose_task_never_finished_is_finished_not_bought_again(
     ],
 )
 def test_placeholders_in_folder_parts(output_path: str, stored: str) -> None:
-    from airflow_provider_luma._storage import parse_output_path
+    from airflow_provider_luma.runtime.storage import parse_output_path
 
     spec = parse_output_path(output_path)
     assert spec is not None

@@ -101,7 +101,7 @@ def test_importing_operators_stays_light(module: str) -> None:
         if m.startswith(
             ("airflow_provider_luma.core.http", "airflow_provider_luma.hooks", "airflow_provider_luma.testing")
         )
-        or m.startswith(("airflow_provider_luma._lineage", "airflow.providers.openlineage"))
+        or m.startswith(("airflow_provider_luma.runtime.lineage", "airflow.providers.openlineage"))
         or m.split(".")[0] in {"fastapi", "uvicorn", "httpx", "openlineage"}
     ]
     assert forbidden == []

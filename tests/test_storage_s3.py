@@ -16,9 +16,9 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 from test_download import deliver_after_the_url_expired, finished_render, media_requests
 
-from airflow_provider_luma._storage import StorageSink, parse_output_path, probe_writable
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationError
+from airflow_provider_luma.runtime.storage import StorageSink, parse_output_path, probe_writable
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
 from tests.harness._services import S3Server

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from airflow_provider_luma._progress import duration, progress_interval
 from airflow_provider_luma.core.specs.generate import VideoRequest
 from airflow_provider_luma.hooks import LumaHook
+from airflow_provider_luma.runtime.progress import duration, progress_interval
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_luma._state import STATE_KEY, fingerprint
 from airflow_provider_luma.core.errors import LumaDownloadError, LumaValidationError
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
+from airflow_provider_luma.runtime.record import RECORD_VERSION, STATE_KEY, fingerprint
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 from tests.conftest import MemoryStateStore
@@ -41,7 +41,7 @@ async def test_a_record_written_by_0_1_re_attaches_without_a_new_create(luma_con
     result = await run_deferred(lambda: make(**entry["params"]), context)
     assert result["request_id"] == in_flight
     assert len(posts(luma_conn_env)) == 1, "only the render 0.1 bought; the upgrade bought nothing"
-    assert context["task_state_store"].values[STATE_KEY]["version"] == 2  # rewritten in the new shape
+    assert context["task_state_store"].values[STATE_KEY]["version"] == RECORD_VERSION  # rewritten in the new shape
 
 
 def test_an_ambiguous_record_written_by_0_1_still_fails_loudly(luma_conn_env: LumaSimulatorServer) -> None:

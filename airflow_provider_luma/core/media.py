@@ -1,7 +1,7 @@
 """Stream a finished render from its presigned URL into a sink, in constant memory, surviving URL expiry.
 
 Airflow-free: where the bytes go is a :class:`Sink`; the Airflow side (``ObjectStoragePath``, temporary names,
-rename on completion) is :mod:`airflow_provider_luma._storage`.
+rename on completion) is :mod:`airflow_provider_luma.runtime.storage`.
 
 * What is opened: a media URL comes from a response body, so it is untrusted. Only ``https`` URLs are opened
   (``http`` only to a loopback host, where the bundled simulator runs); :func:`check_media_url` is applied when a
@@ -63,7 +63,8 @@ class LogLike(Protocol):
 
 
 class Sink(Protocol):
-    """Where one file's bytes go. :mod:`airflow_provider_luma._storage` implements it over ``ObjectStoragePath``."""
+    """Where one file's bytes go. :mod:`airflow_provider_luma.runtime.storage` implements it over
+    ``ObjectStoragePath``."""
 
     def open(self) -> BinaryIO:
         """A fresh, empty, writable temporary file (called once per attempt)."""

@@ -1,7 +1,10 @@
 """The shared render operator, the "Luma video" link and the asset-alias helper.
 
-Importing this is what a DAG file does at parse time, so it imports only ``airflow.sdk``: the worker flow, the
-specs, the hook and the trigger are imported inside methods.
+Importing this is what a DAG file does at parse time, so it imports only ``airflow.sdk`` (and the runtime's
+``outcome`` decorator): the runtime's flow, the specs, the hook and the trigger are imported inside methods. The
+operator builds the render's plan in one place (:meth:`LumaRenderOperator.run_options`,
+:meth:`LumaRenderOperator.render_plan`) and hands it, with itself as the runtime's ``RenderTask``, to
+:mod:`airflow_provider_luma.runtime`.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, conf
 
-from airflow_provider_luma._outcome import records_outcome
+from airflow_provider_luma.runtime.outcome import records_outcome
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
+    from airflow_provider_luma.core.pricing import PriceTable
     from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
+    from airflow_provider_luma.runtime.plan import RenderPlan, RunOptions
 
 DEFAULT_ASSET_ALIAS = "luma_videos"
 """Stored files are announced as Asset events through ``AssetAlias("luma_videos")`` unless ``asset_alias`` says
@@ -27,7 +32,7 @@ otherwise; schedule a DAG on that alias to run whenever a new clip is stored."""
 COMMON_TEMPLATE_FIELDS: tuple[str, ...] = ("luma_conn_id", "output_path", "max_cost_usd", "max_run_cost_usd")
 
 DELIVERY_FIELD = "luma_delivery"
-"""The worker-written record of what a task bought and stored (:mod:`airflow_provider_luma._delivery_record`): a
+"""The worker-written record of what a task bought and stored (:mod:`airflow_provider_luma.runtime.delivery_record`): a
 template field that is never a parameter, so it reaches the rendered template fields, which no REST user can
 write, and the gallery trusts it where it cannot trust XComs."""
 
@@ -103,7 +108,7 @@ class LumaRenderOperator(BaseOperator):
     :param max_run_cost_usd: fail (without retries, before any request) when this render would bring the
         estimated cost of all renders bought in this DAG run above this many US dollars (``default_args``
         makes it the DAG's budget). Exact when the Luma tasks share a one-slot pool that does not count
-        deferred tasks (see :mod:`airflow_provider_luma._budget`); never exceeded either way.
+        deferred tasks (see :mod:`airflow_provider_luma.runtime.money`); never exceeded either way.
     """
 
     MODEL_ID: ClassVar[str]
@@ -167,15 +172,15 @@ class LumaRenderOperator(BaseOperator):
         """Validate literal parameters at DAG-parse time (call at the end of a subclass ``__init__``).
 
         Besides the model's rules: a literal ``output_path``'s shape and the source facts the upstream Luma task's
-        literals give (a reframe to the ratio its source already has; :mod:`airflow_provider_luma._preflight`).
+        literals give (a reframe to the ratio its source already has; :mod:`.operators._preflight`).
         Prices live in the connection, not in the DAG file, so caps are checked at run start, before any request.
 
         :raises LumaValidationError: the rule the literal values break; the DAG file fails to import with it.
         """
         if not self._check_at_parse:
             return
-        from airflow_provider_luma._plan import check_literal_output_path, check_literals
-        from airflow_provider_luma._preflight import source_facts_of
+        from airflow_provider_luma.operators._literals import check_literal_output_path, check_literals
+        from airflow_provider_luma.operators._preflight import source_facts_of
 
         params = self.spec_params()
         check_literals(self.MODEL_ID, params, source_facts_of(params))
@@ -194,41 +199,103 @@ class LumaRenderOperator(BaseOperator):
 
         return SPECS[self.MODEL_ID].validate_params(params, source)
 
+    def run_options(self, context: Context) -> RunOptions:
+        """How this task runs (rendered values): everything but the request, cheap to build on every resume.
+
+        :raises LumaValidationError: for a broken ``output_path`` or cap.
+        """
+        from airflow_provider_luma.core.pricing import parse_max_cost
+        from airflow_provider_luma.runtime.plan import RunOptions, check_unique_output
+        from airflow_provider_luma.runtime.storage import parse_output_path
+
+        output = parse_output_path(self.output_path)
+        check_unique_output(output, context)
+        deadline = float(self.timeout)
+        if self.execution_timeout is not None:
+            # execution_timeout is not enforced while deferred (Airflow 3.3.2): honour it in our own deadline.
+            deadline = min(deadline, self.execution_timeout.total_seconds())
+        return RunOptions(
+            task_id=self.task_id,
+            model_id=self.MODEL_ID,
+            conn_id=self.luma_conn_id,
+            deferrable=bool(self.deferrable),
+            wait_for_completion=bool(self.wait_for_completion),
+            reuse_existing=bool(self.reuse_existing),
+            resubmit_unknown=bool(self.resubmit_unknown),
+            poll_interval=float(self.poll_interval),
+            deadline_seconds=deadline,
+            pool=str(self.pool),
+            output=output,
+            asset_alias=self.asset_alias,
+            max_cost=parse_max_cost(self.max_cost_usd),
+            max_run_cost=parse_max_cost(self.max_run_cost_usd, "max_run_cost_usd"),
+        )
+
+    def render_plan(self, context: Context) -> RenderPlan:
+        """The whole plan of a fresh start: :meth:`run_options` and the validated request, with what the upstream
+        Luma tasks' XComs say about its source and an inline source video checked (read once, hashed).
+
+        :raises LumaValidationError: one line per broken rule, each naming its field.
+        """
+        from airflow_provider_luma.runtime.plan import RenderPlan, upstream_source_facts
+
+        options = self.run_options(context)
+        params = self.spec_params()
+        upstream = upstream_source_facts(context, params.get("source_generation_id"))
+        spec = self.build_spec(params, upstream)
+        return RenderPlan(options, spec, spec.known_source(upstream))
+
+    def preflight_problems(
+        self, context: Context, spec: RenderSpec, source: SourceFacts, table: PriceTable
+    ) -> list[str]:
+        """The run pre-flight (:mod:`airflow_provider_luma.operators._preflight`) over this task's DAG."""
+        from airflow_provider_luma.operators._preflight import run_problems
+        from airflow_provider_luma.runtime.task import context_get
+
+        dag = context_get(context, "dag")
+        if dag is None:
+            dag = self.get_dag()  # an operator executed directly (a unit test): the DAG it was built in
+        return run_problems(self, spec, source, dag, table)
+
     @records_outcome
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, then re-attach to this task's earlier render or submit one, then defer (or poll)."""
-        from airflow_provider_luma._flow import RenderRun
+        from airflow_provider_luma.runtime import flow
 
-        return RenderRun(self, context).start()
+        return flow.execute(self, context, lambda: self.render_plan(context))
 
     @records_outcome
     def execute_after_rate_limit(
         self, context: Context, event: Any = None, rate_limit_waits: int = 0, **_: Any
     ) -> dict[str, Any]:
         """Resume after waiting out a 429 in the triggerer: submit again (or re-attach, if a try already did)."""
-        from airflow_provider_luma._flow import RenderRun
+        from airflow_provider_luma.runtime import resume
+        from airflow_provider_luma.runtime.plan import validated
 
-        run = RenderRun(self, context)
-        run.waits_so_far = rate_limit_waits
-        return run.start()
+        options = validated(lambda: self.run_options(context))
+        params = validated(self.spec_params)
+        plan = lambda: self.render_plan(context)  # noqa: E731 - only when the record cannot give the plan
+        return resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
 
     @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
         """Resume after the trigger fired: return the result or raise with the server's reason."""
-        from airflow_provider_luma._flow import RenderRun
+        from airflow_provider_luma.runtime import resume
+        from airflow_provider_luma.runtime.plan import validated
 
-        return RenderRun(self, context).complete(event)
+        options = validated(lambda: self.run_options(context))
+        return resume.execute_complete(self, context, options, event, lambda: self.render_plan(context))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: frame URLs, source generations and source videos in; this render's generation and its
-        stored files out; the request and generation ids as run facets (see :mod:`airflow_provider_luma._lineage`).
+        stored files out; the request and generation ids as run facets (see :mod:`.runtime.lineage`).
         """
-        from airflow_provider_luma._lineage import render_lineage
+        from airflow_provider_luma.runtime.lineage import render_lineage
 
         return render_lineage(self)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage of a failed try: the same datasets as far as they are known, plus the error."""
-        from airflow_provider_luma._lineage import render_lineage
+        from airflow_provider_luma.runtime.lineage import render_lineage
 
         return render_lineage(self, failed=True)

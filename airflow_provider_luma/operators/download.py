@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_luma._outcome import records_outcome
 from airflow_provider_luma.operators._base import DEFAULT_ASSET_ALIAS, DELIVERY_FIELD, LumaVideoLink, add_alias
+from airflow_provider_luma.runtime.outcome import records_outcome
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from airflow_provider_luma.runtime.download import DownloadPlan
 
 
 class LumaDownloadVideoOperator(BaseOperator):
@@ -61,21 +63,38 @@ class LumaDownloadVideoOperator(BaseOperator):
         self.luma_video_link: str | None = None
         self.luma_delivery: dict[str, str | None] | None = None  # set by the worker; never a parameter
 
+    def download_plan(self) -> DownloadPlan:
+        """What this task does (rendered values), validated.
+
+        :raises LumaValidationError: naming ``request_id`` or ``output_path``.
+        """
+        from airflow_provider_luma.runtime.download import DownloadPlan
+
+        return DownloadPlan.checked(
+            task_id=self.task_id,
+            conn_id=self.luma_conn_id,
+            request_id=self.request_id,
+            output_path=self.output_path,
+            generation_id=self.generation_id,
+            asset_alias=self.asset_alias,
+        )
+
     @records_outcome
     def execute(self, context: Context) -> dict[str, Any]:
         """Look the request up, download its files to ``output_path`` and emit Asset events."""
-        from airflow_provider_luma._deliver import download_existing
+        from airflow_provider_luma.runtime.download import download_existing
+        from airflow_provider_luma.runtime.plan import validated
 
-        return download_existing(self, context)
+        return download_existing(self, context, validated(self.download_plan))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the generation in, each stored file out, the request id as a run facet."""
-        from airflow_provider_luma._lineage import download_lineage
+        from airflow_provider_luma.runtime.lineage import download_lineage
 
         return download_lineage(self)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage of a failed try: the generation (when known) and the error."""
-        from airflow_provider_luma._lineage import download_lineage
+        from airflow_provider_luma.runtime.lineage import download_lineage
 
         return download_lineage(self, failed=True)

@@ -129,9 +129,9 @@ class LumaExtendVideoOperator(LumaRenderOperator):
 
     def spec_params(self) -> dict[str, Any]:
         """Map ``generation_id`` onto the start (forward) or end (backward) chain reference."""
-        from airflow_provider_luma._plan import is_templated
         from airflow_provider_luma.core.errors import LumaValidationError
         from airflow_provider_luma.core.specs.base import is_unset
+        from airflow_provider_luma.operators._literals import is_templated
 
         if is_templated(self.direction):
             # Which end the id goes to is only known after templating; any end checks the other fields.
@@ -193,9 +193,9 @@ class LumaInterpolateVideoOperator(LumaRenderOperator):
 
     def spec_params(self) -> dict[str, Any]:
         """Route each end to its ``*_frame_url`` or ``*_frame_generation_id`` field."""
-        from airflow_provider_luma._plan import is_templated
         from airflow_provider_luma.core.errors import LumaValidationError
         from airflow_provider_luma.core.specs.base import is_unset
+        from airflow_provider_luma.operators._literals import is_templated
 
         params: dict[str, Any] = {
             "prompt": self.prompt,

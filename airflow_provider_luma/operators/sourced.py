@@ -18,8 +18,8 @@ class _SourcedVideoOperator(LumaRenderOperator):
 
     def build_spec(self, params: dict[str, Any], source: SourceFacts) -> RenderSpec:
         """Read and check an inline ``source_video`` (type, size, duration) before the spec is validated."""
-        from airflow_provider_luma._storage import open_source_video
         from airflow_provider_luma.core.specs.base import is_unset
+        from airflow_provider_luma.runtime.source_video import open_source_video
 
         video = params.get("source_video")
         checked = None if is_unset(video) else open_source_video(video)

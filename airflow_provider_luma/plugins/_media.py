@@ -2,7 +2,7 @@
 presigned URL minted through :class:`~airflow_provider_luma.hooks.LumaHook` (the API key stays on the server).
 
 What may be opened comes only from the task instance's **delivery record** (``luma_delivery`` in its rendered
-template fields, written by the worker; see :mod:`airflow_provider_luma._delivery_record`) and its rendered
+template fields, written by the worker; see :mod:`airflow_provider_luma.runtime.delivery_record`) and its rendered
 ``luma_conn_id``: the client names a task instance, never a path. XComs and ``task_state_store`` rows are never
 read here: any REST account with the "User" role can write them, and a forged ``video_path`` would otherwise
 stream a file of the api-server, a forged ``request_id`` spend this task's connection on another DAG's render.

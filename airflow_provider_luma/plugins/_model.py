@@ -46,7 +46,7 @@ XCOM_KEYS: Final = ("return_value", "model", "estimated_cost_usd")
 
 DELIVERY_FIELD: Final = "luma_delivery"
 """The rendered template field the worker records what it bought and stored in (see
-:mod:`airflow_provider_luma._delivery_record`)."""
+:mod:`airflow_provider_luma.runtime.delivery_record`)."""
 
 PROMPT_FIELDS: Final = ("prompt",)
 """Rendered template fields shown as the clip's prompt."""

@@ -26,9 +26,6 @@ from typing import Any, Final, Protocol
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_luma._progress import PROGRESS_INTERVAL, ProgressLog
-from airflow_provider_luma._results import TriggerEventPayload, error_event, job_event
-from airflow_provider_luma._state import fail_or_retry
 from airflow_provider_luma.core.errors import (
     LumaConfigurationError,
     LumaError,
@@ -41,6 +38,10 @@ from airflow_provider_luma.core.errors import (
 from airflow_provider_luma.core.jobs import Job, JobStatus
 from airflow_provider_luma.core.retry import UnusableAnswers
 from airflow_provider_luma.core.schedule import first_poll_delay, poll_gap
+from airflow_provider_luma.runtime.progress import PROGRESS_INTERVAL, ProgressLog
+from airflow_provider_luma.runtime.record import RenderRecord
+from airflow_provider_luma.runtime.results import TriggerEventPayload, error_event, job_event
+from airflow_provider_luma.runtime.task import fail_or_retry
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -100,12 +101,16 @@ class SystemClock:
 SYSTEM_CLOCK: Final[Clock] = SystemClock()
 
 
-def submitted_at(record: Mapping[str, Any] | None, request_id: str) -> float | None:
+def submitted_at(record: RenderRecord | Mapping[str, Any] | None, request_id: str) -> float | None:
     """When ``request_id`` was submitted, from the task's durable record (``None`` when it does not say).
 
     The one place that reads it, so the record's shape can change behind it: ``attempted_at`` of the
-    ``submitted`` phase is written right after the create request was accepted (by every released version).
+    ``submitted`` phase is written right after the create request was accepted (by every released version), and a
+    re-attach keeps it (:meth:`~airflow_provider_luma.runtime.flow.RenderRun._attach`). Takes the typed record or
+    its stored form.
     """
+    if isinstance(record, RenderRecord):
+        record = {"request_id": record.request_id, "phase": str(record.phase), "attempted_at": record.attempted_at}
     if not record or record.get("request_id") != request_id or record.get("phase") != "submitted":
         return None
     value = record.get("attempted_at")
@@ -218,7 +223,7 @@ class PollMachine:
     :param label: what the render is (``540p 5s 16:9``), for the progress lines (``None``: unknown).
     :param progress_interval: seconds between two progress lines (``None``: :data:`PROGRESS_INTERVAL`).
     :param with_urls: whether the success event keeps the presigned URLs (the worker's own loop, which masks them
-        in its short-lived process; see :func:`~airflow_provider_luma._results.job_event`).
+        in its short-lived process; see :func:`~airflow_provider_luma.runtime.results.job_event`).
     :param rng: the spread of a resumed wait's first poll (see :meth:`Schedule.first_wait`).
     """
 

@@ -19,9 +19,10 @@ from airflow_provider_luma.core.http import default_ssl_context
 
 WARM_IMPORTS = (
     "airflow_provider_luma.operators",
-    "airflow_provider_luma._flow",
-    "airflow_provider_luma._deliver",
-    "airflow_provider_luma._progress",
+    "airflow_provider_luma.runtime.flow",
+    "airflow_provider_luma.runtime.resume",
+    "airflow_provider_luma.runtime.delivery",
+    "airflow_provider_luma.runtime.progress",
     "airflow_provider_luma.hooks",
     "airflow_provider_luma.triggers",
     "airflow_provider_luma.core.backends.gmi",

@@ -16,8 +16,7 @@ from airflow_provider_luma.core.errors import is_permanent_failure
 
 if TYPE_CHECKING:
     from airflow_provider_luma.core.jobs import Job
-    from airflow_provider_luma.core.pricing import Estimate
-    from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
+    from airflow_provider_luma.runtime.record import RenderFacts
 
 
 class TriggerEventPayload(TypedDict):
@@ -94,28 +93,26 @@ def error_event(request_id: str, exc: BaseException, *, elapsed: float, retryabl
     }
 
 
-def render_result(
-    spec: RenderSpec, backend: str, event: dict[str, Any], est: Estimate, source: SourceFacts
-) -> RenderResult:
-    """The XCom result of a finished render, before its files are stored."""
-    out = spec.output_facts(source)
+def render_result(model: str, backend: str, event: dict[str, Any], facts: RenderFacts) -> RenderResult:
+    """The XCom result of a finished render, before its files are stored: the event's ids and URLs and the
+    render's facts from its durable record."""
     return {
         "generation_id": event.get("generation_id"),
         "request_id": event.get("request_id"),
-        "model": spec.MODEL_ID,
+        "model": model,
         "backend": backend,
-        "mode": str(spec.mode),
-        "source_generation_ids": spec.source_generation_ids,
+        "mode": facts.mode,
+        "source_generation_ids": list(facts.source_generation_ids),
         "video_url": event.get("video_url"),
         "exr_url": event.get("exr_url"),
         "video_path": None,
         "exr_path": None,
-        "estimated_cost_usd": est.cost_usd,
-        "billed_blocks": est.blocks,
-        "resolution": spec.resolution_label,
-        "duration": out.duration,
-        "aspect_ratio": out.aspect_ratio,
-        "hdr": spec.quality != "SDR",
+        "estimated_cost_usd": facts.estimated_cost_usd,
+        "billed_blocks": facts.billed_blocks,
+        "resolution": facts.resolution,
+        "duration": facts.duration,
+        "aspect_ratio": facts.aspect_ratio,
+        "hdr": facts.quality != "SDR",
     }
 
 

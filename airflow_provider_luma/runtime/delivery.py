@@ -1,26 +1,25 @@
-"""What happens after a render succeeded: store its files, emit Asset events, and set the "Luma video" link.
+"""What happens after a render succeeded: store its files, emit Asset events, and say what the "Luma video" link
+opens.
 
-Worker-side and imported lazily (never at DAG-parse time). Used by the render operators (after
-``execute_complete``) and by ``LumaDownloadVideoOperator``.
+Worker-side and imported lazily (never at DAG-parse time). Used by a render's finish
+(:mod:`airflow_provider_luma.runtime.finish`) and by the download operator's run
+(:mod:`airflow_provider_luma.runtime.download`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_luma._state import context_get, fail_or_retry
-from airflow_provider_luma._storage import OutputSpec, StorageSink, asset_uri, browsable_url
 from airflow_provider_luma.core.errors import LumaDownloadError, LumaError
 from airflow_provider_luma.core.jobs import JobStatus
 from airflow_provider_luma.core.media import DownloadStats, download, human_bytes, media_client
-from airflow_provider_luma.core.specs.base import is_unset
+from airflow_provider_luma.runtime.storage import OutputSpec, StorageSink, asset_uri, browsable_url
+from airflow_provider_luma.runtime.task import context_get
 
 if TYPE_CHECKING:
     from airflow_provider_luma.core.media import LogLike
     from airflow_provider_luma.hooks import LumaHook
-    from airflow_provider_luma.operators import LumaDownloadVideoOperator
 
 
 def mask_urls(*urls: str | None) -> None:
@@ -107,16 +106,18 @@ def store_outputs(
     return {**result, **stored, "video_url": urls["mp4"], "exr_url": urls["exr"]}
 
 
-def asset_metadata(result: dict[str, Any], prompt: str | None, kind: str) -> dict[str, Any]:
-    """The ``extra`` of an Asset event for one stored file (JSON values only)."""
-    prompt_hash = hashlib.sha256((prompt or "").encode()).hexdigest()[:16] if prompt else None
+def asset_metadata(result: dict[str, Any], prompt_sha256: str | None, kind: str) -> dict[str, Any]:
+    """The ``extra`` of an Asset event for one stored file (JSON values only).
+
+    :param prompt_sha256: the prompt's digest as the durable record keeps it (never the prompt itself).
+    """
     return {
         "kind": kind,
         "model": result.get("model"),
         "generation_id": result.get("generation_id"),
         "request_id": result.get("request_id"),
         "mode": result.get("mode"),
-        "prompt_sha256": prompt_hash,
+        "prompt_sha256": prompt_sha256,
         "estimated_cost_usd": result.get("estimated_cost_usd"),
         "billed_blocks": result.get("billed_blocks"),
         "resolution": result.get("resolution"),
@@ -130,7 +131,7 @@ def emit_assets(
     context: Any,
     alias: str | None,
     result: dict[str, Any],
-    prompt: str | None,
+    prompt_sha256: str | None,
     log: LogLike,
 ) -> list[str]:
     """Emit one Asset event per stored file through ``AssetAlias(alias)``; returns the asset URIs."""
@@ -147,7 +148,7 @@ def emit_assets(
     uris = []
     for kind, path in stored:
         uri = asset_uri(path)
-        events[AssetAlias(alias)].add(Asset(uri), extra=asset_metadata(result, prompt, kind))
+        events[AssetAlias(alias)].add(Asset(uri), extra=asset_metadata(result, prompt_sha256, kind))
         uris.append(uri)
     log.info("Asset event(s) through alias %r: %s", alias, ", ".join(uris))
     return uris
@@ -161,62 +162,3 @@ def video_link(result: dict[str, Any]) -> str | None:
         return stored
     url = result.get("video_url")
     return str(url) if url else None
-
-
-def download_existing(op: LumaDownloadVideoOperator, context: Any) -> dict[str, Any]:
-    """``LumaDownloadVideoOperator.execute``: look the request up, then store its files like a render task does."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    from airflow_provider_luma import _delivery_record
-    from airflow_provider_luma._storage import parse_output_path
-    from airflow_provider_luma.core.errors import LumaNotFoundError, LumaValidationError
-    from airflow_provider_luma.hooks import LumaHook
-
-    request_id = str(op.request_id or "").strip()
-    try:
-        if is_unset(request_id) or "/" in request_id:
-            raise LumaValidationError(
-                [
-                    f"request_id: got {op.request_id!r}; pass the request id of a finished render, e.g. "
-                    "upstream.output['request_id'] (GMI's queue looks renders up by request id, not generation id)"
-                ]
-            )
-        spec = parse_output_path(op.output_path)
-        if spec is None:
-            raise LumaValidationError(["output_path: required; a local path or an ObjectStoragePath URI"])
-    except LumaValidationError as exc:
-        raise AirflowFailException(str(exc)) from None
-    hook = LumaHook(op.luma_conn_id)
-    try:
-        generation = hook.get_generation(request_id)
-    except LumaNotFoundError as exc:
-        raise AirflowFailException(f"Luma request {request_id} is unknown to the service: {exc}") from None
-    except LumaError as exc:
-        raise fail_or_retry(exc, f"Could not look up Luma request {request_id}: {exc}") from None
-    if not generation.is_terminal:
-        raise AirflowException(f"Luma request {request_id} is still {generation.status}; a retry will look again")
-    if generation.status is not JobStatus.SUCCESS:
-        raise AirflowFailException(f"Luma request {request_id} ended {generation.status}; there is nothing to store")
-    expected = str(op.generation_id or "").strip()
-    if not is_unset(expected) and generation.generation_id and generation.generation_id != expected:
-        raise AirflowFailException(
-            f"generation_id: request {request_id} holds generation {generation.generation_id}, not {expected}"
-        )
-    mask_urls(generation.video_url, generation.exr_url)
-    result: dict[str, Any] = {
-        "generation_id": generation.generation_id,
-        "request_id": request_id,
-        "model": generation.model,
-        "backend": generation.backend,
-        "video_url": generation.video_url,
-        "exr_url": generation.exr_url,
-    }
-    values = placeholder_values(context, op.task_id, {**result, "mode": "download"})
-    try:
-        result = store_outputs(hook, result, spec, values, op.log)
-    except LumaError as exc:
-        raise fail_or_retry(exc) from None
-    emit_assets(context, op.asset_alias, result, None, op.log)
-    op.luma_video_link = video_link(result)
-    _delivery_record.record(op, result)  # what the gallery serves (XComs are REST-writable)
-    return result

@@ -37,7 +37,7 @@ from airflow.providers.common.compat.openlineage.facet import (
 )
 from airflow.providers.openlineage.extractors import OperatorLineage
 
-from airflow_provider_luma._outcome import last_error, last_result
+from airflow_provider_luma.runtime.outcome import last_error, last_result
 
 BACKEND_SCHEMES = {"gmi": "luma-gmi", "luma_agents": "luma-agents"}
 """URI scheme of each backend's generation namespace."""

@@ -8,8 +8,8 @@ Execution API: an operator with ``overwrite_rtif_after_execution = True`` has th
 (a deferral included), so setting :data:`FIELD` on the operator before it returns or defers is what lands.
 
 The record holds ids and storage URIs only. The task runner redacts rendered fields with the secrets masker, and
-presigned URLs are registered secrets (:func:`airflow_provider_luma._deliver.mask_urls`): a URL here would arrive
-as ``***``, and it would be a capability shown in the UI besides.
+presigned URLs are registered secrets (:func:`airflow_provider_luma.runtime.delivery.mask_urls`): a URL here would
+arrive as ``***``, and it would be a capability shown in the UI besides.
 """
 
 from __future__ import annotations

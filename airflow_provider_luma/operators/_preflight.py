@@ -20,15 +20,26 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, ClassVar, Final, Protocol, TypeGuard
 
 from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaValidationError
 from airflow_provider_luma.core.pricing import PriceTable, check_budget, estimate, parse_max_cost
 from airflow_provider_luma.core.specs import SPECS
 from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
 
-if TYPE_CHECKING:
-    from airflow_provider_luma.operators._base import LumaRenderOperator
+
+class LumaRenderOperator(Protocol):
+    """What the pre-flight reads of a render task (any ``LumaRenderOperator``). A protocol, not the class: the
+    operator module imports this one, and the import graph stays free of cycles (``tests/test_layout.py``)."""
+
+    MODEL_ID: ClassVar[str]
+    task_id: str
+    max_cost_usd: Any
+    max_run_cost_usd: Any
+
+    def spec_params(self) -> dict[str, Any]:
+        """The (rendered) payload parameters."""
+
 
 _MAX_CHAIN: Final = 32  # a chain of renders longer than this is not followed (a cycle cannot exist in a DAG)
 _SOURCE_FIELDS: Final = ("source_generation_id", "start_frame_generation_id", "end_frame_generation_id")
@@ -71,10 +82,10 @@ def _memo_facts(op: Any, compute: Callable[[], SourceFacts]) -> SourceFacts:
     return value
 
 
-def _is_luma(task: Any) -> bool:
-    from airflow_provider_luma.operators._base import LumaRenderOperator
-
-    return isinstance(task, LumaRenderOperator)
+def _is_luma(task: Any) -> TypeGuard[LumaRenderOperator]:
+    """Whether ``task`` buys a render: a model id and payload parameters (render operators have both; the
+    download operator, sensors and other providers' tasks do not)."""
+    return isinstance(getattr(type(task), "MODEL_ID", None), str) and callable(getattr(task, "spec_params", None))
 
 
 def upstream_operator(value: Any) -> LumaRenderOperator | None:
@@ -97,7 +108,7 @@ def source_facts_of(params: dict[str, Any], depth: int = 0) -> SourceFacts:
 def literal_spec(op: LumaRenderOperator, depth: int = 0) -> tuple[RenderSpec, SourceFacts] | None:
     """The request ``op``'s literal values make and its known source facts; None when a value that decides the
     request (or its price) is templated, or when the literals break a rule (the constructor reports that)."""
-    from airflow_provider_luma._plan import literal_params
+    from airflow_provider_luma.operators._literals import literal_params
 
     if depth > _MAX_CHAIN:
         return None
@@ -133,7 +144,7 @@ def _output_facts(op: LumaRenderOperator, depth: int) -> SourceFacts:
 
 
 def _literal_cap(value: Any, field: str) -> Decimal | None:
-    from airflow_provider_luma._plan import is_templated
+    from airflow_provider_luma.operators._literals import is_templated
 
     if is_templated(value):
         return None  # known after templating: that task checks it itself
@@ -214,8 +225,8 @@ def _length_unknowable(op: LumaRenderOperator, depth: int = 0) -> bool:
     """Whether an edit/reframe's source length stays unknown when it runs too: its chain of upstream Luma tasks
     ends in a literal generation id of another run (the service says no length). A file, a templated value or a
     generate at the chain's end has a length by then, so such a render is priced by its own task."""
-    from airflow_provider_luma._plan import is_templated
     from airflow_provider_luma.core.specs.base import is_unset
+    from airflow_provider_luma.operators._literals import is_templated
 
     if depth > _MAX_CHAIN or getattr(op, "source_video", None) is not None:
         return False

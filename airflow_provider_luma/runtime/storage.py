@@ -29,8 +29,6 @@ from airflow_provider_luma.core.specs.base import is_unset
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_luma.core.specs.source import VideoFile
-
 PLACEHOLDERS = ("generation_id", "request_id", "dag_id", "task_id", "run_id", "map_index", "mode", "ext")
 UNIQUE_PER_RENDER = ("generation_id", "request_id", "map_index")
 DEFAULT_FILE_NAME = "{task_id}-{generation_id}.{ext}"  # a folder of clips reads by task
@@ -329,37 +327,3 @@ def browsable_url(uri: str) -> str | None:
     if template is None or not parts.netloc:
         return None
     return template.format(bucket=parts.netloc, key=urllib.parse.quote(parts.path.lstrip("/")))
-
-
-def open_source_video(value: Any, field: str = "source_video") -> VideoFile:
-    """Check a user's video (absolute local path or ``ObjectStoragePath`` URI) for use as an edit/reframe source.
-
-    The file is read once, in pieces, to check its type and duration and hash it; it is read again, streamed, only
-    when the request is sent.
-
-    :raises LumaValidationError: naming ``field``: relative path, missing file, not an MP4, too large or long.
-    """
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_provider_luma.core.specs.source import inspect_video
-
-    raw = str(value).strip()
-    if "://" not in raw:
-        if raw.startswith("~"):
-            raw = str(Path(raw).expanduser())
-        if not raw.startswith("/"):
-            raise LumaValidationError([f"{field}: got {raw!r}; a local path must be absolute"])
-        raw = "file://" + raw
-    try:
-        path = ObjectStoragePath(raw)
-        size = int(path.stat().st_size)
-    except FileNotFoundError:
-        raise LumaValidationError([f"{field}: {value!s} does not exist"]) from None
-    except (OSError, ValueError) as exc:
-        raise LumaValidationError([f"{field}: {value!s} cannot be read ({type(exc).__name__}: {exc})"]) from None
-
-    def opener() -> BinaryIO:
-        handle: BinaryIO = path.open("rb")  # type: ignore[no-untyped-call]
-        return handle
-
-    return inspect_video(opener, str(value), size=size, field_name=field)

@@ -1,6 +1,12 @@
-"""``max_run_cost_usd``: a cap on the estimated cost of every render bought in one DAG run.
+"""Money on the Airflow side: the run budget (``max_run_cost_usd``) and the run-wide scan of render estimates.
 
-Airflow gives a task no atomic counter, so the cap rests on two things:
+The prices themselves are Airflow-free (:mod:`airflow_provider_luma.core.pricing`). Every render task writes its
+estimate as XCom :data:`COST_KEY` as soon as the render is its own; :func:`run_costs` reads that key across a DAG
+run, for the budget below and for the cost report (:func:`airflow_provider_luma.cost.luma_cost_report`), and
+:func:`sum_costs` sums it (the report's table: :func:`airflow_provider_luma.cost.summarize_costs`).
+
+``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run. Airflow gives a task no atomic
+counter, so the cap rests on two things:
 
 * **Reserve, then read (never over the cap).** Before its create request a task writes its estimate as its own
   XCom ``estimated_cost_usd`` (the key the cost report sums), *then* reads that key of every task and map index
@@ -25,10 +31,13 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Final
 
-from airflow_provider_luma._state import context_get
-from airflow_provider_luma.core.errors import LumaBudgetExceeded
+from airflow.sdk.exceptions import AirflowFailException
 
-COST_KEY: Final = "estimated_cost_usd"  # the same key airflow_provider_luma.cost sums
+from airflow_provider_luma.core.errors import LumaBudgetExceeded
+from airflow_provider_luma.runtime.task import context_get
+
+COST_KEY: Final = "estimated_cost_usd"
+"""The XCom key of a render's estimate in USD (``None``: unpriced); also a key of the render's result."""
 DEFAULT_POOL: Final = "default_pool"
 POOL_HINT: Final = (
     "max_run_cost_usd=$%s is never exceeded, but is exact (renders that would fit are never refused) only when "
@@ -73,6 +82,20 @@ class RunBudget:
         except Exception as exc:  # noqa: BLE001 - a leftover reservation only makes the cap stricter
             self.log.warning("Could not withdraw %s from XCom (%s)", COST_KEY, exc)
 
+    def hold(self, cost: float | None, cap: Decimal | None, pool: str) -> None:
+        """Record this render's estimate before its create request; with ``max_run_cost_usd`` (``cap``), refuse
+        it when the run's renders would then cost more (see :meth:`reserve`).
+
+        :raises AirflowFailException: over the cap (a retry would be refused again).
+        """
+        if cap is None:
+            self.record(cost)
+            return
+        try:
+            self.reserve(Decimal(str(cost)), cap, pool)
+        except LumaBudgetExceeded as exc:
+            raise AirflowFailException(str(exc)) from None
+
     def reserve(self, cost: Decimal, cap: Decimal, pool: str) -> None:
         """Record ``cost``, then refuse (withdrawing it) if the run's renders would then cost more than ``cap``.
 
@@ -108,20 +131,34 @@ class RunBudget:
 
     def _others(self, own: float) -> tuple[Decimal, int, int]:
         """``(USD, renders, unpriced renders)`` of every other task instance of the run that holds a render."""
-        from airflow.sdk.execution_time.xcom import XCom
-
-        ti = self.ti
         values: list[Any] = []
-        for task_id in self.dag.task_ids:
-            found = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
-            mine = list(found or ())
-            if task_id == ti.task_id and own in mine:
-                mine.remove(own)  # our own reservation, written just before (every map index shares the task id)
-            values += mine
-        return _sum(values)
+        for task_id, found in run_costs(self.ti, self.dag).items():
+            if task_id == self.ti.task_id and own in found:
+                found.remove(own)  # our own reservation, written just before (every map index shares the task id)
+            values += found
+        return sum_costs(values)
 
 
-def _sum(values: Iterable[Any]) -> tuple[Decimal, int, int]:
+def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, list[Any]]:
+    """The :data:`COST_KEY` XComs of every task of ``ti``'s DAG run (every map index), by task id; tasks that
+    pushed none are left out.
+
+    :param skip_task: a task id not to read (the cost report's own).
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    costs: dict[str, list[Any]] = {}
+    for task_id in dag.task_ids:
+        if task_id == skip_task:
+            continue
+        values = XCom.get_all(key=COST_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
+        if values is not None and len(values):
+            costs[task_id] = list(values)
+    return costs
+
+
+def sum_costs(values: Iterable[Any]) -> tuple[Decimal, int, int]:
+    """``(USD, priced renders, unpriced renders)`` of estimates (``None``: a render without a price)."""
     spent, renders, unpriced = Decimal(0), 0, 0
     for value in values:
         if value is None:
