@@ -8,7 +8,8 @@ survives retries of the same task instance:
 * ``phase="submitting"`` is written right before the create request leaves (after the connection and its key were
   found: a failure that sent nothing never looks like a possible charge); ``phase="submitted"`` with the
   ``request_id`` once it is accepted; with ``output_path``, ``phase="rendered"`` once the render is done but its
-  files are not stored yet; ``phase="succeeded"`` when everything is done.
+  files are not stored yet; ``phase="succeeded"`` when everything is done. A render that ends in the triggerer
+  (:mod:`airflow_provider_luma._end_in_trigger`) keeps ``phase="submitted"``: no worker resumes it to write more.
 * A later try reads it: an in-flight request is re-attached (no POST), a succeeded one is returned (no POST, when
   ``reuse_existing``), a ``rendered`` one is always finished (its download failed), a failed one is resubmitted,
   and a ``submitting`` record without a request id is an ambiguous submission that fails loudly instead of
@@ -354,11 +355,25 @@ class RenderRun(Finisher):
             model=self.spec.MODEL_ID,
             render_label=self.spec.describe(),
             progress_interval=progress_interval(self.time_factor),
+            **self._end_in_trigger(),
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
         backstop = timedelta(seconds=budget + max(60.0, 3 * poll))
         self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
         self.op.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def _end_in_trigger(self) -> dict[str, Any]:
+        """The trigger kwargs that let a successful render end in the triggerer, when nothing of its finish needs a
+        worker (see :mod:`airflow_provider_luma._end_in_trigger`); none otherwise."""
+        from airflow_provider_luma._end_in_trigger import finish_result
+        from airflow_provider_luma._results import render_result
+
+        base = render_result(self.spec, self.backend, {}, self.estimate, self.plan.source)
+        result = finish_result(self.op, base)
+        if result is None:
+            return {}
+        self.log.info("No output_path: on success the task ends in the triggerer (no worker resumes it)")
+        return {"finish_result": result, "finish_keys": bool(self.op.multiple_outputs)}
 
     def _poll_in_worker(self, request_id: str, deadline: float, poll_interval: float) -> dict[str, Any]:
         from airflow_provider_luma._results import job_event

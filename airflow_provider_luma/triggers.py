@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_luma._results import TriggerEventPayload, error_event, job_event
 from airflow_provider_luma.core.retry import RetryPolicy
@@ -74,6 +74,13 @@ class LumaGenerationTrigger(BaseTrigger):
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
     :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
+    :param finish_result: the task's result as far as it is known before the render ends (the worker decides when
+        a render may end here; see :mod:`airflow_provider_luma._end_in_trigger`). When given, a success ends the
+        task in the triggerer: a ``TaskSuccessEvent`` whose XComs are this result with the service's ids and URLs,
+        and no worker resumes. Any other outcome resumes the worker as usual. ``None`` (the default, and every
+        trigger serialized before it existed): every outcome resumes the worker.
+    :param finish_keys: with ``finish_result``, push each key as its own XCom too (the task's
+        ``multiple_outputs``), as the worker's task runner would.
     """
 
     def __init__(
@@ -90,6 +97,8 @@ class LumaGenerationTrigger(BaseTrigger):
         model: str | None = None,
         render_label: str | None = None,
         progress_interval: float | None = None,
+        finish_result: dict[str, Any] | None = None,
+        finish_keys: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.request_id = request_id
@@ -103,6 +112,8 @@ class LumaGenerationTrigger(BaseTrigger):
         self.model = model
         self.render_label = render_label
         self.progress_interval = progress_interval
+        self.finish_result = finish_result
+        self.finish_keys = finish_keys
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (never the API key)."""
@@ -120,6 +131,8 @@ class LumaGenerationTrigger(BaseTrigger):
                 "model": self.model,
                 "render_label": self.render_label,
                 "progress_interval": self.progress_interval,
+                "finish_result": self.finish_result,
+                "finish_keys": self.finish_keys,
             },
         )
 
@@ -138,7 +151,25 @@ class LumaGenerationTrigger(BaseTrigger):
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
+        if self.finish_result is not None and payload["status"] == "success":
+            yield self._success_event(payload)
+            return
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    def _success_event(self, payload: TriggerEventPayload) -> TaskSuccessEvent:
+        """End the task here: the XComs its worker would push, so no worker slot is taken to resume it.
+
+        The presigned URLs travel only inside the event's XComs, which Airflow neither logs (the event's repr is
+        its state) nor shows but as XComs, as a resumed worker would push them.
+        """
+        from airflow_provider_luma._end_in_trigger import finished_xcoms
+
+        xcoms = finished_xcoms(self.finish_result or {}, payload, keys=self.finish_keys)
+        self.log.info(
+            "Luma request %s done: generation %s; the task ends here (no worker resumes it)",
+            self.request_id, payload["generation_id"],
+        )  # fmt: skip
+        return TaskSuccessEvent(xcoms=xcoms)
 
     def _backend_changed(self, now: str) -> TriggerEventPayload:
         # A GMI request id means nothing to the native API (and the reverse): never poll it there.
@@ -215,7 +246,8 @@ class LumaGenerationTrigger(BaseTrigger):
                         )  # fmt: skip
                     last = generation.status
                 if generation.is_terminal:
-                    return job_event(generation, elapsed=self._elapsed(), with_urls=False)
+                    # URLs only when this trigger ends the task with them (see _success_event).
+                    return job_event(generation, elapsed=self._elapsed(), with_urls=self.finish_result is not None)
                 progress.poll(
                     str(generation.raw_status or generation.status), self._elapsed(), time.time(), self.deadline
                 )
