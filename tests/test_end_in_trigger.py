@@ -48,6 +48,13 @@ async def only_event(trigger: LumaGenerationTrigger) -> TriggerEvent:
     return events[0]
 
 
+async def ended_in_trigger(op: LumaGenerateVideoOperator, context: dict[str, Any]) -> dict[str, Any]:
+    """Defer ``op``, run its trigger and return the XComs of the ``TaskSuccessEvent`` it must end the task with."""
+    event = await only_event(defer(op, context))
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    return dict(event.xcoms)
+
+
 def create_requests(server: LumaSimulatorServer) -> int:
     return len([e for e in server.simulator.request_log if e.method == "POST"])
 
@@ -99,22 +106,19 @@ async def test_a_render_without_output_path_ends_in_the_triggerer_with_every_key
 async def test_without_multiple_outputs_only_the_return_value_is_pushed(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
 ) -> None:
-    event = await only_event(defer(generate(multiple_outputs=False), context))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    assert list(event.xcoms) == ["return_value"]
+    assert list(await ended_in_trigger(generate(multiple_outputs=False), context)) == ["return_value"]
 
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_a_retry_after_the_triggerer_ended_the_task_buys_nothing(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
 ) -> None:
-    event = await only_event(defer(generate(), context))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    xcoms = await ended_in_trigger(generate(), context)
     assert context["task_state_store"].get(STATE_KEY)["phase"] == "submitted"  # only a worker writes "succeeded"
     # The task is cleared: the next try finds the render done and returns it without a create request.
     result = generate().execute(context)
     assert create_requests(luma_conn_env) == 1
-    assert result["generation_id"] == event.xcoms["generation_id"]
+    assert result["generation_id"] == xcoms["generation_id"]
     assert result["video_url"], "fresh URLs are fetched for the new try"
 
 
@@ -123,10 +127,10 @@ async def test_a_runner_that_resumes_anyway_finishes_from_the_durable_record(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
 ) -> None:
     # dag.test() runs the trigger inline and resumes the task with the event's payload: the state name.
-    event = await only_event(defer(generate(), context))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    result = generate().execute_complete(context, event=event.payload)
-    assert result["generation_id"] == event.xcoms["generation_id"] and result["video_url"]
+    xcoms = await ended_in_trigger(generate(), context)
+    assert TaskSuccessEvent(xcoms=xcoms).payload == "success"
+    result = generate().execute_complete(context, event="success")
+    assert result["generation_id"] == xcoms["generation_id"] and result["video_url"]
     assert context["task_state_store"].get(STATE_KEY)["phase"] == "succeeded"
     assert create_requests(luma_conn_env) == 1
 
