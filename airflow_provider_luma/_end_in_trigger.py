@@ -3,8 +3,10 @@
 A deferred task normally resumes on a worker to turn the trigger's event into its result. For a render without
 ``output_path`` that resume does nothing the triggerer cannot do: fetch the URLs (the trigger's last poll has them)
 and push the result's XComs, one Execution-API round trip per key. Airflow 3.3 lets a trigger end the task itself
-(``airflow.triggers.base.TaskSuccessEvent(xcoms=...)``: the triggerer sets the task instance's state and writes the
-XComs to the metadata database), so the worker slot is held only to submit.
+(``airflow.triggers.base.TaskSuccessEvent``: the triggerer sets the task instance's state), so the worker slot is
+held only to submit. The trigger writes the XComs itself, through the triggerer's Execution-API channel
+(:func:`push_xcoms`), as a worker's task runner would, and ends the task with an XCom-less event: Airflow 3.3.2
+stores the event's own ``xcoms`` JSON-encoded a second time, so downstream tasks would read them as strings.
 
 What only a worker does, and why each one keeps the resume (:func:`finish_result` returns ``None``):
 
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["SUCCESS_PAYLOAD", "finish_result", "finished_xcoms"]
+__all__ = ["SUCCESS_PAYLOAD", "finish_result", "finished_xcoms", "push_xcoms"]
 
 SUCCESS_PAYLOAD: Final = "success"
 """The payload of a ``TaskSuccessEvent``: what a runner that resumes the task anyway hands ``execute_complete``."""
@@ -56,6 +58,18 @@ def finished_xcoms(base: Mapping[str, Any], payload: Mapping[str, Any], *, keys:
     xcoms: dict[str, Any] = dict(result) if keys else {}
     xcoms["return_value"] = result
     return xcoms
+
+
+def push_xcoms(ti: Any, xcoms: Mapping[str, Any]) -> None:
+    """Write ``xcoms`` for the trigger's task instance ``ti`` as a worker's task runner does (the configured XCom
+    backend, through the process's Execution-API channel: the triggerer's, in a trigger). Blocking: call it in a
+    thread. Raises when there is no task instance or no channel (a trigger run outside a triggerer)."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    if ti is None:
+        raise RuntimeError("the trigger has no task instance")
+    for key, value in xcoms.items():
+        XCom.set(key, value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
 
 
 def _has_mapped_dependants(op: Any) -> bool:

@@ -76,8 +76,9 @@ class LumaGenerationTrigger(BaseTrigger):
     :param progress_interval: seconds between two progress lines (default 60; see :mod:`._progress`).
     :param finish_result: the task's result as far as it is known before the render ends (the worker decides when
         a render may end here; see :mod:`airflow_provider_luma._end_in_trigger`). When given, a success ends the
-        task in the triggerer: a ``TaskSuccessEvent`` whose XComs are this result with the service's ids and URLs,
-        and no worker resumes. Any other outcome resumes the worker as usual. ``None`` (the default, and every
+        task in the triggerer: it writes this result, with the service's ids and URLs, as the task's XComs and
+        yields a ``TaskSuccessEvent``; no worker resumes. Any other outcome (or XComs that cannot be written)
+        resumes the worker as usual. ``None`` (the default, and every
         trigger serialized before it existed): every outcome resumes the worker.
     :param finish_keys: with ``finish_result``, push each key as its own XCom too (the task's
         ``multiple_outputs``), as the worker's task runner would.
@@ -152,24 +153,37 @@ class LumaGenerationTrigger(BaseTrigger):
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
         if self.finish_result is not None and payload["status"] == "success":
-            yield self._success_event(payload)
-            return
+            ended = await self._end_task(payload)
+            if ended is not None:
+                yield ended
+                return
+            payload = {**payload, "video_url": None, "exr_url": None}  # the worker fetches (and masks) fresh ones
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
-    def _success_event(self, payload: TriggerEventPayload) -> TaskSuccessEvent:
-        """End the task here: the XComs its worker would push, so no worker slot is taken to resume it.
+    async def _end_task(self, payload: TriggerEventPayload) -> TaskSuccessEvent | None:
+        """Write the XComs a resumed worker would push, then end the task here; ``None`` (the worker resumes as
+        usual) when they cannot be written.
 
-        The presigned URLs travel only inside the event's XComs, which Airflow neither logs (the event's repr is
-        its state) nor shows but as XComs, as a resumed worker would push them.
+        They go through the triggerer's Execution-API channel and are stored as a worker's are: Airflow 3.3.2
+        stores a ``TaskSuccessEvent``'s own ``xcoms`` JSON-encoded once more, so downstream tasks would read
+        strings. The presigned URLs are in those XComs only, never in the event (which the triggerer logs).
         """
-        from airflow_provider_luma._end_in_trigger import finished_xcoms
+        from airflow_provider_luma._end_in_trigger import finished_xcoms, push_xcoms
 
         xcoms = finished_xcoms(self.finish_result or {}, payload, keys=self.finish_keys)
+        try:
+            await asyncio.to_thread(push_xcoms, self.task_instance, xcoms)
+        except Exception as exc:  # noqa: BLE001 - the worker can still finish it: never lose the render
+            self.log.warning(
+                "Luma request %s done, but its XComs could not be written in the triggerer (%s); a worker finishes "
+                "the task", self.request_id, type(exc).__name__,
+            )  # fmt: skip
+            return None
         self.log.info(
             "Luma request %s done: generation %s; the task ends here (no worker resumes it)",
             self.request_id, payload["generation_id"],
         )  # fmt: skip
-        return TaskSuccessEvent(xcoms=xcoms)
+        return TaskSuccessEvent()
 
     def _backend_changed(self, now: str) -> TriggerEventPayload:
         # A GMI request id means nothing to the native API (and the reverse): never poll it there.

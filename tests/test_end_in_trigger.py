@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pendulum
@@ -39,20 +40,54 @@ def defer(op: LumaGenerateVideoOperator, context: dict[str, Any]) -> LumaGenerat
     return trigger
 
 
+class SupervisorChannel:
+    """Stands in for the triggerer's Execution-API channel (``task_runner.SUPERVISOR_COMMS``): the XComs written
+    through it, as the API server would store them (``key -> value``)."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+        self.fail = False
+
+    def send(self, msg: Any) -> None:
+        from airflow.sdk.execution_time.comms import SetXCom
+
+        assert isinstance(msg, SetXCom) and (msg.dag_id, msg.task_id, msg.run_id, msg.map_index) == TI
+        if self.fail:
+            raise ConnectionError("the API server is away")
+        self.xcoms[msg.key] = msg.value
+
+
+TI = ("d", "render", "manual__1", 3)
+
+
+@pytest.fixture
+def channel(monkeypatch: pytest.MonkeyPatch) -> SupervisorChannel:
+    from airflow.sdk.execution_time import task_runner
+
+    fake = SupervisorChannel()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", fake, raising=False)
+    return fake
+
+
 async def only_event(trigger: LumaGenerationTrigger) -> TriggerEvent:
-    # Serialized and rebuilt, as the triggerer gets it.
+    # Serialized and rebuilt with its task instance, as the triggerer runs it.
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_luma.triggers.LumaGenerationTrigger"
-    events = [event async for event in LumaGenerationTrigger(**kwargs).run()]
+    rebuilt = LumaGenerationTrigger(**kwargs)
+    rebuilt.task_instance = SimpleNamespace(**dict(zip(("dag_id", "task_id", "run_id", "map_index"), TI, strict=True)))
+    events = [event async for event in rebuilt.run()]
     assert len(events) == 1
     return events[0]
 
 
-async def ended_in_trigger(op: LumaGenerateVideoOperator, context: dict[str, Any]) -> dict[str, Any]:
-    """Defer ``op``, run its trigger and return the XComs of the ``TaskSuccessEvent`` it must end the task with."""
+async def ended_in_trigger(
+    op: LumaGenerateVideoOperator, context: dict[str, Any], channel: SupervisorChannel
+) -> dict[str, Any]:
+    """Defer ``op``, run its trigger, check it ended the task; return the XComs it wrote."""
     event = await only_event(defer(op, context))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    return dict(event.xcoms)
+    # Airflow 3.3.2 would store an event's own xcoms JSON-encoded twice: the trigger writes them itself.
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    return dict(channel.xcoms)
 
 
 def create_requests(server: LumaSimulatorServer) -> int:
@@ -79,17 +114,18 @@ def no_listeners() -> Iterator[None]:
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_a_render_without_output_path_ends_in_the_triggerer_with_every_key_a_worker_pushes(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
     op = generate(hdr=True, exr_export=True)
     event = await only_event(defer(op, context))
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
-    result = event.xcoms["return_value"]
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    xcoms = channel.xcoms
+    result = xcoms["return_value"]
     assert isinstance(result, dict) and set(result) == RESULT_KEYS - {"video_bytes", "exr_bytes"}  # none stored
     # Every key is its own XCom (multiple_outputs), so op.output["generation_id"] resolves downstream.
-    assert {key: event.xcoms[key] for key in result} == result
+    assert {key: xcoms[key] for key in result} == result
     for key in ("generation_id", "request_id", "video_url", "estimated_cost_usd"):
-        assert op.output[key].key in event.xcoms
+        assert op.output[key].key in xcoms
     generation = luma_conn_env.simulator.generation(str(result["request_id"]))
     assert result["generation_id"] == generation.generation_id
     assert str(result["video_url"]).startswith(luma_conn_env.root_url) and result["exr_url"]
@@ -104,16 +140,16 @@ async def test_a_render_without_output_path_ends_in_the_triggerer_with_every_key
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_without_multiple_outputs_only_the_return_value_is_pushed(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
-    assert list(await ended_in_trigger(generate(multiple_outputs=False), context)) == ["return_value"]
+    assert list(await ended_in_trigger(generate(multiple_outputs=False), context, channel)) == ["return_value"]
 
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_a_retry_after_the_triggerer_ended_the_task_buys_nothing(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
-    xcoms = await ended_in_trigger(generate(), context)
+    xcoms = await ended_in_trigger(generate(), context, channel)
     assert context["task_state_store"].get(STATE_KEY)["phase"] == "submitted"  # only a worker writes "succeeded"
     # The task is cleared: the next try finds the render done and returns it without a create request.
     result = generate().execute(context)
@@ -124,10 +160,10 @@ async def test_a_retry_after_the_triggerer_ended_the_task_buys_nothing(
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_a_runner_that_resumes_anyway_finishes_from_the_durable_record(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
     # dag.test() runs the trigger inline and resumes the task with the event's payload: the state name.
-    xcoms = await ended_in_trigger(generate(), context)
+    xcoms = await ended_in_trigger(generate(), context, channel)
     assert TaskSuccessEvent(xcoms=xcoms).payload == "success"
     result = generate().execute_complete(context, event="success")
     assert result["generation_id"] == xcoms["generation_id"] and result["video_url"]
@@ -167,14 +203,16 @@ async def test_renders_whose_finish_needs_a_worker_resume_there(
     tmp_path: Path,
     luma_conn_env: LumaSimulatorServer,
     context: dict[str, Any],
+    channel: SupervisorChannel,
 ) -> None:
     event = await only_event(defer(make(tmp_path), context))
     assert type(event) is TriggerEvent and event.payload["status"] == "success"
     assert event.payload["video_url"] is None  # the worker fetches (and masks) fresh URLs
+    assert channel.xcoms == {}
 
 
 async def test_a_registered_listener_keeps_the_resume_on_the_worker(
-    no_listeners: None, luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    no_listeners: None, luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
     from airflow.sdk.listener import get_listener_manager
 
@@ -188,10 +226,21 @@ async def test_a_registered_listener_keeps_the_resume_on_the_worker(
 
 @pytest.mark.usefixtures("no_listeners")
 async def test_a_failed_render_still_resumes_the_worker_to_fail_or_retry(
-    luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
     from airflow_provider_luma.testing import Fault
 
     luma_conn_env.simulator.inject(Fault.fail_generation(reason="GPU fell over", failure_code="generation_failed"))
     event = await only_event(defer(generate(), context))
     assert type(event) is TriggerEvent and event.payload["status"] == "failed"
+
+
+@pytest.mark.usefixtures("no_listeners")
+async def test_xcoms_that_cannot_be_written_leave_the_finish_to_the_worker(
+    luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
+) -> None:
+    channel.fail = True
+    event = await only_event(defer(generate(), context))
+    assert type(event) is TriggerEvent and event.payload["status"] == "success" and event.payload["video_url"] is None
+    result = generate().execute_complete(context, event=event.payload)
+    assert result["video_url"] and create_requests(luma_conn_env) == 1

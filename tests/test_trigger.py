@@ -168,10 +168,7 @@ async def test_worker_fetches_fresh_urls_after_an_event_without_them(
     from airflow_provider_luma.operators import LumaGenerateVideoOperator
 
     def make() -> LumaGenerateVideoOperator:
-        # reuse_existing=False: a render the worker resumes (one without output_path may end in the triggerer).
-        return LumaGenerateVideoOperator(
-            task_id="t", prompt="p", hdr=True, exr_export=True, poll_interval=0.05, reuse_existing=False
-        )
+        return LumaGenerateVideoOperator(task_id="t", prompt="p", hdr=True, exr_export=True, poll_interval=0.05)
 
     with pytest.raises(TaskDeferred) as deferred:
         make().execute(context)
