@@ -90,6 +90,14 @@ async def ended_in_trigger(
     return dict(channel.xcoms)
 
 
+async def resumed_with(op: LumaGenerateVideoOperator, context: dict[str, Any]) -> dict[str, Any]:
+    """Defer ``op``, run its trigger, check it resumes the worker (a plain event); return the event's payload."""
+    event = await only_event(defer(op, context))
+    assert type(event) is TriggerEvent
+    assert event.payload["video_url"] is None  # the worker fetches (and masks) fresh URLs
+    return dict(event.payload)
+
+
 def create_requests(server: LumaSimulatorServer) -> int:
     return len([e for e in server.simulator.request_log if e.method == "POST"])
 
@@ -205,9 +213,7 @@ async def test_renders_whose_finish_needs_a_worker_resume_there(
     context: dict[str, Any],
     channel: SupervisorChannel,
 ) -> None:
-    event = await only_event(defer(make(tmp_path), context))
-    assert type(event) is TriggerEvent and event.payload["status"] == "success"
-    assert event.payload["video_url"] is None  # the worker fetches (and masks) fresh URLs
+    assert (await resumed_with(make(tmp_path), context))["status"] == "success"
     assert channel.xcoms == {}
 
 
@@ -220,8 +226,8 @@ async def test_a_registered_listener_keeps_the_resume_on_the_worker(
         pass
 
     get_listener_manager().add_listener(Listener())
-    event = await only_event(defer(generate(), context))
-    assert type(event) is TriggerEvent and event.payload["status"] == "success"
+    assert (await resumed_with(generate(), context))["status"] == "success"
+    assert channel.xcoms == {}
 
 
 @pytest.mark.usefixtures("no_listeners")
@@ -231,8 +237,7 @@ async def test_a_failed_render_still_resumes_the_worker_to_fail_or_retry(
     from airflow_provider_luma.testing import Fault
 
     luma_conn_env.simulator.inject(Fault.fail_generation(reason="GPU fell over", failure_code="generation_failed"))
-    event = await only_event(defer(generate(), context))
-    assert type(event) is TriggerEvent and event.payload["status"] == "failed"
+    assert (await resumed_with(generate(), context))["status"] == "failed"
 
 
 @pytest.mark.usefixtures("no_listeners")
@@ -240,7 +245,7 @@ async def test_xcoms_that_cannot_be_written_leave_the_finish_to_the_worker(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
     channel.fail = True
-    event = await only_event(defer(generate(), context))
-    assert type(event) is TriggerEvent and event.payload["status"] == "success" and event.payload["video_url"] is None
-    result = generate().execute_complete(context, event=event.payload)
+    payload = await resumed_with(generate(), context)
+    assert payload["status"] == "success"
+    result = generate().execute_complete(context, event=payload)
     assert result["video_url"] and create_requests(luma_conn_env) == 1
