@@ -13,7 +13,7 @@ import importlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_luma.core.retry import RetryPolicy
 
@@ -73,6 +73,14 @@ class LumaGenerationTrigger(BaseTrigger):
     :param model: the model id it runs (``None`` in triggers serialized by 0.1: generate).
     :param render_label: what the render is (``540p 5s 16:9``), for the progress lines; ``None`` in older triggers.
     :param progress_interval: seconds between two progress lines (default 60; see :mod:`.runtime.progress`).
+    :param finish_result: the task's result as far as it is known before the render ends (the worker decides when
+        a render may end here; see :mod:`airflow_provider_luma.runtime.end_in_trigger`). When given, a success ends the
+        task in the triggerer: it writes this result, with the service's ids and URLs, as the task's XComs and
+        yields a ``TaskSuccessEvent``; no worker resumes. Any other outcome (or XComs that cannot be written)
+        resumes the worker as usual. ``None`` (the default, and every
+        trigger serialized before it existed): every outcome resumes the worker.
+    :param finish_keys: with ``finish_result``, push each key as its own XCom too (the task's
+        ``multiple_outputs``), as the worker's task runner would.
 
     The poll loop is the one the worker's ``deferrable=False`` wait runs (:mod:`airflow_provider_luma.runtime.polling`):
     same schedule, state-change and progress lines, status reading and events.
@@ -95,6 +103,8 @@ class LumaGenerationTrigger(BaseTrigger):
         model: str | None = None,
         render_label: str | None = None,
         progress_interval: float | None = None,
+        finish_result: dict[str, Any] | None = None,
+        finish_keys: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.request_id = request_id
@@ -108,6 +118,8 @@ class LumaGenerationTrigger(BaseTrigger):
         self.model = model
         self.render_label = render_label
         self.progress_interval = progress_interval
+        self.finish_result = finish_result
+        self.finish_keys = finish_keys
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (never the API key)."""
@@ -125,6 +137,8 @@ class LumaGenerationTrigger(BaseTrigger):
                 "model": self.model,
                 "render_label": self.render_label,
                 "progress_interval": self.progress_interval,
+                "finish_result": self.finish_result,
+                "finish_keys": self.finish_keys,
             },
         )
 
@@ -143,7 +157,38 @@ class LumaGenerationTrigger(BaseTrigger):
             raise
         except Exception as exc:  # noqa: BLE001 - the triggerer must get an event, not a traceback
             payload = self._error_event(exc)
+        if self.finish_result is not None and payload["status"] == "success":
+            ended = await self._end_task(payload)
+            if ended is not None:
+                yield ended
+                return
+            payload = {**payload, "video_url": None, "exr_url": None}  # the worker fetches (and masks) fresh ones
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def _end_task(self, payload: TriggerEventPayload) -> TaskSuccessEvent | None:
+        """Write the XComs a resumed worker would push, then end the task here; ``None`` (the worker resumes as
+        usual) when they cannot be written.
+
+        They go through the triggerer's Execution-API channel and are stored as a worker's are: Airflow 3.3.2
+        stores a ``TaskSuccessEvent``'s own ``xcoms`` JSON-encoded once more, so downstream tasks would read
+        strings. The presigned URLs are in those XComs only, never in the event (which the triggerer logs).
+        """
+        from airflow_provider_luma.runtime.end_in_trigger import finished_xcoms, push_xcoms
+
+        xcoms = finished_xcoms(self.finish_result or {}, payload, keys=self.finish_keys)
+        try:
+            await asyncio.to_thread(push_xcoms, self.task_instance, xcoms)
+        except Exception as exc:  # noqa: BLE001 - the worker can still finish it: never lose the render
+            self.log.warning(
+                "Luma request %s done, but its XComs could not be written in the triggerer (%s); a worker finishes "
+                "the task", self.request_id, type(exc).__name__,
+            )  # fmt: skip
+            return None
+        self.log.info(
+            "Luma request %s done: generation %s; the task ends here (no worker resumes it)",
+            self.request_id, payload["generation_id"],
+        )  # fmt: skip
+        return TaskSuccessEvent()
 
     def _backend_changed(self, now: str) -> TriggerEventPayload:
         from airflow_provider_luma.runtime.polling import backend_changed_event
@@ -167,9 +212,11 @@ class LumaGenerationTrigger(BaseTrigger):
         """The shared poll loop (:mod:`airflow_provider_luma.runtime.polling`), driven on the triggerer's loop."""
         from airflow_provider_luma.runtime.polling import PollMachine, apoll_until_done
 
+        # URLs in the event only when this trigger ends the task with them (see _end_task).
         machine = PollMachine(
-            self.request_id, self._schedule(), label=self.render_label, progress_interval=self.progress_interval
-        )
+            self.request_id, self._schedule(), label=self.render_label, progress_interval=self.progress_interval,
+            with_urls=self.finish_result is not None,
+        )  # fmt: skip
         return await apoll_until_done(
             machine, lambda: client.aget_generation(self.request_id, self.model), self.log, self._clock()
         )

@@ -205,6 +205,7 @@ class LumaRenderOperator(BaseOperator):
         :raises LumaValidationError: for a broken ``output_path`` or cap.
         """
         from airflow_provider_luma.core.pricing import parse_max_cost
+        from airflow_provider_luma.runtime.end_in_trigger import task_may_end_here
         from airflow_provider_luma.runtime.plan import RunOptions, check_unique_output
         from airflow_provider_luma.runtime.storage import parse_output_path
 
@@ -229,7 +230,22 @@ class LumaRenderOperator(BaseOperator):
             asset_alias=self.asset_alias,
             max_cost=parse_max_cost(self.max_cost_usd),
             max_run_cost=parse_max_cost(self.max_run_cost_usd, "max_run_cost_usd"),
+            may_end_in_trigger=task_may_end_here(
+                has_output=output is not None,
+                reuse_existing=bool(self.reuse_existing),
+                do_xcom_push=bool(self.do_xcom_push),
+                has_outlets=bool(self.outlets),
+                has_success_callback=bool(self.on_success_callback),
+                has_mapped_dependants=self._has_mapped_dependants(),
+            ),
+            multiple_outputs=bool(self.multiple_outputs),
         )
+
+    def _has_mapped_dependants(self) -> bool:
+        try:
+            return next(self.iter_mapped_dependants(), None) is not None
+        except RuntimeError:  # not in a DAG (an operator executed directly): nothing downstream
+            return False
 
     def render_plan(self, context: Context) -> RenderPlan:
         """The whole plan of a fresh start: :meth:`run_options` and the validated request, with what the upstream

@@ -8,6 +8,8 @@ The durable record (:mod:`.record`, whose :class:`~.record.Phase` documents the 
 
 :func:`execute` starts from the plan the operator built; the resumptions start from the durable record
 (:mod:`.resume`).
+A render that ends in the triggerer (:mod:`.end_in_trigger`) keeps ``phase=submitted``: no worker resumes
+it to write more.
 """
 
 from __future__ import annotations
@@ -386,11 +388,26 @@ class RenderRun:
             model=self.spec.MODEL_ID,
             render_label=self.spec.describe(),
             progress_interval=progress_interval(self.time_factor),
+            **self._end_in_trigger(),
         )
         # The backstop must fire only if the trigger itself cannot: its own timeout event is the normal path.
         backstop = timedelta(seconds=budget + max(60.0, 3 * poll))
         self.log.info("Deferring until Luma request %s is done (deadline in %.0f s)", request_id, budget)
         self.task.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def _end_in_trigger(self) -> dict[str, Any]:
+        """The trigger kwargs that let a successful render end in the triggerer, when nothing of its finish needs a
+        worker (see :mod:`.end_in_trigger`); none otherwise."""
+        from airflow_provider_luma.runtime.end_in_trigger import finish_result
+        from airflow_provider_luma.runtime.results import render_result
+
+        if not self.options.may_end_in_trigger:
+            return {}
+        result = finish_result(render_result(self.spec.MODEL_ID, self.backend, {}, self.facts))
+        if result is None:
+            return {}
+        self.log.info("No output_path: on success the task ends in the triggerer (no worker resumes it)")
+        return {"finish_result": result, "finish_keys": self.options.multiple_outputs}
 
     def _poll_in_worker(self, request_id: str, schedule: Schedule) -> dict[str, Any]:
         """``deferrable=False``: the trigger's poll loop (schedule, log lines, events), run in this worker."""

@@ -58,6 +58,9 @@ class RunOptions:
     :param asset_alias: the alias stored files are announced through, or None.
     :param max_cost: the cap on this render in USD, or None.
     :param max_run_cost: the cap on the whole DAG run's renders in USD, or None.
+    :param may_end_in_trigger: nothing of the task's own finish needs a worker, so a success may end the task in
+        the triggerer (:mod:`airflow_provider_luma.runtime.end_in_trigger`).
+    :param multiple_outputs: the task pushes each result key as its own XCom.
     """
 
     task_id: str
@@ -74,6 +77,8 @@ class RunOptions:
     asset_alias: str | None
     max_cost: Decimal | None
     max_run_cost: Decimal | None
+    may_end_in_trigger: bool = False
+    multiple_outputs: bool = True
 
 
 @dataclass(frozen=True)

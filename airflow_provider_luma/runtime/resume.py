@@ -50,8 +50,11 @@ def execute_complete(
 
     :param build_plan: builds the plan from the task; called only for a record of 0.1 or 0.2 (or none).
     """
+    from airflow_provider_luma.runtime.end_in_trigger import resumed_event
+
     store = RecordStore(context)
     record = store.get()
+    event = resumed_event(event, record)
     if record is None or record.facts is None:
         return RenderRun(task, context, validated(build_plan)).complete(event)
     return RenderFinish(task, context, options, record, store, worker_hook(options.conn_id)).complete(event)
