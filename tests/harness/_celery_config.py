@@ -23,6 +23,8 @@ WARM_IMPORTS = (
     "airflow_provider_luma.runtime.resume",
     "airflow_provider_luma.runtime.delivery",
     "airflow_provider_luma.runtime.progress",
+    "airflow_provider_luma.runtime.polling",
+    "airflow_provider_luma.runtime.end_in_trigger",
     "airflow_provider_luma.hooks",
     "airflow_provider_luma.triggers",
     "airflow_provider_luma.core.backends.gmi",
