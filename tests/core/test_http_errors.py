@@ -1,6 +1,6 @@
 """Status → exception mapping, retries and malformed bodies, through httpx.MockTransport (time is patched).
 
-Behaviour against the full simulator over a socket lives in test_client.py; these tables pin the edge cases a
+Behaviour against the full simulator over a socket lives in test_http.py; these tables pin the edge cases a
 real server rarely produces on demand.
 """
 

@@ -3,7 +3,7 @@
 A scripted HTTP server on 127.0.0.1 (raw asyncio sockets, so each test decides the exact bytes of every answer
 and when a connection closes) stands in for the API: connection reuse, every HTTP/1.1 framing a server may
 choose, a server that closes idle connections, timeouts, garbage, TLS verification and proxies. The hostile
-answers of docs/security.md have their own table here (the client) and in tests/test_hostile_answers.py (the
+answers of docs/security.md have their own table here (the client) and in tests/test_triggers_hostile_answers.py (the
 trigger, both wires).
 """
 

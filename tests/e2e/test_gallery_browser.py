@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from _browser import chromium, login, require_chromium
 
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.testing.cluster import LocalAirflowCluster
+from tests.e2e._browser import chromium, login, require_chromium
 
 DAG_ID = "luma_gallery_chain"
 DAGS = Path(__file__).parent / "gallery_dags"

@@ -23,16 +23,11 @@ from airflow_provider_luma.operators import (
     LumaReframeVideoOperator,
 )
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
-from tests.conftest import MemoryStateStore
-from tests.test_operator import make, posts, run_deferred
+from tests._helpers import MemoryStateStore, fresh_context, make, posts, run_deferred
 
 BOTH = pytest.mark.parametrize("luma_api", ["gmi", "luma_agents"], indirect=True)
 SAMPLE = Path(testing_pkg.__file__).with_name("sample.mp4")
 IMG = "https://images.example.com/frame.png"
-
-
-def fresh() -> dict[str, Any]:
-    return {"task_state_store": MemoryStateStore()}
 
 
 Source = Callable[[], dict[str, Any]]
@@ -56,14 +51,14 @@ MODES: list[tuple[str, Any, Callable[[str], dict[str, Any]], str]] = [
 async def test_every_mode_on_both_backends(
     luma_conn_env: LumaSimulatorServer, luma_api: str, cls: Any, kwargs: Callable[[str], dict[str, Any]], mode: str
 ) -> None:
-    source = await run_deferred(lambda: make(LumaGenerateVideoOperator, prompt="source"), fresh())
+    source = await run_deferred(lambda: make(LumaGenerateVideoOperator, prompt="source"), fresh_context())
     if mode == "interpolation" and luma_api == "luma_agents":
         # Luma's docs: "interpolation from a prior generation plus another keyframe is not available yet".
         with pytest.raises(AirflowFailException, match="does not offer interpolation"):
-            make(cls, **kwargs(source["generation_id"])).execute(fresh())
+            make(cls, **kwargs(source["generation_id"])).execute(fresh_context())
         assert len(posts(luma_conn_env)) == 1
         return
-    result = await run_deferred(lambda: make(cls, **kwargs(source["generation_id"])), fresh())
+    result = await run_deferred(lambda: make(cls, **kwargs(source["generation_id"])), fresh_context())
     assert (result["mode"], result["backend"]) == (mode, luma_api)
     assert result["model"] == cls.MODEL_ID and result["video_url"]
     record = luma_conn_env.simulator.generation(luma_conn_env.simulator.request_id_of(result["generation_id"]))
@@ -76,7 +71,7 @@ async def test_every_mode_on_both_backends(
 
 @BOTH
 async def test_results_have_the_same_keys_on_both_backends(luma_conn_env: LumaSimulatorServer, luma_api: str) -> None:
-    result = await run_deferred(lambda: make(prompt="p", output_path="/tmp/luma-test-backends/"), fresh())
+    result = await run_deferred(lambda: make(prompt="p", output_path="/tmp/luma-test-backends/"), fresh_context())
     assert set(result) == {
         "generation_id", "request_id", "model", "backend", "mode", "source_generation_ids", "video_url", "exr_url",
         "video_path", "exr_path", "video_bytes", "exr_bytes", "estimated_cost_usd", "billed_blocks", "resolution",
@@ -93,7 +88,7 @@ def test_download_operator_on_both_backends(luma_conn_env: LumaSimulatorServer, 
     sim = luma_conn_env.simulator
     sim.complete_now(job.request_id if luma_api == "gmi" else sim.request_id_of(job.request_id))
     op = LumaDownloadVideoOperator(task_id="dl", request_id=job.request_id, output_path=str(tmp_path) + "/")
-    result = op.execute(fresh())
+    result = op.execute(fresh_context())
     assert Path(result["video_path"].removeprefix("file://")).read_bytes() == SAMPLE.read_bytes()
     assert result["backend"] == luma_api
 
@@ -110,7 +105,7 @@ NATIVE_ONLY = [
 async def test_native_only_parameters_render_on_the_native_api(
     luma_conn_env: LumaSimulatorServer, params: dict[str, Any], mode: str
 ) -> None:
-    result = await run_deferred(lambda: make(**params), fresh())
+    result = await run_deferred(lambda: make(**params), fresh_context())
     assert result["mode"] == mode
     sent = posts(luma_conn_env)[0].payload
     assert sent["type"] == "video" and sent["model"] == "ray-3.2"
@@ -121,7 +116,7 @@ def test_native_only_parameters_are_refused_on_gmi_before_any_request(
     luma_conn_env: LumaSimulatorServer, params: dict[str, Any], mode: str
 ) -> None:
     with pytest.raises(AirflowFailException, match="needs the native Luma Agents API"):
-        make(**params).execute(fresh())
+        make(**params).execute(fresh_context())
     assert luma_conn_env.simulator.request_log == []
 
 
@@ -130,7 +125,7 @@ def test_bad_input_fails_before_any_request_on_both(luma_conn_env: LumaSimulator
     op = make(LumaReframeVideoOperator, prompt="p", source_generation_id="g", aspect_ratio="{{ params.r }}")
     op.aspect_ratio = "2:1"
     with pytest.raises(AirflowFailException, match="aspect_ratio '2:1' is image-only"):
-        op.execute(fresh())
+        op.execute(fresh_context())
     assert luma_conn_env.simulator.request_log == []
 
 
@@ -140,7 +135,7 @@ def test_failures_keep_the_key_out_of_messages(
 ) -> None:
     luma_conn_env.simulator.inject(Fault.http_error(402, on="submit"))
     with pytest.raises(AirflowFailException) as caught:
-        make(prompt="p").execute(fresh())
+        make(prompt="p").execute(fresh_context())
     assert "HTTP 402" in str(caught.value) and "Insufficient credits" in str(caught.value)
     assert DEFAULT_TEST_API_KEY not in str(caught.value) + capsys.readouterr().out
 

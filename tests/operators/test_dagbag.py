@@ -9,7 +9,7 @@ import pytest
 
 from tests.user_example import test_dags_import
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BROKEN = """
 import pendulum

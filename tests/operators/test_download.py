@@ -12,7 +12,6 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
-from airflow_provider_luma.core.http import ClientSettings, LumaClient
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.pricing import check_budget, estimate, parse_max_cost
 from airflow_provider_luma.core.specs.generate import VideoRequest
@@ -24,26 +23,12 @@ from airflow_provider_luma.exceptions import (
     LumaValidationError,
 )
 from airflow_provider_luma.hooks import LumaHook
-from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
+from airflow_provider_luma.testing import Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.testing._media import sample_mp4
+from tests._helpers import deliver_after_the_url_expired, finished_render, media_requests, sim_connection
 
 SIZE = 3 * 1024 * 1024 + 123  # several server chunks, not a round number
 log = logging.getLogger("test_download")
-
-
-def finished_render(server: LumaSimulatorServer, **params: Any) -> dict[str, Any]:
-    """Submit a render, finish it at once, and return its generation with (freshly minted) URLs."""
-    settings = ClientSettings(base_url=server.base_url, api_key=DEFAULT_TEST_API_KEY)
-    with LumaClient(settings) as client:
-        created = client.submit(VideoRequest.from_params(prompt="a fox", **params))
-        server.simulator.complete_now(created.request_id)
-        done = client.get_generation(created.request_id)
-    return {"request_id": done.request_id, "generation_id": done.generation_id, "video_url": done.video_url,
-            "exr_url": done.exr_url}  # fmt: skip
-
-
-def media_requests(server: LumaSimulatorServer) -> list[int | None]:
-    return [e.status for e in server.simulator.request_log if e.path.startswith("/files/")]
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -101,31 +86,12 @@ def test_a_url_that_stays_refused_even_when_refreshed_fails_after_a_bounded_numb
     spec = parse_output_path(f"{tmp_path}/")
     assert spec is not None
     hook = LumaHook()
-    hook.get_connection = lambda conn_id: _conn(luma_simulator)  # type: ignore[method-assign]
+    hook.get_connection = lambda conn_id: sim_connection(luma_simulator)  # type: ignore[method-assign]
     values = {"generation_id": render["generation_id"], "task_id": "render"}
     with pytest.raises(LumaMediaURLExpired, match="HTTP 403"):
         _deliver.store_outputs(hook, render, spec, values, log)
     assert slept == [2.0, 2.0, 2.0], "an unchanged URL is retried after a pause, three times at most"
     assert media_requests(luma_simulator) == [403] * 4 and list(tmp_path.iterdir()) == []
-
-
-def deliver_after_the_url_expired(server: LumaSimulatorServer, output_path: str) -> tuple[dict[str, Any], Any]:
-    """A finished render whose presigned URL expired (2 h pass; they live 1 h), stored to ``output_path``."""
-    clock = ManualClock()
-    server.simulator.set_clock(clock)
-    render = finished_render(server)
-    clock.advance(2 * 3600)
-    spec = parse_output_path(output_path)
-    assert spec is not None
-    hook = LumaHook()
-    hook.get_connection = lambda conn_id: _conn(server)  # type: ignore[method-assign]
-    return render, _deliver.store_outputs(hook, render, spec, {"generation_id": render["generation_id"]}, log)
-
-
-def _conn(server: LumaSimulatorServer) -> Any:
-    from airflow.sdk import Connection
-
-    return Connection(conn_id="luma_default", conn_type="luma", host=server.base_url, password=DEFAULT_TEST_API_KEY)
 
 
 def test_interrupted_download_starts_over_and_never_shows_a_partial_file(

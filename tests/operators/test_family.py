@@ -25,18 +25,13 @@ from airflow_provider_luma.operators import (
 )
 from airflow_provider_luma.operators._base import COMMON_TEMPLATE_FIELDS
 from airflow_provider_luma.testing import LumaSimulatorServer
-from tests.conftest import MemoryStateStore
-from tests.test_operator import make, posts, run_deferred
+from tests._helpers import fresh_context, make, posts, run_deferred
 
 SAMPLE = Path(testing_pkg.__file__).with_name("sample.mp4")
 
 
-def fresh() -> dict[str, Any]:
-    return {"task_state_store": MemoryStateStore()}
-
-
 async def render(cls: Any, **kwargs: Any) -> dict[str, Any]:
-    return await run_deferred(lambda: make(cls, **kwargs), fresh())
+    return await run_deferred(lambda: make(cls, **kwargs), fresh_context())
 
 
 async def test_generate_extend_reframe_edit_extend_chain(luma_conn_env: LumaSimulatorServer) -> None:
@@ -105,14 +100,14 @@ def test_a_bad_source_video_fails_before_any_http(
         path.write_bytes(content)
     op = make(LumaReframeVideoOperator, source_video=str(path), aspect_ratio="9:16", prompt="p")
     with pytest.raises(AirflowFailException, match=f"source_video: .*{fragment}"):
-        op.execute(fresh())
+        op.execute(fresh_context())
     assert luma_conn_env.simulator.request_log == []
 
 
 def test_unknown_price_with_a_cap_fails_before_any_http(luma_conn_env: LumaSimulatorServer) -> None:
     op = make(LumaEditVideoOperator, source_generation_id="g-1", prompt="p", max_cost_usd=1)
     with pytest.raises(AirflowFailException, match="cost of this luma-ray-3-2-edit render is unknown") as caught:
-        op.execute(fresh())
+        op.execute(fresh_context())
     assert "in the Luma connection's extra" in str(caught.value)
     assert luma_conn_env.simulator.request_log == []
 
@@ -199,6 +194,6 @@ async def test_interpolate_renders_a_templated_hdr(luma_conn_env: LumaSimulatorS
         op.hdr = "true"  # what templating renders from params={"hdr": True}
         return op
 
-    result = await run_deferred(factory, fresh())
+    result = await run_deferred(factory, fresh_context())
     assert (result["mode"], result["hdr"]) == ("interpolation", True)
     assert posts(luma_conn_env)[-1].payload["payload"]["hdr"] is True

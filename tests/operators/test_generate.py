@@ -7,7 +7,6 @@ scheduler and triggerer are exercised in tests/e2e.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,28 +36,9 @@ from airflow_provider_luma.operators import (
 )
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
+from tests._helpers import make, posts, run_deferred
 
 RESULT_KEYS = {"generation_id", "request_id", "video_url", "exr_url", "mode", "estimated_cost_usd", "billed_blocks"}
-
-
-def make(cls: type[LumaGenerateVideoOperator] = LumaGenerateVideoOperator, **kwargs: Any) -> LumaGenerateVideoOperator:
-    kwargs.setdefault("task_id", "render")
-    kwargs.setdefault("poll_interval", 0.05)
-    return cls(**kwargs)
-
-
-async def run_deferred(factory: Callable[[], LumaGenerateVideoOperator], context: dict[str, Any]) -> dict[str, Any]:
-    """What Airflow does: execute defers, the triggerer runs the trigger, a fresh instance resumes."""
-    with pytest.raises(TaskDeferred) as deferred:
-        factory().execute(context)
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, LumaGenerationTrigger)
-    event = [e.payload async for e in trigger.run()][0]
-    return getattr(factory(), deferred.value.method_name)(context, event=event)
-
-
-def posts(server: LumaSimulatorServer) -> list[Any]:
-    return [e for e in server.simulator.request_log if e.method == "POST"]
 
 
 async def test_generate_defers_and_returns_chainable_result(

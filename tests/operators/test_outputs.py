@@ -15,7 +15,6 @@ from airflow.sdk import AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow.sdk.types import TaskInstanceKey
-from test_operator import make, posts, run_deferred
 
 from airflow_provider_luma._state import STATE_KEY
 from airflow_provider_luma.core.errors import LumaValidationError
@@ -29,6 +28,7 @@ from airflow_provider_luma.operators import (
 )
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import EXR_BYTES, sample_mp4
+from tests._helpers import finished_render, make, posts, run_deferred
 
 
 @pytest.fixture
@@ -157,18 +157,10 @@ def test_budget_applies_dag_wide_through_default_args(
 # -- LumaDownloadVideoOperator ---------------------------------------------------------------------------
 
 
-def earlier_render(server: LumaSimulatorServer) -> str:
-    settings = ClientSettings(base_url=server.base_url, api_key=DEFAULT_TEST_API_KEY)
-    with LumaClient(settings) as client:
-        created = client.submit(VideoRequest.from_params(prompt="earlier"))
-    server.simulator.complete_now(created.request_id)
-    return created.request_id
-
-
 def test_download_operator_stores_an_earlier_render(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any], tmp_path: Path
 ) -> None:
-    request_id = earlier_render(luma_conn_env)
+    request_id = finished_render(luma_conn_env, "earlier")["request_id"]
     gid = luma_conn_env.simulator.generation(request_id).generation_id
     op = LumaDownloadVideoOperator(
         task_id="fetch", request_id=request_id, generation_id=gid, output_path=f"{tmp_path}/{{request_id}}.mp4"
@@ -197,7 +189,11 @@ def test_download_operator_refuses_bad_input(
     error: type[Exception],
     fragment: str,
 ) -> None:
-    base = {"task_id": "fetch", "request_id": earlier_render(luma_conn_env), "output_path": str(tmp_path)}
+    base = {
+        "task_id": "fetch",
+        "request_id": finished_render(luma_conn_env, "earlier")["request_id"],
+        "output_path": str(tmp_path),
+    }
     with pytest.raises(error, match=fragment):
         LumaDownloadVideoOperator(**{**base, **kwargs}).execute(outputs_context)
     assert list(tmp_path.iterdir()) == []

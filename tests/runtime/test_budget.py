@@ -21,8 +21,8 @@ def states(run: Any) -> dict[tuple[str, int], str]:
 
 
 # (how the four 540p renders at $0.15 are laid out, cap) -> renders bought. Four literal tasks over the cap are
-# refused by the run pre-flight before any of them buys (tests/test_preflight.py); a mapped fan-out's elements only
-# exist at run time, so its renders are bought until the run's reservations reach the cap.
+# refused by the run pre-flight before any of them buys (tests/runtime/test_preflight.py); a mapped fan-out's
+# elements only exist at run time, so its renders are bought until the run's reservations reach the cap.
 LAYOUTS = [("tasks", "0.30", 0), ("mapped", "0.30", 2), ("mapped", "0.45", 3), ("mapped", "0.10", 0)]
 
 

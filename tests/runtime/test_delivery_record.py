@@ -14,8 +14,6 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
-from test_operator import make
-from test_operator_outputs import earlier_render
 
 from airflow_provider_luma import _delivery_record
 from airflow_provider_luma.operators import (
@@ -24,6 +22,7 @@ from airflow_provider_luma.operators import (
     LumaReframeVideoOperator,
 )
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
+from tests._helpers import finished_render, make
 
 FIELD = "luma_delivery"
 
@@ -84,7 +83,7 @@ def test_wait_for_completion_false_records_the_request(luma_conn_env: LumaSimula
 def test_download_operator_records_the_stored_file(
     luma_conn_env: LumaSimulatorServer, ctx: dict[str, Any], tmp_path: Path
 ) -> None:
-    request_id = earlier_render(luma_conn_env)
+    request_id = finished_render(luma_conn_env, "earlier")["request_id"]
     op = LumaDownloadVideoOperator(task_id="fetch", request_id=request_id, output_path=str(tmp_path))
     result = op.execute(ctx)
     assert op.luma_delivery is not None

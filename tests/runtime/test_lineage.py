@@ -1,4 +1,4 @@
-"""OpenLineage mapping of the render, download and sensor operators (unit level; tests/e2e/test_lineage.py runs
+"""OpenLineage mapping of the render, download and sensor operators (unit level; tests/e2e/test_lineage_chain.py runs
 them through Airflow's real listener), the outcome recorder they read, and the house ``default_deferrable``."""
 
 from __future__ import annotations

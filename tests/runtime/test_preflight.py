@@ -20,7 +20,7 @@ from airflow_provider_luma.operators import (
     LumaReframeVideoOperator,
 )
 from airflow_provider_luma.testing import LumaSimulatorServer
-from tests.conftest import MemoryStateStore
+from tests._helpers import MemoryStateStore
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 UNKNOWN_REFRAME = "max_run_cost_usd=$2.00 is set but the cost of this luma-ray-3-2-reframe render is unknown"

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from test_download import deliver_after_the_url_expired, finished_render, media_requests
 
 from airflow_provider_luma._storage import StorageSink, parse_output_path, probe_writable
 from airflow_provider_luma.core.media import download, media_client
@@ -22,6 +21,7 @@ from airflow_provider_luma.exceptions import LumaDownloadError, LumaValidationEr
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.testing._media import sample_mp4
 from airflow_provider_luma.testing._services import S3Server
+from tests._helpers import deliver_after_the_url_expired, finished_render, media_requests
 
 BUCKET = "luma-clips"
 CONN = "aws_luma_s3_test"  # its own id: Airflow caches one filesystem per connection id

@@ -21,10 +21,9 @@ from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
 from airflow_provider_luma.testing import Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
-from tests.conftest import MemoryStateStore
-from tests.test_operator import make, posts, run_deferred
+from tests._helpers import MemoryStateStore, make, posts, run_deferred
 
-FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "v0_1_state.json").read_text())
+FIXTURES = json.loads((Path(__file__).parents[1] / "fixtures" / "v0_1_state.json").read_text())
 
 
 def with_record(record: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from airflow_provider_luma.core import schedule
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
 from airflow_provider_luma.testing import LumaSimulatorServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_shows_the_tested_example_verbatim() -> None:

@@ -310,7 +310,7 @@ def test_render_seconds_for_takes_a_payload_and_a_model(api: Api) -> None:
 
 # -- independence from the provider's own models --------------------------------------------------------------
 
-TESTING = Path(__file__).resolve().parents[1] / "airflow_provider_luma" / "testing"
+TESTING = Path(__file__).resolve().parents[2] / "airflow_provider_luma" / "testing"
 # These drive a real Airflow with the provider installed; the rule is for the simulator itself.
 # Deployment glue, not the simulator: the clusters run the provider, and the Celery workers' config preloads it.
 ALLOWED_TO_IMPORT_THE_PROVIDER = {"cluster.py", "_cluster_env.py", "pytest_plugin.py", "_celery_config.py"}
