@@ -4,7 +4,7 @@ simulator's clock, and a DAG built inside a test runs through ``luma_airflow.run
 from __future__ import annotations
 
 import json
-import time
+import os
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,13 @@ def test_first_poll_follows_the_simulators_clock_when_the_connection_says_so(
 def test_a_dag_built_inside_the_test_runs_with_luma_airflow_run(luma_airflow: Any) -> None:
     with DAG("built_in_test", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
         LumaGenerateVideoOperator(task_id="only", prompt="one clip", resolution="540p")
-    started = time.monotonic()
+    # The run's connection carries the simulator's speed, so its first poll and poll gap follow the simulator's
+    # clock (test_first_poll_follows_the_simulators_clock_when_the_connection_says_so pins what that does).
+    extra = json.loads(os.environ["AIRFLOW_CONN_LUMA_DEFAULT"])["extra"]
+    assert extra["schedule_time_factor"] == luma_airflow.server.schedule_time_factor
     run = luma_airflow.run(dag)
-    assert run.state == "success" and time.monotonic() - started < 10
+    assert run.state == "success"
     assert [r.payload["payload"]["prompt"] for r in luma_airflow.simulator.create_requests()] == ["one clip"]
+    log = luma_airflow.simulator.request_log
+    assert log[0].method == "POST" and log[-1].method == "GET" and log[-1].status == 200
+    assert all(e.method == "GET" for e in log[1:]), "submitted once, then only polled"
