@@ -15,6 +15,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 
 from airflow_provider_luma._state import STATE_KEY, fingerprint
 from airflow_provider_luma.core.errors import LumaDownloadError, LumaValidationError
+from airflow_provider_luma.core.http import LumaClient
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
@@ -104,9 +105,12 @@ def test_a_refused_connection_is_not_called_a_rejection(monkeypatch: pytest.Monk
     # Port 9 (discard) on loopback: nothing listens, the connection is refused before a byte is sent.
     conn = {"conn_type": "luma", "host": "http://127.0.0.1:9/api", "password": "k-123456"}
     monkeypatch.setenv("AIRFLOW_CONN_LUMA_DEFAULT", json.dumps(conn))
-    monkeypatch.setattr("airflow_provider_luma.core.http.time.sleep", lambda s: None)
+    # The client binds time.sleep as its default ``sleep`` when the module is loaded: patch that default.
+    slept: list[float] = []
+    monkeypatch.setitem(LumaClient.__init__.__kwdefaults__, "sleep", slept.append)
     with pytest.raises(AirflowException) as caught:
         make(prompt="p").execute({"task_state_store": MemoryStateStore()})
+    assert slept, "a refused connection is retried (nothing was sent, so a retry cannot buy twice)"
     assert "Could not reach Luma (nothing was accepted)" in str(caught.value)
     assert "Luma rejected" not in str(caught.value)
 
