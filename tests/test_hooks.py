@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.exceptions import LumaConfigurationError
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
@@ -53,7 +53,7 @@ def test_missing_key_is_a_clear_configuration_error(monkeypatch: pytest.MonkeyPa
 
 def test_sync_calls_through_the_simulator(luma_conn_env: LumaSimulatorServer) -> None:
     hook = LumaHook()
-    generation = hook.submit_generation(VideoRequest.from_params(prompt="p"))
+    generation = hook.submit_generation(GenerateRequest.validate_params({"prompt": "p"}))
     assert hook.get_generation(generation.request_id).request_id == generation.request_id
     ok, message = hook.test_connection()
     assert ok and luma_conn_env.base_url in message
@@ -74,7 +74,7 @@ async def test_async_settings_and_shared_client(luma_conn_env: LumaSimulatorServ
     assert first.is_closed  # closed once the last user returned it
     async with hook.ashared_client() as third:
         assert third is not first and not third.is_closed
-        rid = (await third.asubmit(VideoRequest.from_params(prompt="p"))).request_id
+        rid = (await third.asubmit(GenerateRequest.validate_params({"prompt": "p"}))).request_id
         results = await asyncio.gather(*(hook.aget_generation(rid) for _ in range(20)))
     assert {g.request_id for g in results} == {rid}
 

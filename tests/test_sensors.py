@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
 from airflow_provider_luma.sensors import LumaGenerationSensor
@@ -37,7 +37,7 @@ def test_submit_without_waiting_then_a_sensor_pushes_the_render_result(luma_airf
 
 
 def submitted(params: dict[str, Any] | None = None) -> str:
-    return LumaHook().submit_generation(VideoRequest.from_params(prompt="p", **(params or {}))).request_id
+    return LumaHook().submit_generation(GenerateRequest.validate_params({"prompt": "p", **(params or {})})).request_id
 
 
 @pytest.mark.luma_simulator(render_seconds=0.3)
@@ -82,7 +82,7 @@ def test_a_generation_id_alone_is_refused_on_gmi_before_any_request(luma_conn_en
 
 @pytest.mark.luma_simulator(render_seconds=0, api="luma_agents")
 def test_a_generation_id_alone_finds_the_render_on_the_native_api(luma_conn_env: LumaSimulatorServer) -> None:
-    generation_id = LumaHook().submit_generation(VideoRequest.validate_params({"prompt": "p"})).generation_id
+    generation_id = LumaHook().submit_generation(GenerateRequest.validate_params({"prompt": "p"})).generation_id
     sensor = LumaGenerationSensor(task_id="wait", generation_id=generation_id, deferrable=False, poke_interval=0)
     result = sensor.execute({})
     assert (result["generation_id"], result["request_id"]) == (generation_id, generation_id)

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
 
 
 def submit(params: dict[str, Any] | None = None) -> str:
-    return LumaHook().submit_generation(VideoRequest.from_params(prompt="p", **(params or {}))).request_id
+    return LumaHook().submit_generation(GenerateRequest.validate_params({"prompt": "p", **(params or {})})).request_id
 
 
 def trigger_for(request_id: str, *, deadline_in: float = 30.0, poll: float = 0.05, **kw: Any) -> LumaGenerationTrigger:

@@ -20,7 +20,7 @@ from airflow_provider_luma.core.http import (
     normalize_base_url,
 )
 from airflow_provider_luma.core.retry import RetryPolicy
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.exceptions import (
     LumaAuthError,
     LumaBadRequestError,
@@ -37,7 +37,7 @@ from airflow_provider_luma.exceptions import (
 
 KEY = "sk-test-SECRETKEY-123456"
 BASE = "http://luma.test/api/v1/ie/requestqueue/apikey"
-REQUEST = VideoRequest.from_params(prompt="a fox")
+REQUEST = GenerateRequest.validate_params({"prompt": "a fox"})
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -80,7 +80,7 @@ def err(
 def test_submit_sends_model_payload_and_headers() -> None:
     rec, sleeps = Recorder(ok({"request_id": "r1", "status": "queued"})), []
     client = make_client(rec, sleeps, organization_id="org-9")
-    generation = client.submit(VideoRequest.from_params(prompt="a fox", resolution="1080p"))
+    generation = client.submit(GenerateRequest.validate_params({"prompt": "a fox", "resolution": "1080p"}))
     sent = rec.requests[0]
     assert generation.request_id == "r1" and generation.status == "queued"
     assert sent.method == "POST" and str(sent.url) == f"{BASE}/requests"

@@ -14,7 +14,7 @@ from airflow_provider_luma import _deliver
 from airflow_provider_luma._storage import StorageSink, asset_uri, browsable_url, parse_output_path, probe_writable
 from airflow_provider_luma.core.media import download, media_client
 from airflow_provider_luma.core.pricing import check_budget, estimate, parse_max_cost
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.cost import summarize_costs
 from airflow_provider_luma.exceptions import (
     LumaBudgetExceeded,
@@ -269,7 +269,7 @@ def test_asset_uris_drop_the_connection_id_and_links_open_browsable_copies() -> 
     ],
 )
 def test_budget_guard_table(params: dict[str, Any], cap: Any, fails: bool) -> None:
-    request = VideoRequest.from_params(prompt="p", **params)
+    request = GenerateRequest.validate_params({"prompt": "p", **params})
     limit = parse_max_cost(cap)
     if not fails:
         check_budget(request, estimate(request), limit)

@@ -19,7 +19,7 @@ from airflow.sdk.types import TaskInstanceKey
 from airflow_provider_luma._state import STATE_KEY
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,
     LumaExtendVideoOperator,
@@ -205,7 +205,7 @@ def test_download_operator_waits_for_an_unfinished_render(
 ) -> None:
     settings = ClientSettings(base_url=luma_conn_env.base_url, api_key=DEFAULT_TEST_API_KEY)
     with LumaClient(settings) as client:
-        request_id = client.submit(VideoRequest.from_params(prompt="slow")).request_id
+        request_id = client.submit(GenerateRequest.validate_params({"prompt": "slow"})).request_id
     op = LumaDownloadVideoOperator(task_id="fetch", request_id=request_id, output_path=str(tmp_path))
     with pytest.raises(AirflowException, match="a retry will look again") as caught:
         op.execute(outputs_context)

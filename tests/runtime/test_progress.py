@@ -8,7 +8,7 @@ import time
 import pytest
 
 from airflow_provider_luma._progress import duration, progress_interval
-from airflow_provider_luma.core.specs.generate import VideoRequest
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.triggers import LumaGenerationTrigger
@@ -20,7 +20,7 @@ def progress_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 
 async def wait_for_render(expected: float, interval: float | None) -> float:
-    request_id = LumaHook().submit_generation(VideoRequest.from_params(prompt="p")).request_id
+    request_id = LumaHook().submit_generation(GenerateRequest.validate_params({"prompt": "p"})).request_id
     now = time.time()
     trigger = LumaGenerationTrigger(
         request_id=request_id, deadline=now + 30, poll_interval=0.1, submitted_at=now,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_luma.core.backends.gmi import parse_job as parse_generation
+from airflow_provider_luma.core.backends.gmi import parse_job
 from airflow_provider_luma.testing import (
     DEFAULT_TEST_API_KEY,
     Fault,
@@ -264,7 +264,7 @@ def test_flat_style_puts_results_at_the_top_level(client: httpx.Client, clock: M
     assert "outcome" not in body
     assert body["video_url"].split("?")[0].endswith(body["generation_id"] + ".mp4")
     assert body["exr_url"].split("?")[0].endswith(body["generation_id"] + ".exr")
-    parsed = parse_generation(body)
+    parsed = parse_job(body)
     assert (parsed.generation_id, parsed.video_url, parsed.exr_url) == (
         body["generation_id"],
         body["video_url"],
@@ -281,7 +281,7 @@ def test_outcome_style_lists_the_exr_export(client: httpx.Client, clock: ManualC
     assert exr.status_code == 200
     assert exr.headers["content-type"] == "image/x-exr"
     assert exr.content.startswith(b"v/1\x01")
-    parsed = parse_generation(poll(client, request_id))
+    parsed = parse_job(poll(client, request_id))
     assert parsed.exr_url is not None and parsed.exr_url.split("?")[0].endswith(".exr")
 
 

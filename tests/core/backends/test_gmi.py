@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.core.backends.gmi import normalize_status, parse_job
-from airflow_provider_luma.core.jobs import JobStatus as GenerationStatus
+from airflow_provider_luma.core.jobs import JobStatus
 
 # -- responses --------------------------------------------------------------------------------------------
 
@@ -15,24 +15,22 @@ from airflow_provider_luma.core.jobs import JobStatus as GenerationStatus
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        ("queued", GenerationStatus.QUEUED),
-        ("created", GenerationStatus.QUEUED),
-        ("dispatched", GenerationStatus.QUEUED),
-        ("PROCESSING", GenerationStatus.PROCESSING),
-        ("success", GenerationStatus.SUCCESS),
-        ("completed", GenerationStatus.SUCCESS),
-        ("failed", GenerationStatus.FAILED),
-        ("cancelled", GenerationStatus.CANCELLED),
-        ("canceled", GenerationStatus.CANCELLED),
-        ("paused", GenerationStatus.UNKNOWN),
-        (None, GenerationStatus.UNKNOWN),
+        ("queued", JobStatus.QUEUED),
+        ("created", JobStatus.QUEUED),
+        ("dispatched", JobStatus.QUEUED),
+        ("PROCESSING", JobStatus.PROCESSING),
+        ("success", JobStatus.SUCCESS),
+        ("completed", JobStatus.SUCCESS),
+        ("failed", JobStatus.FAILED),
+        ("cancelled", JobStatus.CANCELLED),
+        ("canceled", JobStatus.CANCELLED),
+        ("paused", JobStatus.UNKNOWN),
+        (None, JobStatus.UNKNOWN),
     ],
 )
-def test_status_normalisation(raw: object, status: GenerationStatus) -> None:
+def test_status_normalisation(raw: object, status: JobStatus) -> None:
     assert normalize_status(raw) is status
-    assert status.is_terminal == (
-        status in {GenerationStatus.SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
-    )
+    assert status.is_terminal == (status in {JobStatus.SUCCESS, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 LAYOUTS = [
@@ -131,4 +129,4 @@ def test_https_and_loopback_http_media_urls_are_accepted(url: str) -> None:
 def test_an_incomplete_create_answer_keeps_the_render_and_lets_polling_decide() -> None:
     # A create that names its request id is ours even when the rest is unusable: never report it as lost.
     job = parse_job({**OK_SUCCESS, "video_url": "file:///etc/hostname"}, strict=False)
-    assert (job.request_id, job.status, job.video_url) == ("r1", GenerationStatus.UNKNOWN, None)
+    assert (job.request_id, job.status, job.video_url) == ("r1", JobStatus.UNKNOWN, None)

@@ -9,8 +9,8 @@ import pytest
 
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.pricing import estimate
+from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.core.specs.base import Mode
-from airflow_provider_luma.core.specs.generate import VideoRequest
 
 GEN = "d290f1ee-6c54-4b01-90e6-d701748f0851"
 GEN2 = "182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
@@ -49,7 +49,7 @@ VALID: list[tuple[str, dict[str, Any], Mode]] = [
 
 @pytest.mark.parametrize(("params", "mode"), [(p, m) for _, p, m in VALID], ids=[i for i, _, _ in VALID])
 def test_valid_requests_and_mode(params: dict[str, Any], mode: Mode) -> None:
-    request = VideoRequest.from_params(prompt="A slow dolly shot through a misty greenhouse", **params)
+    request = GenerateRequest.validate_params({"prompt": "A slow dolly shot through a misty greenhouse", **params})
     assert request.mode is mode
 
 
@@ -108,7 +108,7 @@ INVALID: list[tuple[str, dict[str, Any], list[str]]] = [
 def test_invalid_requests_name_field_and_rule(params: dict[str, Any], fragments: list[str]) -> None:
     kwargs = {"prompt": "a clip", **params}
     with pytest.raises(LumaValidationError) as info:
-        VideoRequest.from_params(**kwargs)
+        GenerateRequest.validate_params(kwargs)
     message = str(info.value)
     assert message.startswith("Invalid luma-ray-3-2-generate request")
     for fragment in fragments:
@@ -117,14 +117,16 @@ def test_invalid_requests_name_field_and_rule(params: dict[str, Any], fragments:
 
 
 def test_payload_carries_only_what_was_set_and_no_nulls() -> None:
-    request = VideoRequest.from_params(prompt="p", resolution="1080p", start_frame_url=None, hdr=None)
-    assert request.to_payload() == {"prompt": "p", "resolution": "1080p"}
+    request = GenerateRequest.validate_params(
+        {"prompt": "p", "resolution": "1080p", "start_frame_url": None, "hdr": None}
+    )
+    assert request.payload() == {"prompt": "p", "resolution": "1080p"}
     assert request.duration == "5s" and request.aspect_ratio == "16:9"  # defaults still drive rules and price
 
 
 def test_payload_trims_whitespace_from_templated_values() -> None:
-    request = VideoRequest.from_params(prompt="  p  ", start_frame_generation_id=f" {GEN}\n")
-    assert request.to_payload() == {"prompt": "p", "start_frame_generation_id": GEN}
+    request = GenerateRequest.validate_params({"prompt": "  p  ", "start_frame_generation_id": f" {GEN}\n"})
+    assert request.payload() == {"prompt": "p", "start_frame_generation_id": GEN}
 
 
 PRICES = [
@@ -145,6 +147,16 @@ PRICES = [
 
 @pytest.mark.parametrize(("params", "usd", "blocks"), PRICES)
 def test_price_table(params: dict[str, Any], usd: str, blocks: int) -> None:
-    request = VideoRequest.from_params(prompt="p", **params)
+    request = GenerateRequest.validate_params({"prompt": "p", **params})
     est = estimate(request)
     assert (est.cost, est.cost_usd, est.blocks, est.source) == (Decimal(usd), float(usd), blocks, "built-in")
+
+
+def test_the_0_1_spellings_still_work() -> None:
+    # Released 0.1 names stay importable and behave like today's; every other test uses today's names.
+    from airflow_provider_luma.core.specs.generate import VideoRequest
+
+    assert VideoRequest is GenerateRequest
+    old = VideoRequest.from_params(prompt="p", resolution="1080p")
+    assert old == GenerateRequest.validate_params({"prompt": "p", "resolution": "1080p"})
+    assert old.to_payload() == old.payload() == {"prompt": "p", "resolution": "1080p"}
