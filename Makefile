@@ -27,11 +27,17 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# pytest-xdist workers. The suites mostly wait (on renders at the simulator's speed, on Airflow's schedulers), so
+# more workers than the machine's 2 cores pay off; tests sharing an Airflow cluster stay on one worker (loadgroup).
+WORKERS ?= 4
+XDIST   := -n $(WORKERS) --dist loadgroup
+
+# The fast suite for every change: no real Airflow process (dag.test() runs in-process).
 unit: install
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest $(XDIST) -m "not e2e"
 
 e2e: install
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(XDIST) -m e2e
 
 # Only the end-to-end tests on the distributed deployment (PostgreSQL, Redis, CeleryExecutor, 2 triggerers, S3);
 # needs postgresql and redis-server (apt-get install postgresql redis-server; .ci/run does it).
@@ -51,7 +57,7 @@ release-check: install
 # System packages, ruff, mypy (strict on the package), the docs, the release check, then the whole pytest suite
 # (unit + real-Airflow end-to-end).
 test: prereqs lint typecheck docs release-check
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
 demo: install
