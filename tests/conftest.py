@@ -41,28 +41,29 @@ def context(state_store: MemoryStateStore) -> dict[str, Any]:
 
 # -- pytest-xdist: what must stay in one process ---------------------------------------------------------------
 # `make unit` and `make test` run on several workers with `--dist loadgroup`. An Airflow cluster lives in the
-# process that started it, so the tests sharing one are a group: the session-wide ``airflow_cluster`` is one group,
-# every other e2e or distributed module (each starts its own cluster) is one group. The groups go first, longest
-# first, so their waiting overlaps the unit tests on the other workers.
-_GROUP_ORDER = ("tests/distributed/", "airflow_cluster", "tests/e2e/")
+# process that started it, so every e2e module belongs to one of two chains (xdist groups), each run on one worker,
+# module after module, while the other workers take the unit tests. Never more than two chains: on 2 cores, four
+# clusters at once (one group per module) made each start several times slower and the distributed deployment
+# missed its start timeout. The chains hold about the same work (per-module times from `--durations`); they go
+# first so the unit tests fill the other workers around them.
+_CHAIN_1 = {
+    "tests/distributed/test_distributed.py",
+    "tests/e2e/test_gallery_browser.py",
+    "tests/e2e/test_lineage_chain.py",
+}
 
 
 def _group_of(item: pytest.Item) -> str | None:
-    if "airflow_cluster" in getattr(item, "fixturenames", ()):
-        return "airflow_cluster"
     path = item.nodeid.split("::", 1)[0]
-    return path if path.startswith(("tests/e2e/", "tests/distributed/")) else None
-
-
-def _rank(item: pytest.Item) -> int:
-    group = _group_of(item)
-    if group is None:
-        return len(_GROUP_ORDER)
-    return next(i for i, prefix in enumerate(_GROUP_ORDER) if group.startswith(prefix))
+    if not path.startswith(("tests/e2e/", "tests/distributed/")):
+        return None
+    # Everything else shares the session-wide ``airflow_cluster`` or starts a small module cluster.
+    return "clusters-1" if path in _CHAIN_1 else "clusters-2"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if (group := _group_of(item)) is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=_rank)  # stable: within a rank, collection order
+    order = {"clusters-1": 0, "clusters-2": 1, None: 2}
+    items.sort(key=lambda item: order[_group_of(item)])  # stable: within a chain, collection order
