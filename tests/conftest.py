@@ -37,33 +37,3 @@ def state_store() -> MemoryStateStore:
 @pytest.fixture
 def context(state_store: MemoryStateStore) -> dict[str, Any]:
     return {"task_state_store": state_store}
-
-
-# -- pytest-xdist: what must stay in one process ---------------------------------------------------------------
-# `make unit` and `make test` run on several workers with `--dist loadgroup`. An Airflow cluster lives in the
-# process that started it, so every e2e module belongs to one of two chains (xdist groups), each run on one worker,
-# module after module, while the other workers take the unit tests. Never more than two chains: on 2 cores, four
-# clusters at once (one group per module) made each start several times slower and the distributed deployment
-# missed its start timeout. The chains hold about the same work (per-module times from `--durations`); they go
-# first so the unit tests fill the other workers around them.
-_CHAIN_1 = {
-    "tests/distributed/test_distributed.py",
-    "tests/e2e/test_gallery_browser.py",
-    "tests/e2e/test_lineage_chain.py",
-}
-
-
-def _group_of(item: pytest.Item) -> str | None:
-    path = item.nodeid.split("::", 1)[0]
-    if not path.startswith(("tests/e2e/", "tests/distributed/")):
-        return None
-    # Everything else shares the session-wide ``airflow_cluster`` or starts a small module cluster.
-    return "clusters-1" if path in _CHAIN_1 else "clusters-2"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if (group := _group_of(item)) is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    order = {"clusters-1": 0, "clusters-2": 1, None: 2}
-    items.sort(key=lambda item: order[_group_of(item)])  # stable: within a chain, collection order
