@@ -27,8 +27,15 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# pytest-xdist workers for the unit tests: they mostly wait (renders at the simulator's speed, dag.test()), so more
+# workers than the machine's 2 cores pay off. The real-Airflow tests stay in one process: their clusters are
+# session/module fixtures, and `--dist loadgroup` does not keep a group on one worker with pytest 9.2 + xdist 3.8.
+WORKERS ?= 4
+XDIST   := -n $(WORKERS)
+
+# The fast suite for every change: no real Airflow process (dag.test() runs in-process).
 unit: install
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest $(XDIST) -m "not e2e"
 
 e2e: install
 	$(BIN)/pytest -m e2e
@@ -51,7 +58,8 @@ release-check: install
 # System packages, ruff, mypy (strict on the package), the docs, the release check, then the whole pytest suite
 # (unit + real-Airflow end-to-end).
 test: prereqs lint typecheck docs release-check
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST) -m "not e2e"
+	$(BIN)/pytest -m e2e
 
 # Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
 demo: install

@@ -1,5 +1,7 @@
 """Shared fixtures: a fake task_state_store and a context for driving operators outside a scheduler.
 
+Plain helpers (``make``, ``run_deferred``, ``posts``, ``MemoryStateStore``) live in ``tests/_helpers.py``.
+
 The end-to-end suite in tests/e2e runs the same operators under a real scheduler and triggerer.
 """
 
@@ -11,28 +13,20 @@ from typing import Any
 
 import pytest
 
-# Keep Airflow's config, logs and SQLite files out of ~/airflow: set before any test module imports airflow.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="luma-tests-airflow-home-"))
+# Keep Airflow's config, logs and SQLite files out of ~/airflow: set before any test module imports airflow. Under
+# pytest-xdist every worker inherits the controller's environment; a home this file made is replaced, so no two
+# processes share one SQLite file or write one airflow.cfg at once (a home the caller set is kept).
+if os.environ.get("AIRFLOW_HOME") in (None, os.environ.get("LUMA_TESTS_AIRFLOW_HOME")):
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix=f"luma-tests-airflow-home-{_worker}-")
+    os.environ["LUMA_TESTS_AIRFLOW_HOME"] = os.environ["AIRFLOW_HOME"]
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # The operators' `deferrable` default follows [operators] default_deferrable (read when they are imported); the suite
-# exercises the deferring path by default. tests/test_lineage.py checks both settings in fresh interpreters.
+# exercises the deferring path by default. tests/runtime/test_lineage.py checks both settings in fresh interpreters.
 os.environ.setdefault("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
 
-
-class MemoryStateStore:
-    """Same interface as Airflow 3.3's ``context["task_state_store"]`` accessor, kept in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes: list[tuple[str, Any]] = []
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
-        assert value is not None
-        self.values[key] = value
-        self.writes.append((key, value))
+# After the environment above: the helpers import Airflow, which reads it once.
+from tests._helpers import MemoryStateStore  # noqa: E402
 
 
 @pytest.fixture

@@ -13,12 +13,44 @@ import pytest
 import airflow_provider_luma
 from airflow_provider_luma import get_provider_info
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# The Airflow CLI commands the tests below read, run in one interpreter (each `airflow` start costs seconds of
+# CPU): the real parser and command functions, as `airflow <args>` runs them; a marker line separates outputs.
+CLI_COMMANDS = {
+    "providers": ["providers", "list", "-o", "json"],
+    "hooks": ["providers", "hooks", "-o", "json"],
+    "triggers": ["providers", "triggers", "-o", "json"],
+    "links": ["providers", "links", "-o", "json"],
+    "plugins": ["plugins", "-o", "json"],
+    "plugins_table": ["plugins"],
+}
+MARKER = "----luma-cli-output----"
+CLI_SCRIPT = """
+import json, sys
+from airflow.__main__ import main
+commands, marker = json.loads(sys.argv[1]), sys.argv[2]
+for argv in commands:
+    sys.argv = ["airflow", *argv]
+    main()
+    print(marker, flush=True)
+    print(marker, file=sys.stderr, flush=True)
+"""
 
 
-def airflow_json(tmp_path: Path, *args: str) -> list[dict[str, object]]:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, capture_output=True, text=True, check=True).stdout
+@pytest.fixture(scope="module")
+def airflow_cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    """Each command's (stdout, stderr), by the names of :data:`CLI_COMMANDS`."""
+    home = tmp_path_factory.mktemp("cli-home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    argv = json.dumps(list(CLI_COMMANDS.values()))
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_SCRIPT, argv, MARKER], env=env, capture_output=True, text=True, check=True
+    )
+    outs, errs = done.stdout.split(MARKER + "\n"), done.stderr.split(MARKER + "\n")
+    return {name: (outs[i], errs[i]) for i, name in enumerate(CLI_COMMANDS)}
+
+
+def cli_json(airflow_cli: dict[str, tuple[str, str]], name: str) -> list[dict[str, object]]:
+    out = airflow_cli[name][0]
     return json.loads(out[out.index("[") :])
 
 
@@ -64,28 +96,26 @@ def test_provider_info_plugin_matches_the_entry_point() -> None:
     assert cls is entry.load() and cls.name == plugin["name"] == "luma_gallery"
 
 
-def test_airflow_cli_lists_provider_hook_and_trigger(tmp_path: Path) -> None:
-    providers = airflow_json(tmp_path, "providers", "list")
+def test_airflow_cli_lists_provider_hook_and_trigger(airflow_cli: dict[str, tuple[str, str]]) -> None:
+    providers = cli_json(airflow_cli, "providers")
     assert {"package_name": "airflow-provider-luma", "version": airflow_provider_luma.__version__}.items() <= next(
         p for p in providers if p["package_name"] == "airflow-provider-luma"
     ).items()
-    hooks = airflow_json(tmp_path, "providers", "hooks")
+    hooks = cli_json(airflow_cli, "hooks")
     luma = next(h for h in hooks if h["connection_type"] == "luma")
     assert luma["class"] == "airflow_provider_luma.hooks.LumaHook"
     assert luma["conn_id_attribute_name"] == "luma_conn_id"
-    triggers = airflow_json(tmp_path, "providers", "triggers")
+    triggers = cli_json(airflow_cli, "triggers")
     assert any(t["class"] == "airflow_provider_luma.triggers" for t in triggers)
-    links = airflow_json(tmp_path, "providers", "links")
+    links = cli_json(airflow_cli, "links")
     assert any(link["extra_link_class_name"] == "airflow_provider_luma.operators.LumaVideoLink" for link in links)
 
 
-def test_airflow_cli_lists_the_gallery_plugin_without_import_errors(tmp_path: Path) -> None:
-    plugins = airflow_json(tmp_path, "plugins")
+def test_airflow_cli_lists_the_gallery_plugin_without_import_errors(airflow_cli: dict[str, tuple[str, str]]) -> None:
+    plugins = cli_json(airflow_cli, "plugins")
     (gallery,) = [p for p in plugins if p["name"] == "luma_gallery"]
     assert "/luma" in json.dumps(gallery["fastapi_apps"]) and "Luma renders" in json.dumps(gallery["external_views"])
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-    out = subprocess.run([AIRFLOW, "plugins"], env=env, capture_output=True, text=True, check=True)
-    assert "import error" not in (out.stdout + out.stderr).lower()
+    assert "import error" not in "".join(airflow_cli["plugins_table"]).lower()
 
 
 @pytest.mark.parametrize("module", ["airflow_provider_luma.operators", "airflow_provider_luma.sensors"])

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from _browser import chromium, login, require_chromium
 
 from airflow_provider_luma.testing import LumaSimulatorServer
+from tests.e2e._browser import chromium, login, require_chromium
 from tests.harness.cluster import LocalAirflowCluster
 
 DAG_ID = "luma_gallery_chain"
