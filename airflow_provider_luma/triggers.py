@@ -59,7 +59,8 @@ class LumaGenerationTrigger(BaseTrigger):
     carries ``request_id``, ``generation_id``, ``message``, ``failure_code`` and ``retryable``; ``video_url`` and
     ``exr_url`` are ``None`` (the worker fetches them; see :func:`airflow_provider_luma.runtime.results.job_event`).
 
-    :param request_id: the GMI queue request id.
+    :param request_id: the id the render is polled by (GMI: the queue request id; Luma Agents API: the generation
+        id).
     :param deadline: absolute epoch seconds after which a ``timeout`` event is sent (the render may still finish).
     :param luma_conn_id: Airflow connection id; the API key is read from it inside the triggerer.
     :param poll_interval: seconds between status calls.
@@ -233,7 +234,7 @@ class LumaGenerationTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Runs when a user marks the deferred task failed/success or clears it (Airflow 3.3).
 
-        GMI documents no cancel endpoint, so there is nothing to stop remotely: the render keeps running and is
+        Neither API documents a cancel endpoint (GMI's queue nor Luma's Agents API), so there is nothing to stop remotely: the render keeps running and is
         billed. We only say so. Idempotent and instant (no I/O), well inside ``[triggerer] on_kill_timeout``.
         """
         self.log.warning(

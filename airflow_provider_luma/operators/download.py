@@ -23,8 +23,8 @@ class LumaDownloadVideoOperator(BaseOperator):
     Fresh presigned URLs are fetched from the request first, so it works long after the render's own URLs
     expired (for as long as the service keeps the generation).
 
-    :param request_id: the queue request id, typically ``render.output["request_id"]``. GMI's queue documents
-        no lookup by generation id, so a request id is required.
+    :param request_id: the request id, typically ``render.output["request_id"]`` (on the Luma Agents API it is the
+        generation id). GMI's queue documents no lookup by generation id, so a request id is required.
     :param output_path: folder or file name pattern, as for :class:`LumaGenerateVideoOperator` (required).
     :param generation_id: optional check: fail if the request holds a different generation.
     :param luma_conn_id: Airflow connection (type ``luma``).
