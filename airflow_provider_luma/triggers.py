@@ -234,8 +234,9 @@ class LumaGenerationTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Runs when a user marks the deferred task failed/success or clears it (Airflow 3.3).
 
-        Neither API documents a cancel endpoint (GMI's queue nor Luma's Agents API), so there is nothing to stop remotely: the render keeps running and is
-        billed. We only say so. Idempotent and instant (no I/O), well inside ``[triggerer] on_kill_timeout``.
+        Neither GMI's queue nor Luma's Agents API documents a cancel endpoint, so there is nothing to stop remotely:
+        the render keeps running and is billed. We only say so. Idempotent and instant (no I/O), well inside
+        ``[triggerer] on_kill_timeout``.
         """
         self.log.warning(
             "Luma request %s: task was stopped by a user. The render is NOT cancelled (the API has no cancel "
