@@ -28,17 +28,21 @@ typecheck: install
 	$(BIN)/mypy
 
 # pytest-xdist workers for the unit tests: they mostly wait (renders at the simulator's speed, dag.test()), so more
-# workers than the machine's 2 cores pay off. The real-Airflow tests stay in one process: their clusters are
-# session/module fixtures, and `--dist loadgroup` does not keep a group on one worker with pytest 9.2 + xdist 3.8.
+# workers than the machine's 2 cores pay off.
 WORKERS ?= 4
 XDIST   := -n $(WORKERS)
+# The real-Airflow tests run on two workers, a test file each at a time (`--dist loadfile`: a file's tests share its
+# cluster fixture): two Airflow deployments at once fit 2 cores (four did not: distributed set-ups timed out).
+# `--dist loadgroup` does not keep a group on one worker with pytest 9.2 + xdist 3.8.
+E2E_WORKERS ?= 2
+E2E_XDIST   := -n $(E2E_WORKERS) --dist loadfile
 
 # The fast suite for every change: no real Airflow process (dag.test() runs in-process).
 unit: install
 	$(BIN)/pytest $(XDIST) -m "not e2e"
 
 e2e: install
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(E2E_XDIST) -m e2e
 
 # Only the end-to-end tests on the distributed deployment (PostgreSQL, Redis, CeleryExecutor, 2 triggerers, S3);
 # needs postgresql and redis-server (apt-get install postgresql redis-server; .ci/run does it).
@@ -59,7 +63,7 @@ release-check: install
 # (unit + real-Airflow end-to-end).
 test: prereqs lint typecheck docs release-check
 	$(BIN)/pytest $(XDIST) -m "not e2e"
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(E2E_XDIST) -m e2e
 
 # Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
 demo: install
