@@ -109,11 +109,17 @@ def submitted_at(record: RenderRecord | Mapping[str, Any] | None, request_id: st
     re-attach keeps it (:meth:`~airflow_provider_luma.runtime.flow.RenderRun._attach`). Takes the typed record or
     its stored form.
     """
+    request: object
+    phase: object
+    value: object
     if isinstance(record, RenderRecord):
-        record = {"request_id": record.request_id, "phase": str(record.phase), "attempted_at": record.attempted_at}
-    if not record or record.get("request_id") != request_id or record.get("phase") != "submitted":
+        request, phase, value = record.request_id, str(record.phase), record.attempted_at
+    elif record:
+        request, phase, value = record.get("request_id"), record.get("phase"), record.get("attempted_at")
+    else:
         return None
-    value = record.get("attempted_at")
+    if request != request_id or phase != "submitted":
+        return None
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
