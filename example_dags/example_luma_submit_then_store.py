@@ -11,6 +11,7 @@ works for renders made in other runs or DAGs. The docs include this file by its 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -32,7 +33,9 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    default_args={"poll_interval": POLL_INTERVAL, "retries": 1},
+    # A retry re-attaches to the render it already paid for, so it can come soon: Airflow 3.3.2 sometimes fails a
+    # deferred task whose trigger fires within seconds of deferring (a late executor event for the deferring try).
+    default_args={"poll_interval": POLL_INTERVAL, "retries": 1, "retry_delay": timedelta(seconds=10)},
     tags=["luma", "example"],
 ) as dag:
     # [START howto_operator_luma_submit_only]
