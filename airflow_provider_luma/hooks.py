@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_luma.core.backends import BACKEND_NAMES, DEFAULT_BACKEND, backend_named
 from airflow_provider_luma.core.errors import LumaConfigurationError, LumaError, LumaNotFoundError
@@ -135,7 +135,7 @@ class LumaHook(BaseHook):
     # -- settings ------------------------------------------------------------------------------------------
 
     def _connection(self) -> Any:
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
         if self._conn is not None:
             return self._conn
@@ -198,7 +198,7 @@ class LumaHook(BaseHook):
 
     async def _alookup_settings(self) -> ClientSettings:
         from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
         try:
             conn = await get_async_connection(self.luma_conn_id, hook=self)

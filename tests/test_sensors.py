@@ -7,8 +7,8 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_luma.core.specs.generate import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook

@@ -181,7 +181,7 @@ async def test_on_kill_is_idempotent_and_says_the_render_is_billed(
 async def test_worker_fetches_fresh_urls_after_an_event_without_them(
     luma_conn_env: LumaSimulatorServer, context: dict[str, Any]
 ) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_luma.operators import LumaGenerateVideoOperator
 

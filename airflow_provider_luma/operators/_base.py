@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, conf
+from airflow.providers.common.compat.sdk import conf
+from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink
 
 from airflow_provider_luma.runtime.outcome import records_outcome
 
@@ -53,7 +54,7 @@ class LumaVideoLink(BaseOperatorLink):
         from airflow_provider_luma.plugins import gallery_url
 
         try:
-            from airflow.sdk.configuration import conf
+            from airflow.providers.common.compat.sdk import conf
 
             base_url = str(conf.get("api", "base_url", fallback="") or "")
         except Exception:  # noqa: BLE001 - no configuration (a bare unit test): a path relative to the UI

@@ -107,6 +107,6 @@ def push_xcoms(ti: Any, xcoms: Mapping[str, Any]) -> None:
 
 def has_listeners() -> bool:
     """Whether a listener (OpenLineage's, a plugin's) is registered in this process."""
-    from airflow.sdk.listener import get_listener_manager
+    from airflow.providers.common.compat.sdk import get_listener_manager
 
     return bool(get_listener_manager().has_listeners)

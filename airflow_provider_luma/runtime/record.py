@@ -1,4 +1,5 @@
-"""The durable record of a render in Airflow 3.3's ``task_state_store``: typed, versioned, one phase enum.
+"""The durable record of a render (Airflow 3.3's ``task_state_store``, a Variable before 3.3): typed, versioned,
+one phase enum.
 
 The key (:data:`STATE_KEY`) and the record's field names are a compatibility contract: a record survives retries
 and upgrades of the same task instance, so renaming them would make a retry buy a render twice. Versions:
@@ -30,9 +31,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_luma.runtime.task import context_get
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_3_PLUS, VariableStateStore
 
 if TYPE_CHECKING:
     from airflow_provider_luma.core.pricing import Estimate
@@ -268,10 +270,15 @@ def _digest(value: Any) -> str:
 
 
 class RecordStore:
-    """``task_state_store`` with a tolerant fallback (``dag.test`` and older runtimes may not offer one)."""
+    """Where a task instance's record lives: ``task_state_store`` on Airflow 3.3, a Variable per task instance
+    before it (:class:`~airflow_provider_luma.version_compat.VariableStateStore`), memory when the context has
+    neither (a plain dict in a unit test)."""
 
     def __init__(self, context: Any) -> None:
         self._store = context_get(context, "task_state_store")
+        if self._store is None and not AIRFLOW_V_3_3_PLUS:
+            ti = context_get(context, "ti")
+            self._store = VariableStateStore(ti) if getattr(ti, "dag_id", None) else None
         self._memory: dict[str, Any] = {}
 
     def get(self) -> RenderRecord | None:

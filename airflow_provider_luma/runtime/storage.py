@@ -296,7 +296,7 @@ class _Unpublished(io.RawIOBase):
 def _report_lineage(path: ObjectStoragePath) -> None:
     """Tell Airflow's hook-lineage collector (OpenLineage, ...) about the stored file, once."""
     try:
-        from airflow.sdk.lineage import get_hook_lineage_collector
+        from airflow.providers.common.compat.sdk import get_hook_lineage_collector
 
         get_hook_lineage_collector().add_output_asset(context=path, uri=asset_uri(path))
     except Exception:  # noqa: BLE001 - lineage is informational; it must never fail a paid render's delivery

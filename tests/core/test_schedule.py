@@ -87,7 +87,7 @@ def test_trigger_kwargs_stay_json_and_old_kwargs_still_load() -> None:
 
 @pytest.mark.luma_simulator(render_seconds=60)
 def test_operator_defers_with_the_schedule(luma_conn_env: object, context: dict[str, Any]) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_luma.operators import LumaGenerateVideoOperator
 

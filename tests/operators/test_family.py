@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 import airflow_provider_luma.testing as testing_pkg
 from airflow_provider_luma.core.specs.base import SourceFacts

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskInstanceKey
 from airflow.sdk import AssetAlias
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
-from airflow.sdk.types import TaskInstanceKey
 
 from airflow_provider_luma.core.errors import LumaValidationError
 from airflow_provider_luma.core.http import ClientSettings, LumaClient
@@ -215,7 +214,7 @@ def test_download_operator_waits_for_an_unfinished_render(
 def test_a_lowered_cap_never_orphans_a_render_already_paid_for(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred):
         make(prompt="a fox", resolution="1080p").execute(outputs_context)  # try 1 submits ($1.20)
@@ -257,7 +256,7 @@ def test_estimate_is_pushed_as_soon_as_the_render_is_ours(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
     """So luma_cost_report counts a render whose task fails later (deadline, failed download)."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     ti = RecordingTI()
     with pytest.raises(TaskDeferred):
@@ -269,7 +268,7 @@ def test_a_render_whose_task_never_finished_is_finished_not_bought_again(
     luma_conn_env: LumaSimulatorServer, outputs_context: dict[str, Any]
 ) -> None:
     """reuse_existing=False means "a clear after success buys a fresh take", not "abandon a render in progress"."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     with pytest.raises(TaskDeferred) as deferred:  # try 1 submits, then e.g. its trigger times out
         make(prompt="a fox", reuse_existing=False).execute(outputs_context)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset
-from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
@@ -112,7 +112,7 @@ async def resumed_result(make: Callable[[], LumaGenerateVideoOperator], context:
 
 @pytest.fixture
 def no_listeners() -> Iterator[None]:
-    from airflow.sdk.listener import get_listener_manager
+    from airflow.providers.common.compat.sdk import get_listener_manager
 
     manager = get_listener_manager()
     manager.clear()
@@ -181,7 +181,7 @@ async def test_a_runner_that_resumes_anyway_finishes_from_the_durable_record(
 
 @pytest.mark.usefixtures("luma_conn_env")
 async def test_without_a_durable_record_the_resumed_success_payload_is_refused(context: dict[str, Any]) -> None:
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.providers.common.compat.sdk import AirflowException
 
     with pytest.raises(AirflowException, match="no usable event"):
         generate().execute_complete(context, event="success")
@@ -220,7 +220,7 @@ async def test_renders_whose_finish_needs_a_worker_resume_there(
 async def test_a_registered_listener_keeps_the_resume_on_the_worker(
     no_listeners: None, luma_conn_env: LumaSimulatorServer, context: dict[str, Any], channel: SupervisorChannel
 ) -> None:
-    from airflow.sdk.listener import get_listener_manager
+    from airflow.providers.common.compat.sdk import get_listener_manager
 
     class Listener:  # e.g. OpenLineage's: it hears on_task_instance_success where the task succeeds
         pass

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_luma.core.pricing import PriceTable
 from airflow_provider_luma.core.specs import GenerateRequest

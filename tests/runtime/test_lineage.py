@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_luma.operators import (
     LumaDownloadVideoOperator,

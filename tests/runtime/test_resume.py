@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 import airflow_provider_luma.testing as testing_pkg
 from airflow_provider_luma.operators import LumaEditVideoOperator, LumaGenerateVideoOperator, LumaReframeVideoOperator

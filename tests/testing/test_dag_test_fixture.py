@@ -10,8 +10,8 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_provider_luma.core import schedule
 from airflow_provider_luma.operators import LumaGenerateVideoOperator

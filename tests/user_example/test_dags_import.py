@@ -1,9 +1,12 @@
 # test_dags_import.py: every DAG file imports, so a literal mistake (a rule, a run cap, a relative output_path)
-# fails here, not on the schedule. Airflow 3.3 moved DagBag to airflow.dag_processing.dagbag (include_examples
-# is gone: a DagBag reads the folder it is given); parsing needs no metadata database.
+# fails here, not on the schedule. Airflow 3.2 moved DagBag to airflow.dag_processing.dagbag; parsing needs no
+# metadata database.
 from pathlib import Path
 
-from airflow.dag_processing.dagbag import DagBag
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
 DAGS = Path(__file__).parent / "dags"  # the folder your DAG files live in
 
