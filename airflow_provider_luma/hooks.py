@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -132,6 +133,21 @@ class LumaHook(BaseHook):
         self.retry_policy = retry_policy or RetryPolicy()
         self._conn: Any = None  # one lookup per hook (the worker asks for key, prices and schedule factor)
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form's labels for Airflow 3.0 and 3.1, which read them from the hook (3.2 and later read
+        ``ui-field-behaviour`` and the ``conn-fields`` from the provider info and skip this method). Those releases
+        have no form fields for ``api`` and ``organization_id``, so Extra stays visible for them."""
+        from airflow_provider_luma import get_provider_info
+
+        declared = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+        placeholders = {k: v for k, v in declared["placeholders"].items() if k != "api"}
+        return {
+            "hidden_fields": [field for field in declared["hidden-fields"] if field != "extra"],
+            "relabeling": declared["relabeling"],
+            "placeholders": {**placeholders, "extra": json.dumps({"api": "gmi", "organization_id": None})},
+        }
+
     # -- settings ------------------------------------------------------------------------------------------
 
     def _connection(self) -> Any:
@@ -197,8 +213,10 @@ class LumaHook(BaseHook):
             raise
 
     async def _alookup_settings(self) -> ClientSettings:
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        from airflow.providers.common.compat.connection import get_async_connection
         from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+        from airflow_provider_luma.version_compat import get_async_extra_dejson
 
         try:
             conn = await get_async_connection(self.luma_conn_id, hook=self)

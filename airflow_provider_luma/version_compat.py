@@ -38,6 +38,7 @@ __all__ = [
     "AIRFLOW_V_3_3_PLUS",
     "AIRFLOW_VERSION",
     "VariableStateStore",
+    "get_async_extra_dejson",
     "require",
     "variable_key",
 ]
@@ -113,3 +114,20 @@ class VariableStateStore:
         if retention is not None:
             stored["expires_at"] = (datetime.now(timezone.utc) + retention).isoformat()
         Variable.set(self._key, json.dumps(stored), description=self._describes)
+
+
+async def get_async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """A connection's extra as a dict, read without blocking the event loop on the supervisor.
+
+    common-compat's function of this name (1.23+); Python 3.10 resolves common-compat 1.20, which lacks it, so
+    this is its logic: ``aextra_dejson`` where the connection has it (3.3.2+), else ``extra_dejson`` in a thread.
+    """
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson as compat
+    except ImportError:
+        if hasattr(conn, "aextra_dejson"):
+            return dict(await conn.aextra_dejson())
+        from asgiref.sync import sync_to_async
+
+        return dict(await sync_to_async(lambda: conn.extra_dejson)())
+    return await compat(conn)

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def logged_lines(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], text: str) -> list[str]:
+    """The lines containing ``text`` that the code under test logged, counted once.
+
+    Airflow 3.3 logs through structlog to stdout; older releases log through the standard library, which ``caplog``
+    captures and Airflow's console handler also echoes to stdout. The source with the most matches is the log.
+    """
+    sources = (caplog.text.splitlines(), capsys.readouterr().out.splitlines())
+    return max(([line for line in lines if text in line] for lines in sources), key=len)
+
+
 class MemoryStateStore:
     """Same interface as Airflow 3.3's ``context["task_state_store"]`` accessor, kept in a dict."""
 

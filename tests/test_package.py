@@ -12,6 +12,7 @@ import pytest
 
 import airflow_provider_luma
 from airflow_provider_luma import get_provider_info
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS
 
 # The Airflow CLI commands the tests below read, run in one interpreter (each `airflow` start costs seconds of
 # CPU): the real parser and command functions, as `airflow <args>` runs them; a marker line separates outputs.
@@ -51,7 +52,9 @@ def airflow_cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str
 
 def cli_json(airflow_cli: dict[str, tuple[str, str]], name: str) -> list[dict[str, object]]:
     out = airflow_cli[name][0]
-    return json.loads(out[out.index("[") :])
+    # The JSON list starts a line; Airflow 3.0 prints its start-up log lines ("[2026-…] {…} INFO - …") before it.
+    start = next(i for i, line in enumerate(out.splitlines()) if line.startswith(("[{", "[]")))
+    return json.loads("\n".join(out.splitlines()[start:]))
 
 
 def test_provider_info_shape() -> None:
@@ -76,6 +79,9 @@ def test_provider_info_validates_against_airflows_schemas() -> None:
     info = get_provider_info()
     jsonschema.validate(info, runtime)
     jsonschema.validate(info["connection-types"], strict)
+    if not AIRFLOW_V_3_2_PLUS:  # 3.0 and 3.1 describe no connection form fields: the hook's method does
+        assert "conn-fields" not in json.dumps(strict)
+        return
     # The strict schema is not vacuous for us: a form field without its label, or an unknown UI option, fails.
     (conn,) = info["connection-types"]
     unlabelled = {**conn, "conn-fields": {"api": {"schema": {"type": "string"}}}}
@@ -114,7 +120,9 @@ def test_airflow_cli_lists_provider_hook_and_trigger(airflow_cli: dict[str, tupl
 def test_airflow_cli_lists_the_gallery_plugin_without_import_errors(airflow_cli: dict[str, tuple[str, str]]) -> None:
     plugins = cli_json(airflow_cli, "plugins")
     (gallery,) = [p for p in plugins if p["name"] == "luma_gallery"]
-    assert "/luma" in json.dumps(gallery["fastapi_apps"]) and "Luma renders" in json.dumps(gallery["external_views"])
+    assert "/luma" in json.dumps(gallery["fastapi_apps"])
+    # The nav entry and the task-instance tab are external views, which Airflow has from 3.1 (3.0: pages by URL).
+    assert ("Luma renders" in json.dumps(gallery.get("external_views"))) is AIRFLOW_V_3_1_PLUS
     assert "import error" not in "".join(airflow_cli["plugins_table"]).lower()
 
 
@@ -166,3 +174,15 @@ def test_public_names(module: str, names: list[str]) -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (Path(airflow_provider_luma.__file__).parent / "py.typed").exists()
+
+
+def test_the_hook_describes_the_connection_form_for_airflow_before_3_2() -> None:
+    """Airflow 3.0 and 3.1 take the form's labels from the hook; with no form fields there, ``api`` and
+    ``organization_id`` are set in Extra, so Extra is shown."""
+    from airflow_provider_luma.hooks import LumaHook
+
+    behaviour = LumaHook.get_ui_field_behaviour()
+    declared = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+    assert behaviour["relabeling"] == declared["relabeling"] == {"host": "Base URL", "password": "API Key"}
+    assert "extra" not in behaviour["hidden_fields"] and "extra" in declared["hidden-fields"]
+    assert json.loads(behaviour["placeholders"]["extra"]) == {"api": "gmi", "organization_id": None}

@@ -15,6 +15,7 @@ from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
 from airflow_provider_luma.sensors import LumaGenerationSensor
 from airflow_provider_luma.testing import LumaSimulatorServer
+from tests._helpers import logged_lines
 
 
 def ended(status: str, **fields: Any) -> dict[str, Any]:
@@ -58,7 +59,6 @@ def test_the_sensor_logs_state_changes_in_the_words_of_every_wait(
     with caplog.at_level(logging.INFO):
         result = sensor.execute({})
     assert result["request_id"] == request_id and result["generation_id"]
-    logs = caplog.text + capsys.readouterr().out
-    changes = [line for line in logs.splitlines() if f"Luma request {request_id}: " in line and " -> " in line]
+    changes = [line for line in logged_lines(caplog, capsys, f"Luma request {request_id}: ") if " -> " in line]
     assert changes and "submitted -> " in changes[0] and re.search(r"-> success after \d+ s", changes[-1]), changes
     assert len(changes) <= 3  # queued, processing, success: a change is logged once, not at every poke

@@ -17,6 +17,7 @@ from airflow_provider_luma.core.specs import GenerateRequest
 from airflow_provider_luma.hooks import LumaHook
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, Fault, LumaSimulatorServer, ManualClock
 from airflow_provider_luma.triggers import LumaGenerationTrigger
+from tests._helpers import logged_lines
 from tests.conftest import SimulatedTime
 
 
@@ -173,8 +174,8 @@ async def test_on_kill_is_idempotent_and_says_the_render_is_billed(
     with caplog.at_level(logging.WARNING):
         await asyncio.wait_for(trigger.on_kill(), timeout=1)
         await asyncio.wait_for(trigger.on_kill(), timeout=1)
-    logs = caplog.text + capsys.readouterr().out
-    assert logs.count("Luma request r9") == 2 and "billed" in logs
+    lines = logged_lines(caplog, capsys, "Luma request r9")
+    assert len(lines) == 2 and all("billed" in line for line in lines)
 
 
 @pytest.mark.luma_simulator(render_seconds=0.2)

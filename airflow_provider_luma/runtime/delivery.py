@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def mask_urls(*urls: str | None) -> None:
     """Register presigned URLs with Airflow's secrets masker: they are capabilities, kept out of task logs."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow.sdk.log import mask_secret  # in the Task SDK since 3.0 (common-compat 1.20 does not map it)
 
     for url in urls:
         if url:

@@ -3,6 +3,7 @@ warning far past the expected time; quiet by default for short renders."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -42,7 +43,7 @@ async def test_progress_comes_at_a_steady_cadence_and_warns_far_past_the_expecte
     first, late, far = lines[0], lines[1], lines[-1]
     assert "processing, 1 s elapsed, about 0 s left (a 720p 5s 16:9 render takes about 1 s)" in first
     assert "a little past the 1 s a 720p 5s 16:9 render usually takes; still waiting (deadline in" in late
-    assert "far past" in far and "[warning" in far
+    assert "far past" in far and re.search(r"\[warning|WARNING", far)  # structlog (3.3) or logging (older)
 
 
 @pytest.mark.luma_simulator(render_seconds=2.0)
