@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +36,6 @@ def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.5)
 
 def trigger_logs(cluster: LocalAirflowCluster, dag_id: str, run_id: str) -> list[Path]:
     return sorted((cluster.log_dir / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("attempt=1.log.trigger.*.log"))
-
-
-@pytest.fixture
-def sim_settings(luma_sim: LumaSimulatorServer) -> Iterator[Any]:
-    """Lets a test change simulator settings; restores the session's settings afterwards."""
-    before = luma_sim.simulator.config
-    yield luma_sim.simulator.configure
-    luma_sim.simulator.configure(**{f.name: getattr(before, f.name) for f in dataclasses.fields(before)})
 
 
 @pytest.fixture
