@@ -1,4 +1,4 @@
-"""The "Luma renders" gallery in a real browser against a real api-server (one module-scoped cluster).
+"""The "Luma renders" gallery in a real browser against a real api-server (the session cluster).
 
 Headless Debian Chromium via playwright: log in, open a DAG run's "Luma renders" tab while renders are deferred
 (shown as rendering), let the chained DAG finish, then every ``<video>`` plays (``readyState >= 2``), the chain
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,9 +23,7 @@ from airflow_provider_luma.testing import LumaSimulatorServer
 from tests.e2e._browser import chromium, login, require_chromium
 from tests.harness.cluster import LocalAirflowCluster
 
-DAG_ID = "luma_gallery_chain"
-DAGS = Path(__file__).parent / "gallery_dags"
-USERS = {"admin": ("admin", "admin-pw-1"), "viewer": ("viewer", "viewer-pw-1")}
+DAG_ID = "luma_gallery_chain"  # denied to the session cluster's viewer (conftest.py)
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "gallery.png"
 CHAIN = {("master", "extend", "extended"), ("extend", "reframe", "reframed"), ("reframe", "edit", "edited")}
 CLIPS = {"master", "extend", "reframe", "edit", "variants[0]", "variants[1]"}
@@ -33,32 +31,13 @@ CLIPS = {"master", "extend", "reframe", "edit", "variants[0]", "variants[1]"}
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalAirflowCluster, LumaSimulatorServer]]:
-    require_chromium()  # before the cluster starts: no browser, no point
-    dags = tmp_path_factory.mktemp("gallery-dags")
-    shutil.copy(DAGS / "luma_gallery_chain.py", dags)
-    with LumaSimulatorServer(time_factor=0.15) as sim:
-        env = {
-            "AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(),
-            "LUMA_EXAMPLE_POLL_INTERVAL": "0.5",
-            "LUMA_EXAMPLE_OUTPUT": str(tmp_path_factory.mktemp("gallery-output")),
-            "LUMA_TEST_DENIED_DAGS": f"viewer:{DAG_ID}",
-        }
-        config = {"core.auth_manager": "tests.harness._auth.DenyDagAuthManager"}
-        cluster = LocalAirflowCluster(dags, home=tmp_path_factory.mktemp("gallery-home"), env=env,
-                                      extra_config=config, users=USERS)  # fmt: skip
-        try:
-            cluster.start(timeout=180)
-            yield cluster, sim
-        finally:
-            cluster.stop()
-
-
-def token(cluster: LocalAirflowCluster, user: str) -> str:
-    response = httpx.post(f"{cluster.api_url}/auth/token", json={"username": user, "password": USERS[user][1]})
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+@pytest.fixture
+def gallery(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, sim_settings: Callable[..., None]
+) -> tuple[LocalAirflowCluster, LumaSimulatorServer, Callable[..., None]]:
+    """The session cluster (its ``viewer`` is denied this DAG), its simulator, and a way to change its settings."""
+    require_chromium()  # fail before triggering anything: no browser, no point
+    return airflow_cluster, luma_sim, sim_settings
 
 
 def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
@@ -75,9 +54,9 @@ def keys_in_page(frame: Any) -> list[str]:
     return keys
 
 
-def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorServer]) -> None:
-    cluster, sim = gallery
-    sim.simulator.configure(render_seconds=600.0)  # the first renders stay in flight until completed below
+def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorServer, Callable[..., None]]) -> None:
+    cluster, sim, configure = gallery
+    configure(render_seconds=600.0)  # the first renders stay in flight until completed below
     run_id = cluster.trigger_dag(DAG_ID)
     for task, index in (("master", -1), ("variants", 0), ("variants", 1)):
         cluster.wait_for_task_state(DAG_ID, run_id, task, "deferred", map_index=index, timeout=120)
@@ -95,7 +74,7 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
         page = context.new_page()
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        login(page, cluster.api_url, "admin", USERS["admin"][1])
+        login(page, cluster.api_url, "admin", cluster.users["admin"][1])
 
         # The tab on the DAG-run page of Airflow's own UI, showing the plugin page in its iframe.
         page.goto(tab_url)
@@ -111,7 +90,7 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
         assert "rendering" in frame.locator('article[data-key="master"] .badge').inner_text()
         assert frame.locator("body").get_attribute("data-in-flight") == "1"
 
-        sim.simulator.configure(render_seconds=None)
+        configure(render_seconds=None)
         for record in sim.simulator.generations():
             sim.simulator.complete_now(record.request_id)
         assert cluster.wait_for_run(DAG_ID, run_id, timeout=300) == "success"
@@ -186,7 +165,9 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
     routes = [page_url, api_url, video, f"{cluster.api_url}/luma/runs", f"{cluster.api_url}/luma/api/runs",
               f"{cluster.api_url}/luma/static/gallery.js"]  # fmt: skip
     assert {r: httpx.get(r).status_code for r in routes} == dict.fromkeys(routes, 401)
-    viewer = {"Authorization": f"Bearer {token(cluster, 'viewer')}"}
+    viewer = {"Authorization": f"Bearer {cluster.user_token('viewer')}"}
     assert {r: httpx.get(r, headers=viewer).status_code for r in routes[:3]} == dict.fromkeys(routes[:3], 403)
-    assert httpx.get(routes[4], headers=viewer).json()["runs"] == [], "the denied DAG is not listed"
+    # The session cluster holds other tests' runs, which the viewer may see; the denied DAG's are not listed.
+    listed = {r["dag_id"] for r in httpx.get(routes[4], headers=viewer).json()["runs"]}
+    assert DAG_ID not in listed, "the denied DAG is not listed"
     assert httpx.get(f"{cluster.api_url}/api/v2/dags/{DAG_ID}", headers=viewer).status_code == 403

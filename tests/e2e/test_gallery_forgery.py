@@ -8,9 +8,7 @@ another DAG's render, must not reach a Viewer, nor make the api-server spend the
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,7 @@ import pytest
 from airflow_provider_luma.testing import LumaSimulatorServer
 from tests.harness.cluster import LocalAirflowCluster
 
-DAGS = Path(__file__).parent / "gallery_dags"
 DAG_ID, VICTIM = "luma_gallery_forgery", "luma_gallery_victim"
-# The editor logs the cluster helper in (it triggers the runs); roles are SimpleAuthManager's.
-USERS = {"editor": ("user", "editor-pw-1"), "viewer": ("viewer", "viewer-pw-1")}
 
 pytestmark = pytest.mark.e2e
 
@@ -36,35 +31,23 @@ class Forgery:
     sim: LumaSimulatorServer
     run_id: str
     victim_run_id: str
-    output: Path
 
 
 @pytest.fixture(scope="module")
-def forgery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Forgery]:
-    dags = tmp_path_factory.mktemp("forgery-dags")
-    shutil.copy(DAGS / "luma_gallery_forgery.py", dags)
-    output = tmp_path_factory.mktemp("forgery-output")
-    with LumaSimulatorServer(time_factor=0.15) as sim:
-        env = {
-            "AIRFLOW_CONN_LUMA_DEFAULT": sim.airflow_conn_json(),
-            "LUMA_EXAMPLE_POLL_INTERVAL": "0.5",
-            "LUMA_EXAMPLE_OUTPUT": str(output),
-        }
-        cluster = LocalAirflowCluster(dags, home=tmp_path_factory.mktemp("forgery-home"), env=env, users=USERS)
-        try:
-            cluster.start(timeout=180)
-            run_id, victim_run_id = cluster.trigger_dag(DAG_ID), cluster.trigger_dag(VICTIM)
-            assert cluster.wait_for_run(VICTIM, victim_run_id, timeout=180) == "success"
-            assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "failed", "the refused render fails the run"
-            yield Forgery(cluster, sim, run_id, victim_run_id, output)
-        finally:
-            cluster.stop()
+def forgery(airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer) -> Forgery:
+    """One run of each DAG on the session cluster, whose users include an ``editor`` (SimpleAuthManager's "User"
+    role, which may write XComs) and a ``viewer``."""
+    cluster = airflow_cluster
+    cluster.wait_for_dag(DAG_ID)
+    cluster.wait_for_dag(VICTIM)
+    run_id, victim_run_id = cluster.trigger_dag(DAG_ID), cluster.trigger_dag(VICTIM)
+    assert cluster.wait_for_run(VICTIM, victim_run_id, timeout=180) == "success"
+    assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "failed", "the refused render fails the run"
+    return Forgery(cluster, luma_sim, run_id, victim_run_id)
 
 
 def bearer(cluster: LocalAirflowCluster, user: str) -> dict[str, str]:
-    response = httpx.post(f"{cluster.api_url}/auth/token", json={"username": user, "password": USERS[user][1]})
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return {"Authorization": f"Bearer {cluster.user_token(user)}"}
 
 
 def ti_path(dag_id: str, run_id: str, task_id: str) -> str:

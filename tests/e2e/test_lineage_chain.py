@@ -1,4 +1,5 @@
-"""OpenLineage end to end: a real Airflow with ``apache-airflow-providers-openlineage`` and its file transport.
+"""OpenLineage end to end: a real Airflow with ``apache-airflow-providers-openlineage`` and its file transport
+(the session cluster's, see conftest.py).
 
 The listener calls the operators' ``get_openlineage_facets_on_complete`` / ``_on_failure`` in the worker after each
 try; the events it writes must link every clip of a generate → extend → reframe → edit chain to the clip it came
@@ -9,9 +10,7 @@ storage's namespace, carry the request and generation ids, and carry the error o
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,44 +21,31 @@ from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 
-HERE = Path(__file__).parent
-EXAMPLE_DAGS = HERE.parents[1] / "example_dags"
 DAG_SUBMIT = "example_luma_submit_then_store"  # submit only → sensor → download, extend and a hook task
 
 
-@pytest.fixture(scope="module")
-def lineage(
-    luma_sim: LumaSimulatorServer, e2e_output: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalAirflowCluster, Path]]:
-    """A cluster whose OpenLineage listener writes one JSON file per event into the returned folder."""
-    dags, events = tmp_path_factory.mktemp("lineage-dags"), tmp_path_factory.mktemp("lineage-events")
-    for example in ("example_luma_social_cut.py", "example_luma_submit_then_store.py"):
-        shutil.copy(EXAMPLE_DAGS / example, dags)
-    shutil.copy(HERE / "lineage_dags" / "luma_lineage_failure.py", dags)
-    env = {
-        "AIRFLOW_CONN_LUMA_DEFAULT": luma_sim.airflow_conn_json(),
-        "LUMA_EXAMPLE_POLL_INTERVAL": "0.5",
-        "LUMA_EXAMPLE_OUTPUT": str(e2e_output),
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events / "ol")}),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "luma-e2e",
-    }
-    cluster = LocalAirflowCluster(dags, home=tmp_path_factory.mktemp("lineage-home"), env=env)
-    try:
-        cluster.start(timeout=180)
-        yield cluster, events
-    finally:
-        cluster.stop()
+@pytest.fixture
+def lineage(airflow_cluster: LocalAirflowCluster, lineage_events: Path) -> tuple[LocalAirflowCluster, Path]:
+    """The session cluster, whose OpenLineage listener writes one JSON file per event into the returned folder.
+
+    Other tests' runs write events there too (``example_luma_social_cut`` also runs in test_luma_pipeline.py), so
+    events are read by run id.
+    """
+    return airflow_cluster, lineage_events
 
 
-def task_events(events: Path, dag_id: str, event_type: str, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
-    """The last ``event_type`` event of each task of ``dag_id``, by task id (the listener writes after the try)."""
+def task_events(
+    events: Path, dag_id: str, run_id: str, event_type: str, timeout: float = 60.0
+) -> dict[str, dict[str, Any]]:
+    """The last ``event_type`` event of each task of one run, by task id (the listener writes after the try)."""
     deadline = time.monotonic() + timeout
     while True:
         found: dict[str, dict[str, Any]] = {}
         for path in sorted(events.glob("ol-*.json")):
             event = json.loads(path.read_text())
             name = event.get("job", {}).get("name", "")
-            if event.get("eventType") == event_type and name.startswith(f"{dag_id}."):
+            event_run = event.get("run", {}).get("facets", {}).get("airflow", {}).get("dagRun", {}).get("run_id")
+            if event.get("eventType") == event_type and name.startswith(f"{dag_id}.") and event_run == run_id:
                 found[name.removeprefix(f"{dag_id}.")] = event
         if found or time.monotonic() > deadline:
             return found
@@ -87,7 +73,7 @@ def test_chain_events_link_each_clip_to_its_source(
     results = {t: cluster.xcom(dag_id, run_id, t) for t in chain}
     # The lineage below comes from the resumed try (execute_complete), after the render waited in the triggerer.
     assert "Pausing task as DEFERRED" in cluster.task_log(dag_id, run_id, "master")
-    complete = task_events(events, dag_id, "COMPLETE")
+    complete = task_events(events, dag_id, run_id, "COMPLETE")
     assert set(chain) <= set(complete), sorted(complete)
 
     host = luma_sim.base_url.split("://", 1)[1].split("/", 1)[0]
@@ -120,7 +106,7 @@ def test_sensor_download_and_failure_events(lineage: tuple[LocalAirflowCluster, 
     run_id = run(cluster, DAG_SUBMIT, "success")
     generation_id = cluster.xcom(DAG_SUBMIT, run_id, "wait", key="generation_id")
     request_id = cluster.xcom(DAG_SUBMIT, run_id, "submit", key="request_id")
-    complete = task_events(events, DAG_SUBMIT, "COMPLETE")
+    complete = task_events(events, DAG_SUBMIT, run_id, "COMPLETE")
     assert {"submit", "wait", "store", "follow", "status"} <= set(complete), sorted(complete)
     assert cluster.xcom(DAG_SUBMIT, run_id, "status")["generation_id"] == generation_id  # the hook task
     (sensed,) = complete["wait"]["outputs"]
@@ -136,8 +122,8 @@ def test_sensor_download_and_failure_events(lineage: tuple[LocalAirflowCluster, 
     assert str(e2e_output) in stored
     assert (sensed["namespace"], sensed["name"]) in names(complete["follow"]["inputs"])
 
-    run(cluster, "luma_lineage_failure", "failed")
-    (fail,) = task_events(events, "luma_lineage_failure", "FAIL").values()
+    failed_run = run(cluster, "luma_lineage_failure", "failed")
+    (fail,) = task_events(events, "luma_lineage_failure", failed_run, "FAIL").values()
     error = fail["run"]["facets"]["errorMessage"]
     assert "00000000-0000-4000-8000-00000000dead" in error["message"], error
     assert error["programmingLanguage"] == "python" and "Traceback" in error["stackTrace"]

@@ -33,6 +33,11 @@ COMPONENTS = ce.COMPONENTS
 _JOB_OF = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
 _FINISHED_RUN_STATES = frozenset({"success", "failed"})
 _T = TypeVar("_T")
+# Options that name per-cluster files and change nothing in the migrated database: keyed on them (their temporary
+# paths differ on every run), the cached database never matched and such a cluster ran `airflow db migrate` (~10 s).
+_SCHEMA_NEUTRAL = frozenset(
+    {"core.simple_auth_manager_passwords_file", "airflow__openlineage__transport", "openlineage.transport"}
+)
 
 
 class LocalAirflowCluster:
@@ -77,7 +82,8 @@ class LocalAirflowCluster:
         self.users = dict(users or {})
         extra_config = {**ce.users_config(self.home, self.users), **(extra_config or {})}
         user_items = {**(extra_config or {}), **{k: v for k, v in (env or {}).items() if k.startswith("AIRFLOW__")}}
-        self._db_cache_key = user_items if reuse_migrated_db else None
+        cache_items = {k: v for k, v in user_items.items() if k.lower() not in _SCHEMA_NEUTRAL}
+        self._db_cache_key = cache_items if reuse_migrated_db else None
         self.config = ce.build_config(
             home=self.home,
             dags_folder=self.dags_folder,
@@ -209,6 +215,14 @@ class LocalAirflowCluster:
                 return response
             self._token = None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def user_token(self, user: str) -> str:
+        """A fresh API token for one of the cluster's ``users`` (e.g. to call the API as a Viewer)."""
+        import httpx
+
+        response = httpx.post(f"{self.api_url}/auth/token", json={"username": user, "password": self.users[user][1]})
+        response.raise_for_status()
+        return str(response.json()["access_token"])
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.api(method, path, **kwargs)
