@@ -1,16 +1,32 @@
 # The README's two commands are `make demo` and `make test`; everything installs itself into .venv.
 PYTHON ?= python3
-VENV   := .venv
+# Which Airflow the environment runs: 3.3 (the newest, the default, in .venv), 3.2, 3.1 or 3.0, e.g.
+# `AIRFLOW_VERSION=3.0 make demo`; a full version such as 3.0.6 names its minor release. Each minor release has its
+# own lock (requirements/constraints/airflow-3.X.txt → requirements/airflow-3.X.lock, `make lock`) and venv.
+AIRFLOW_VERSION ?= 3.3
+AIRFLOW_MINOR := $(word 1,$(subst ., ,$(AIRFLOW_VERSION))).$(word 2,$(subst ., ,$(AIRFLOW_VERSION)))
+AIRFLOW_MINORS := 3.0 3.1 3.2 3.3
+ifeq ($(filter $(AIRFLOW_MINOR),$(AIRFLOW_MINORS)),)
+$(error AIRFLOW_VERSION=$(AIRFLOW_VERSION): this provider runs on Airflow $(AIRFLOW_MINORS))
+endif
+ifeq ($(AIRFLOW_MINOR),3.3)
+LOCK ?= requirements/dev.lock
+VENV ?= .venv
+else
+LOCK ?= requirements/airflow-$(AIRFLOW_MINOR).lock
+VENV ?= .venv-airflow-$(AIRFLOW_MINOR)
+endif
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs lint typecheck docs release-check unit e2e e2e-distributed test demo bench lock simulator clean
+.PHONY: install prereqs lint typecheck docs release-check unit e2e e2e-chain e2e-distributed test matrix demo bench \
+	lock simulator clean
 
-$(STAMP): requirements/dev.lock pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements/dev.lock
+	$(BIN)/uv pip install --python $(BIN)/python -q -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
 	touch $(STAMP)
 
@@ -44,6 +60,12 @@ unit: install
 e2e: install
 	$(BIN)/pytest $(E2E_XDIST) -m e2e
 
+# The real-Airflow chain and the durability scenarios (kill the worker after submit, clear after success, …): what
+# the version matrix runs on the oldest Airflow.
+E2E_CHAIN := tests/e2e/test_cluster_smoke.py tests/e2e/test_luma_pipeline.py tests/e2e/test_luma_durability.py
+e2e-chain: install
+	$(BIN)/pytest $(E2E_XDIST) -m e2e $(E2E_CHAIN)
+
 # Only the end-to-end tests on the distributed deployment (PostgreSQL, Redis, CeleryExecutor, 2 triggerers, S3);
 # needs postgresql and redis-server (apt-get install postgresql redis-server; .ci/run does it).
 e2e-distributed: install
@@ -65,6 +87,12 @@ test: prereqs lint typecheck docs release-check
 	$(BIN)/pytest $(XDIST) -m "not e2e"
 	$(BIN)/pytest $(E2E_XDIST) -m e2e
 
+# The version matrix beyond `make test` (Airflow 3.3 on the machine's python3): the unit suite on Airflow 3.0, 3.1
+# and 3.2 and on the oldest and newest Python, the real-Airflow chain and durability scenarios on Airflow 3.0
+# (scripts/version_matrix.sh; it prints each leg's wall time).
+matrix:
+	scripts/version_matrix.sh
+
 # Runs the content-pipeline DAG end to end on a real local Airflow against the embedded simulator.
 demo: install
 	$(BIN)/python scripts/demo.py
@@ -75,8 +103,14 @@ bench: install
 simulator: install
 	$(BIN)/python -m airflow_provider_luma.testing --port 8765
 
+# Every lock from its constraints file (generated, never edited by hand).
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+		-c requirements/constraints/airflow-3.3.txt -o requirements/dev.lock
+	for minor in 3.0 3.1 3.2; do \
+		$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+			-c requirements/constraints/airflow-$$minor.txt -o requirements/airflow-$$minor.lock || exit 1; \
+	done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache output build dist
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache output build dist
