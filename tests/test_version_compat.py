@@ -15,6 +15,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_luma.operators import LumaGenerateVideoOperator
 from airflow_provider_luma.runtime.record import STATE_KEY
+from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
 from airflow_provider_luma.version_compat import (
     AIRFLOW_V_3_3_PLUS,
     AIRFLOW_VERSION,
@@ -22,6 +23,7 @@ from airflow_provider_luma.version_compat import (
     require,
     variable_key,
 )
+from tests._helpers import MemoryStateStore, make, run_deferred
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -96,3 +98,12 @@ def test_a_render_keeps_its_record_where_this_airflow_keeps_durable_state(luma_a
     record = json.loads(raw)[STATE_KEY]
     (create,) = luma_airflow.simulator.create_requests()
     assert record["phase"] == "succeeded" and record["request_id"] == create.request_id
+
+
+async def test_the_record_holds_no_key_and_no_url(luma_conn_env: LumaSimulatorServer) -> None:
+    """What a person who may read Variables (Airflow < 3.3) or the state store sees: ids and digests only."""
+    store = MemoryStateStore()
+    result = await run_deferred(lambda: make(prompt="a fox at dawn"), {"task_state_store": store})
+    stored = json.dumps(store.values[STATE_KEY])
+    assert result["generation_id"] in stored and result["video_url"].startswith("http")
+    assert DEFAULT_TEST_API_KEY not in stored and "http" not in stored and "a fox at dawn" not in stored
