@@ -197,8 +197,10 @@ class LumaHook(BaseHook):
             raise
 
     async def _alookup_settings(self) -> ClientSettings:
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        from airflow.providers.common.compat.connection import get_async_connection
         from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+        from airflow_provider_luma.version_compat import get_async_extra_dejson
 
         try:
             conn = await get_async_connection(self.luma_conn_id, hook=self)

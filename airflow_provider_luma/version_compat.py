@@ -38,6 +38,8 @@ __all__ = [
     "AIRFLOW_V_3_3_PLUS",
     "AIRFLOW_VERSION",
     "VariableStateStore",
+    "get_async_extra_dejson",
+    "mask_secret",
     "require",
     "variable_key",
 ]
@@ -113,3 +115,32 @@ class VariableStateStore:
         if retention is not None:
             stored["expires_at"] = (datetime.now(timezone.utc) + retention).isoformat()
         Variable.set(self._key, json.dumps(stored), description=self._describes)
+
+
+# Python 3.10 stops at apache-airflow-providers-common-compat 1.20 (1.21+ need Python 3.11), which lacks these two.
+def mask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's secrets masker (common-compat's ``mask_secret`` where it has one)."""
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret as masker
+    except ImportError:  # common-compat < 1.21
+        try:
+            from airflow.sdk.log import mask_secret as masker  # Airflow 3.1+
+        except ImportError:
+            from airflow.sdk.execution_time.secrets_masker import mask_secret as masker  # type: ignore[no-redef]
+    masker(secret)
+
+
+async def get_async_extra_dejson(conn: Any) -> dict[str, Any]:
+    """The connection's extra as a dict, read without blocking the event loop (common-compat's where it has it).
+
+    Without it, ``extra_dejson`` (which masks the extra's secrets with a synchronous call to the supervisor) runs
+    in a worker thread, as common-compat itself does before Airflow 3.3.2.
+    """
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson as getter
+    except ImportError:  # common-compat < 1.21
+        from asgiref.sync import sync_to_async
+
+        extra: dict[str, Any] = await sync_to_async(lambda: conn.extra_dejson)()
+        return extra
+    return await getter(conn)

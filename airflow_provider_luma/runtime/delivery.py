@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def mask_urls(*urls: str | None) -> None:
     """Register presigned URLs with Airflow's secrets masker: they are capabilities, kept out of task logs."""
-    from airflow.providers.common.compat.sdk import mask_secret
+    from airflow_provider_luma.version_compat import mask_secret
 
     for url in urls:
         if url:
