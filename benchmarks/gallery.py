@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def configure(home: Path, port: int) -> dict[str, str]:
 def seed(db: Path, renders: int, video: Path) -> None:
     """One DAG run with ``renders`` successful Luma task instances (a mapped extend chain), their XComs and
     rendered fields, straight into the tables the gallery reads."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     con = sqlite3.connect(db)
     con.execute(
         "INSERT INTO dag_run (id, dag_id, run_id, run_type, run_after, state, start_date, clear_number, span_status)"

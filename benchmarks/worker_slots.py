@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,7 +95,7 @@ def _stamp(line: str) -> float | None:
     found = _STAMP.search(line)
     if not found:
         return None
-    return datetime.fromisoformat(found[1].replace(",", ".")).replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(found[1].replace(",", ".")).replace(tzinfo=timezone.utc).timestamp()
 
 
 def celery_workloads(cluster: DistributedAirflowCluster, run_id: str) -> dict[str, list[tuple[float, float]]]:

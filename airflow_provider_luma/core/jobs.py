@@ -7,12 +7,13 @@ operator (and later the UI) read only this, never a raw body. Status vocabularie
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Final
 
+from airflow_provider_luma.core._compat import StrEnum
 
-class JobStatus(enum.StrEnum):
+
+class JobStatus(StrEnum):
     """Where a render is. The values are also the ``status`` of the trigger's events."""
 
     QUEUED = "queued"

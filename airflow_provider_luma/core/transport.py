@@ -46,6 +46,8 @@ from urllib.parse import quote, urlsplit
 import h11
 import httpx
 
+from airflow_provider_luma.core._compat import timeout as time_limit
+
 IDLE_EXPIRY: Final = 4.0
 """Seconds an idle connection is kept (below the common 5-s server keep-alive)."""
 MAX_HEAD: Final = 64 * 1024
@@ -302,7 +304,7 @@ class PollTransport(httpx.AsyncBaseTransport):
         request = h11.Request(method=b"GET", target=target, headers=self._headers)
         connection, reused = self._checkout()
         try:
-            async with asyncio.timeout(self._timeout):
+            async with time_limit(self._timeout):
                 if connection is None:
                     connection = await self._connect()
                 try:
@@ -343,7 +345,7 @@ class PollTransport(httpx.AsyncBaseTransport):
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with time_limit(self._connect_timeout):
                 _, connection = await loop.create_connection(
                     _Connection, self._host, self._port, ssl=self._ssl,
                     server_hostname=self._host if self._tls else None,

@@ -19,7 +19,7 @@ dependencies of :mod:`airflow.api_fastapi.core_api.security`, so the deployment'
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,7 +81,8 @@ def create_app() -> FastAPI:
         if not rows and not _db.run_state(session, dag_id, run_id)[0]:
             raise HTTPException(404, "DAG run not found")
         _db.add_failure_reasons(session, dag_id, run_id, rows)
-        data = assemble(dag_id, run_id, state, rows, _db.xcom_values(session, dag_id, run_id), datetime.now(UTC))
+        now = datetime.now(timezone.utc)
+        data = assemble(dag_id, run_id, state, rows, _db.xcom_values(session, dag_id, run_id), now)
         return JSONResponse(data.to_json(), headers=NO_STORE)
 
     @app.get("/video/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadXcoms])

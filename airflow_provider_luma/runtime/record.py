@@ -23,7 +23,6 @@ refused with :class:`RecordVersionError` before anything is polled or bought.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_luma.core._compat import StrEnum
 from airflow_provider_luma.runtime.task import context_get
 from airflow_provider_luma.version_compat import AIRFLOW_V_3_3_PLUS, VariableStateStore
 
@@ -46,7 +46,7 @@ RECORD_VERSION: Final = 3
 READABLE_VERSIONS: Final = (1, 2, 3)  # 1 is the version-less record of 0.1.0
 
 
-class Phase(enum.StrEnum):
+class Phase(StrEnum):
     """Where a task instance's render stands. The one place the phases are documented.
 
     A later try reads the phase: an in-flight request is re-attached (no new create request), a succeeded one is

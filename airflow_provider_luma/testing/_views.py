@@ -7,7 +7,7 @@ Pure: the caller passes the job, the time and a function that mints a presigned 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Final
 
 from airflow_provider_luma.testing._native_rules import NATIVE_TYPE_OF
@@ -82,7 +82,7 @@ def generation_view(job: Job, now: float, *, full: bool, mint: Callable[[str], s
     return {
         "id": job.generation_id,
         # Luma's examples give whole seconds in UTC with a "Z" suffix ("2026-04-08T12:00:00Z").
-        "created_at": datetime.fromtimestamp(int(job.created_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": datetime.fromtimestamp(int(job.created_at), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": NATIVE_MODEL,
         "state": state,
         "type": NATIVE_TYPE_OF[job.model],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.utils import format_datetime
 
 import pytest
@@ -98,8 +98,8 @@ NOW = 1_800_000_000.0
         ("1.5", 1.5),
         ("0", 0.0),
         ("-3", 0.0),
-        (format_datetime(datetime.fromtimestamp(NOW + 30, tz=UTC), usegmt=True), 30.0),
-        (format_datetime(datetime.fromtimestamp(NOW - 30, tz=UTC), usegmt=True), 0.0),
+        (format_datetime(datetime.fromtimestamp(NOW + 30, tz=timezone.utc), usegmt=True), 30.0),
+        (format_datetime(datetime.fromtimestamp(NOW - 30, tz=timezone.utc), usegmt=True), 0.0),
         ("soon", None),
         ("", None),
         (None, None),

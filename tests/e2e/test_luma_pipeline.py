@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +119,15 @@ def test_other_examples_run_against_the_simulator(
 ) -> None:
     cluster = airflow_cluster
     cluster.wait_for_dag(dag_id)
-    run_id = cluster.trigger_dag(dag_id, logical_date=datetime.now(UTC))
+    run_id = cluster.trigger_dag(dag_id, logical_date=datetime.now(timezone.utc))
     assert cluster.wait_for_run(dag_id, run_id, timeout=180) == "success"
     (ti,) = cluster.task_instances(dag_id, run_id)
     result = cluster.xcom(dag_id, run_id, ti["task_id"])
     payload = luma_sim.simulator.generation(result["request_id"]).payload
     if dag_id == "example_luma_scheduled":
         # the prompt was templated from the data interval before it was sent
-        assert result["mode"] == "text_to_video" and datetime.now(UTC).strftime("%Y-%m-%d") in payload["prompt"]
+        today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        assert result["mode"] == "text_to_video" and today in payload["prompt"]
     else:
         assert result["mode"] == "image_to_video"
         assert payload["start_frame_url"] == "https://images.example.com/storyboard/frame-01.jpg"  # from params

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -213,7 +213,7 @@ class ComponentProcess:
     ) -> None:
         self.name = name
         self._log = log_path.open("ab")
-        self._log.write(f"\n===== starting {name} at {datetime.now(UTC).isoformat()} =====\n".encode())
+        self._log.write(f"\n===== starting {name} at {datetime.now(timezone.utc).isoformat()} =====\n".encode())
         self._log.flush()
         cli_args = list(args) if args is not None else [name]
         argv = airflow_command(*cli_args)

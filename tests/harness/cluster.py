@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -185,7 +185,7 @@ class LocalAirflowCluster:
         self._check_name(component)
         if component in self._procs:
             self.kill_component(component, signal.SIGTERM, timeout=stop_timeout)
-        since = datetime.now(UTC)
+        since = datetime.now(timezone.utc)
         self._procs[component] = self._spawn(component)
         if wait:
             self._wait_healthy((component,), since=since, timeout=timeout)
@@ -464,7 +464,7 @@ class LocalAirflowCluster:
                 beat = info.get(f"latest_{job}_heartbeat")
                 if info.get("status") != "healthy" or not beat:
                     return None
-                if since is not None and datetime.fromisoformat(beat) < since:
+                if since is not None and datetime.fromisoformat(beat.replace("Z", "+00:00")) < since:
                     return None
             return True
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from airflow_provider_luma.plugins import gallery_url
 from airflow_provider_luma.plugins._media import ByteRange, RangeNotSatisfiable, parse_range
 from airflow_provider_luma.plugins._model import TaskRow, assemble
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def result(gid: str, mode: str, sources: list[str], **extra: Any) -> dict[str, Any]:

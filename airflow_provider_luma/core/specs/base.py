@@ -11,14 +11,17 @@ Airflow-free (a test enforces it).
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
+from airflow_provider_luma.core._compat import StrEnum
 from airflow_provider_luma.core.errors import LumaValidationError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 VIDEO_ASPECT_RATIOS: Final = ("9:16", "3:4", "1:1", "4:3", "16:9", "21:9")
 IMAGE_ONLY_ASPECT_RATIOS: Final = ("3:1", "2:1", "1:2", "1:3")
@@ -37,7 +40,7 @@ def is_unset(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.strip() in _UNSET_TEXTS)
 
 
-class Mode(enum.StrEnum):
+class Mode(StrEnum):
     """What kind of render a request asks for (``mode`` in every result)."""
 
     TEXT_TO_VIDEO = "text_to_video"
