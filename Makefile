@@ -111,6 +111,10 @@ lock:
 		$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
 			-c requirements/constraints/airflow-$$minor.txt -o requirements/airflow-$$minor.lock || exit 1; \
 	done
+	for python in 3.10 3.13; do \
+		$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version $$python \
+			-c requirements/constraints/airflow-3.3.txt -o requirements/py$$python.lock || exit 1; \
+	done
 
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache output build dist
