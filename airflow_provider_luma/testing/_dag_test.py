@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_luma.testing._airflow_db import prepare_database
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing._server import LumaSimulatorServer
@@ -121,7 +122,6 @@ class LumaAirflow:
         from airflow import settings
         from airflow.dag_processing.bundles.manager import DagBundlesManager
         from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-        from airflow.serialization.serialized_objects import LazyDeserializedDAG
 
         if settings.Session is None:  # pragma: no cover - configured by airflow_home()
             raise RuntimeError("Airflow's ORM is not configured")
@@ -129,9 +129,12 @@ class LumaAirflow:
         try:
             DagBundlesManager().sync_bundles_to_db(session=session)  # type: ignore[no-untyped-call]
             session.commit()  # the bundle row first: the DAG rows reference it
-            update_dag_parsing_results_in_db(
-                BUNDLE, None, [LazyDeserializedDAG.from_dag(d) for d in dags], {}, None, set(), session=session
-            )
+            serialized = [_lazy_serialized(d) for d in dags]
+            if AIRFLOW_V_3_1_PLUS:
+                update_dag_parsing_results_in_db(BUNDLE, None, serialized, {}, None, set(), session=session)
+            else:  # 3.0: no parse_duration argument (added in 3.1); typed against the installed (newest) Airflow
+                update_30: Any = update_dag_parsing_results_in_db
+                update_30(BUNDLE, None, serialized, {}, set(), session=session)
             session.commit()
         finally:
             session.close()
@@ -140,6 +143,22 @@ class LumaAirflow:
         """``register(dag)``, then ``dag.test(**test_kwargs)``; returns the DagRun."""
         self.register(dag)
         return dag.test(**test_kwargs)
+
+
+def _lazy_serialized(dag: Any) -> Any:
+    """``dag`` as the dag-processor hands it to the database: a ``LazyDeserializedDAG``."""
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+
+    if AIRFLOW_V_3_1_PLUS:
+        return LazyDeserializedDAG.from_dag(dag)
+    # 3.0: no LazyDeserializedDAG.from_dag (added in 3.1); the dag-processor builds it from the serialized dict.
+    # 3.0's LazyDeserializedDAG also lacks a default relative_fileloc: DagBag sets it on the DAG before
+    # serializing (to the file path when there is no bundle path), so the dict gets the same here.
+    from airflow.serialization import serialized_objects
+
+    data = serialized_objects.SerializedDAG.to_dict(dag)  # type: ignore[attr-defined,unused-ignore]
+    data["dag"].setdefault("relative_fileloc", dag.relative_fileloc or dag.fileloc)
+    return LazyDeserializedDAG(data=data)
 
 
 def module_dags(module: types.ModuleType | None) -> list[Any]:
