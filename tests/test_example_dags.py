@@ -6,7 +6,15 @@ import warnings
 from pathlib import Path
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
+
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_2_PLUS
+
+# Airflow 3.2 moved the file-parsing DagBag to airflow.dag_processing.dagbag (3.0 and 3.1: airflow.models.dagbag,
+# which in 3.2+ holds only the database-backed DBDagBag).
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.dag_processing.dagbag import DagBag
+else:  # pragma: no cover - Airflow 3.0 and 3.1
+    from airflow.models.dagbag import DagBag  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 EXAMPLES = Path(__file__).parents[1] / "example_dags"
 
