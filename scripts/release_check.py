@@ -6,8 +6,9 @@
 3. The wheel ships what users use and not the test harness: no module of ``tests/harness`` (by name), and no module
    in it imports what only the harness needs (moto, celery, psycopg, boto3, redis, ...: every import in the file,
    also inside functions); its metadata offers the ``testing`` extra.
-4. A fresh venv gets the wheel with its ``testing`` extra and ``apache-airflow==3.3.2`` (the oldest Airflow
-   supported), pinned to ``requirements/dev.lock`` so uv's cache serves every download after the first run; then
+4. A fresh venv gets the wheel with its ``testing`` extra and ``apache-airflow==3.0.6`` (the oldest Airflow
+   supported), pinned to ``requirements/airflow-3.0.lock`` (the pins that release needs beside today's libraries,
+   docs/versions.md) so uv's cache serves every download after the first run; then
    ``airflow providers list`` shows the provider, ``airflow plugins`` lists ``luma_gallery`` without import errors,
    and the README's user example (``tests/user_example/``: the ``dag.test()`` test through the ``luma_airflow``
    fixture of the installed pytest plugin, and the DagBag test of its ``dags/`` folder) passes with that venv's
@@ -30,10 +31,22 @@ import time
 import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 UV = Path(sys.executable).with_name("uv")
-OLDEST_AIRFLOW = "apache-airflow==3.3.2"
+OLDEST_AIRFLOW = "apache-airflow==3.0.6"
+OLDEST_LOCK = ROOT / "requirements" / "airflow-3.0.lock"
+
+
+def json_list(out: str) -> Any:
+    """The JSON list a ``-o json`` command printed; Airflow 3.0 prints its start-up log lines before it."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("[{", "[]")))
+    value, _ = json.JSONDecoder().raw_decode("\n".join(lines[start:]))  # log lines may follow it too
+    return value
+
+
 # What the sdist may hold besides PKG-INFO: everything a packager needs to build, test-import and document it.
 SDIST_ALLOWED_TOP = {"airflow_provider_luma", "example_dags", "README.md", "LICENSE", "CHANGELOG.md", "pyproject.toml"}
 SDIST_REQUIRED = {"README.md", "LICENSE", "CHANGELOG.md", "pyproject.toml", "airflow_provider_luma/__init__.py",
@@ -117,7 +130,7 @@ def main() -> None:
         venv = work / "venv"
         run(UV, "venv", "-q", "--python", sys.executable, venv)
         python = venv / "bin" / "python"
-        run(UV, "pip", "install", "-q", "--python", python, "--constraint", ROOT / "requirements" / "dev.lock",
+        run(UV, "pip", "install", "-q", "--python", python, "--constraint", OLDEST_LOCK,
             f"airflow-provider-luma[testing] @ {wheel.as_uri()}", OLDEST_AIRFLOW)  # fmt: skip
 
         home = work / "airflow-home"
@@ -125,11 +138,11 @@ def main() -> None:
         env |= {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
         airflow = venv / "bin" / "airflow"
         providers = run(airflow, "providers", "list", "-o", "json", cwd=work, env=env)
-        listed = json.loads(providers[providers.index("[") :])
+        listed = json_list(providers)
         if not any(p["package_name"] == "airflow-provider-luma" for p in listed):
             sys.exit(f"release check failed: `airflow providers list` does not show the provider:\n{providers}")
         plugins_json = run(airflow, "plugins", "-o", "json", cwd=work, env=env)
-        plugins = json.loads(plugins_json[plugins_json.index("[") :])
+        plugins = json_list(plugins_json)
         if not any(p["name"] == "luma_gallery" for p in plugins):
             sys.exit(f"release check failed: `airflow plugins` does not list luma_gallery:\n{plugins_json}")
         plain = run(airflow, "plugins", cwd=work, env=env)
