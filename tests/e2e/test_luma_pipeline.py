@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.testing import DEFAULT_TEST_API_KEY, LumaSimulatorServer
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS
 from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
@@ -202,4 +203,10 @@ def test_api_key_and_presigned_urls_are_not_leaked(
     # Presigned video URLs are capabilities: masked in every task and trigger log (they live only in XCom).
     logs = [p for p in Path(airflow_cluster.log_dir).rglob("*.log*") if p.is_file()]
     assert any("dag_id=" in str(p) for p in logs)
-    assert [str(p) for p in logs if b"sig=" in p.read_bytes()] == []
+    leaks = [str(p) for p in logs if b"sig=" in p.read_bytes()]
+    if not AIRFLOW_V_3_1_PLUS:  # docs/security.md, known gaps: 3.0's task supervisor logs each XCom it relays
+        supervisor = Path(airflow_cluster.log_dir) / "scheduler.log"  # the LocalExecutor's supervisors log there
+        lines = [line for line in supervisor.read_bytes().splitlines() if b"sig=" in line]
+        assert all(b"Received message from task runner" in line and b"SetXCom" in line for line in lines)
+        leaks = [leak for leak in leaks if leak != str(supervisor)]
+    assert leaks == []
