@@ -8,10 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_python() {  # $1: major.minor
+find_python() {  # $1: major.minor; one that runs (a pyenv shim on PATH may name a version it cannot start)
     local found
-    for found in "python$1" /root/.pyenv/versions/"$1".*/bin/"python$1" /usr/local/bin/"python$1"; do
-        if command -v "$found" >/dev/null 2>&1; then command -v "$found"; return 0; fi
+    for found in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1" /usr/local/bin/"python$1" \
+        /usr/bin/"python$1" "$(command -v "python$1" || true)"; do
+        if [ -x "$found" ] && "$found" -c 'import venv' >/dev/null 2>&1; then echo "$found"; return 0; fi
     done
     echo "version matrix: no Python $1 on this machine (set LUMA_PYTHON_OLDEST / LUMA_PYTHON_NEWEST)" >&2
     return 1
