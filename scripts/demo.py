@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # the cluster harness is test-side code (tests/ha
 
 from airflow_provider_luma.plugins import gallery_url  # noqa: E402
 from airflow_provider_luma.testing import LumaSimulatorServer  # noqa: E402
+from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS  # noqa: E402
 from tests.harness.cluster import LocalAirflowCluster  # noqa: E402
 
 DEMO = ROOT / ".demo"
@@ -77,7 +78,8 @@ def main() -> int:
             report = cluster.xcom(DAG_ID, run_id, "cost_report") if states.get("cost_report") == "success" else {}
             print_table(state, elapsed, rows, report, run_id)
             print(f"\nGallery: {gallery_url(cluster.api_url, DAG_ID, run_id)}")
-            print(f"  (also the 'Luma renders' tab of the run's page in Airflow at {cluster.api_url})")
+            if AIRFLOW_V_3_1_PLUS:  # Airflow 3.0 has no plugin tabs: the gallery's pages only
+                print(f"  (also the 'Luma renders' tab of the run's page in Airflow at {cluster.api_url})")
             if sys.stdin.isatty() and sys.stdout.isatty():
                 print("Airflow keeps running so you can open it; press Ctrl-C to stop.")
                 try:
