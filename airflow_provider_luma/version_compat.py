@@ -80,8 +80,9 @@ class VariableStateStore:
     """
 
     def __init__(self, ti: Any) -> None:
-        self._key = variable_key(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-        self._describes = f"Luma render record of {ti.dag_id}.{ti.task_id} run {ti.run_id} [{ti.map_index}]"
+        map_index = getattr(ti, "map_index", -1)  # one reading for the key and the description
+        self._key = variable_key(ti.dag_id, ti.task_id, ti.run_id, map_index)
+        self._describes = f"Luma render record of {ti.dag_id}.{ti.task_id} run {ti.run_id} [{map_index}]"
 
     @property
     def key(self) -> str:
