@@ -17,6 +17,7 @@ SCRIPTS = [
     "triggerer_capacity.py",
     "worker_slots.py",
     "makespan.py",
+    "run_budget.py",
     "real_triggerer.py",
     "gallery.py",
     "s3_upload.py",

@@ -108,8 +108,8 @@ class LumaRenderOperator(BaseOperator):
         US dollars, or unknown (edit and reframe have no published price: supply one in the connection).
     :param max_run_cost_usd: fail (without retries, before any request) when this render would bring the
         estimated cost of all renders bought in this DAG run above this many US dollars (``default_args``
-        makes it the DAG's budget). Exact when the Luma tasks share a one-slot pool that does not count
-        deferred tasks (see :mod:`airflow_provider_luma.runtime.money`); never exceeded either way.
+        makes it the DAG's budget). Never exceeded, and exact: capped tasks take turns to decide, so a render that
+        would fit is never refused (see :mod:`airflow_provider_luma.runtime.money`).
     """
 
     MODEL_ID: ClassVar[str]
@@ -226,7 +226,6 @@ class LumaRenderOperator(BaseOperator):
             resubmit_unknown=bool(self.resubmit_unknown),
             poll_interval=float(self.poll_interval),
             deadline_seconds=deadline,
-            pool=str(self.pool),
             output=output,
             asset_alias=self.asset_alias,
             max_cost=parse_max_cost(self.max_cost_usd),

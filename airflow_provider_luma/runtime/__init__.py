@@ -14,6 +14,7 @@ enforces both, and that the package has no import cycle.
 * :mod:`.finish`: a terminal event to the task's result (or the right exception), files stored, success recorded.
 * :mod:`.results`: the TypedDict payloads (trigger event, task result), one builder each.
 * :mod:`.money`: money on the Airflow side: the run budget (``max_run_cost_usd``) and the run-wide cost scan.
+* :mod:`.turns`: whose turn it is to decide on the run budget (Lamport's bakery over XCom registers).
 * :mod:`.delivery`, :mod:`.download`: storing a finished render's files, Asset events, the "Luma video" link; the
   download operator's whole run.
 * :mod:`.delivery_record`: the ``luma_delivery`` rendered field the gallery trusts.

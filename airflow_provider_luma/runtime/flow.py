@@ -284,11 +284,12 @@ class RenderRun:
         except LumaError as exc:
             raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
         while True:
-            self.budget.hold(self.estimate.cost_usd, self.options.max_run_cost, self.options.pool)
+            self.budget.hold(self.estimate.cost_usd, self.options.max_run_cost)
             self._write(Phase.SUBMITTING, None)
             try:
                 job: Job = client.submit(self.spec)
             except LumaSubmissionOutcomeUnknown as exc:
+                self.budget.settle()  # it may be billed: no longer pending for the run's budget
                 raise AirflowFailException(str(exc)) from None
             except LumaError as exc:
                 # Provably not accepted: forget the attempt so a retry submits cleanly, and free its budget.
@@ -299,6 +300,7 @@ class RenderRun:
                 self._wait_for_capacity(exc)
                 continue
             self._write(Phase.SUBMITTED, job.request_id)
+            self.budget.settle()
             trace = f", service request id {job.trace_id}" if job.trace_id else ""
             self.log.info(
                 "Submitted Luma request %s on %s (status %s%s)",

@@ -5,50 +5,48 @@ estimate as XCom :data:`COST_KEY` as soon as the render is its own; :func:`run_c
 run, for the budget below and for the cost report (:func:`airflow_provider_luma.cost.luma_cost_report`), and
 :func:`sum_costs` sums it (the report's table: :func:`airflow_provider_luma.cost.summarize_costs`).
 
-``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run. Airflow gives a task no atomic
-counter, so the cap rests on two things:
+``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run, and is exact: a render that
+would fit is never refused. Airflow gives a task no atomic counter, so:
 
-* **Reserve, then read (never over the cap).** Before its create request a task writes its estimate as its own
-  XCom ``estimated_cost_usd`` (the key the cost report sums), *then* reads that key of every task and map index
-  of the run. Of any two tasks that do this at the same moment, at least one sees the other's reservation (each
-  writes before it reads), so the last one to read sees all the others and the renders bought can never add up
-  to more than the cap. A render provably not accepted withdraws its reservation; one whose answer was lost
-  keeps it (it may be billed).
-* **One submitter at a time (exactly up to the cap).** Two tasks reserving at the same moment may *both* refuse
-  when only one would cross the cap. Serialising the submissions removes that: put the Luma tasks in a one-slot
-  Airflow pool that does not count deferred tasks. A task holds its slot from the start of ``execute()`` until it
-  defers (the state moves from running to deferred) or fails, so each submitter sees every earlier reservation
-  and decides alone, and the renders themselves still run in parallel while deferred. Without such a pool the
-  task says so in its log.
+* **One decision at a time (:mod:`.turns`).** A capped task queues for its turn (Lamport's bakery over XCom
+  registers), then alone reads the run's :data:`COST_KEY` values, decides, and on yes writes its own estimate
+  *before* it leaves the queue. Only this decision is serialised, not the create request, the wait or the
+  finishing step: no Airflow pool is needed, and none makes the cap more exact.
+* **Bought apart from pending.** A render accepted whose create request has no answer yet is *pending* (its
+  register says ``submitting``). When the decision depends on pending renders (over the cap if they are all bought,
+  under it if the service refuses them) the task waits up to :data:`PENDING_WAIT_SECONDS` for their answers.
+  A refusal names both sums.
+* **Never over the cap**, even if a register goes silent (a task killed while queued): the silent task's estimate
+  counts as held, and the task checks the run's sum again after writing its own (reserve, then read: of two
+  tasks doing this at once, at least one sees the other).
 
-A task instance holds one reservation under its own key, so a render it re-attaches to or reuses counts once;
-Airflow clears a task's XCom when a new try starts, and the try re-records its render before anything else.
+A task instance holds one :data:`COST_KEY` value, so a render it re-attaches to or reuses counts once; Airflow
+clears a task's XCom when a new try starts, and the try re-records its render before anything else. Renders of
+tasks without a cap count as bought as soon as their estimate is written; they never wait.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_luma.core.errors import LumaBudgetExceeded
 from airflow_provider_luma.runtime.task import context_get
+from airflow_provider_luma.runtime.turns import TURN_KEY, Queue, Turn, is_usd
 
 COST_KEY: Final = "estimated_cost_usd"
 """The XCom key of a render's estimate in USD (``None``: unpriced); also a key of the render's result."""
-DEFAULT_POOL: Final = "default_pool"
-POOL_HINT: Final = (
-    "max_run_cost_usd=$%s is never exceeded, but is exact (renders that would fit are never refused) only when "
-    "this run's Luma tasks submit one at a time: create a one-slot pool that does not count deferred tasks "
-    '(`airflow pools set luma_budget 1 "Luma run budget"`) and pass pool="luma_budget" to them (default_args '
-    "works). Without it, tasks submitting at the same moment may each refuse because of the other."
-)
+PENDING_WAIT_SECONDS: Final = 30.0
+"""How long a decision that depends on pending renders waits for their create answers before refusing."""
 
 
 class RunBudget:
-    """This task instance's reservation against its DAG run's ``max_run_cost_usd``.
+    """This task instance's share of its DAG run's ``max_run_cost_usd``.
 
     :param context: the task's Airflow context (``ti`` and ``dag``); without a ``ti`` (an operator called
         directly in a test) nothing is recorded and only this render's own estimate is checked.
@@ -58,6 +56,7 @@ class RunBudget:
     def __init__(self, context: Any, log: Any) -> None:
         self.ti, self.dag, self.log = context_get(context, "ti"), context_get(context, "dag"), log
         self.recorded = False
+        self.queue: Queue | None = None
 
     def record(self, cost: float | None) -> None:
         """Write this task's estimate (its reservation; also what the cost report sums)."""
@@ -81,10 +80,15 @@ class RunBudget:
             self.recorded = False
         except Exception as exc:  # noqa: BLE001 - a leftover reservation only makes the cap stricter
             self.log.warning("Could not withdraw %s from XCom (%s)", COST_KEY, exc)
+        self._mark("withdrawn")
 
-    def hold(self, cost: float | None, cap: Decimal | None, pool: str) -> None:
-        """Record this render's estimate before its create request; with ``max_run_cost_usd`` (``cap``), refuse
-        it when the run's renders would then cost more (see :meth:`reserve`).
+    def settle(self) -> None:
+        """The create request was answered (or its answer lost: it may be billed): no longer pending."""
+        self._mark("bought")
+
+    def hold(self, cost: float | None, cap: Decimal | None) -> None:
+        """Record this render's estimate before its create request; with ``max_run_cost_usd`` (``cap``), first
+        take this task's turn and refuse the render if the run's renders would then cost more (:meth:`reserve`).
 
         :raises AirflowFailException: over the cap (a retry would be refused again).
         """
@@ -92,51 +96,172 @@ class RunBudget:
             self.record(cost)
             return
         try:
-            self.reserve(Decimal(str(cost)), cap, pool)
+            self.reserve(Decimal(str(cost)), cap)
         except LumaBudgetExceeded as exc:
             raise AirflowFailException(str(exc)) from None
 
-    def reserve(self, cost: Decimal, cap: Decimal, pool: str) -> None:
-        """Record ``cost``, then refuse (withdrawing it) if the run's renders would then cost more than ``cap``.
+    def reserve(self, cost: Decimal, cap: Decimal) -> None:
+        """Wait for this task's turn, then record ``cost`` if the run's renders stay within ``cap``.
 
-        :raises LumaBudgetExceeded: with the run's spend so far, this render's estimate and the cap.
+        :raises LumaBudgetExceeded: with what the run bought, what is pending, this render's estimate and the cap.
         """
-        if pool == DEFAULT_POOL:
-            self.log.warning(POOL_HINT, f"{cap:.2f}")
         if self.ti is None or self.dag is None:
             self.log.warning("No task instance in the context: only this render's own estimate is checked")
-            spent, renders, unpriced = Decimal(0), 0, 0
-        else:
-            self.record(float(cost))
-            spent, renders, unpriced = self._others(float(cost))
-        total = spent + cost
-        if unpriced == 0 and total <= cap:
-            self.log.info(
-                "Run budget: $%.2f spent by %d other render(s) of this run + $%.2f for this one = $%.2f of "
-                "max_run_cost_usd=$%.2f", spent, renders, cost, total, cap,
-            )  # fmt: skip
+            if cost > cap:
+                raise LumaBudgetExceeded(refusal(cost, cap, RunSpend()))
             return
-        self.withdraw()
-        if unpriced:
-            raise LumaBudgetExceeded(
-                f"max_run_cost_usd=${cap:.2f} is set but {unpriced} render(s) of this run have no price, so what "
-                f"the run spent is unknown (priced ones: ${spent:.2f}). Nothing was submitted. Supply prices for "
-                "edit and reframe in the connection's 'prices' extra, or remove max_run_cost_usd."
-            )
-        raise LumaBudgetExceeded(
-            f"This render's estimate ${cost:.2f} would bring the run's estimated spend to ${total:.2f}, above "
-            f"max_run_cost_usd=${cap:.2f}: this run's other {renders} render(s) are estimated at ${spent:.2f} so "
-            "far. Nothing was submitted."
+        me = Turn(self.ti.task_id, int(self.ti.map_index if self.ti.map_index is not None else -1), usd=float(cost))
+        queue = self.queue = Queue(XComRegisters(self.ti, self.dag), me, self.log)
+        queue.enter()
+        try:
+            spend = self._decide(queue, cost, cap)
+        except BaseException:
+            queue.leave("left")
+            raise
+        queue.leave("submitting")
+        self.log.info(
+            "Run budget: %s; + $%.2f for this render = $%.2f of max_run_cost_usd=$%.2f",
+            spend.describe(), cost, spend.total + cost, cap,
+        )  # fmt: skip
+
+    def _decide(self, queue: Queue, cost: Decimal, cap: Decimal) -> RunSpend:
+        deadline = time.monotonic() + PENDING_WAIT_SECONDS
+        while True:
+            spend = self._spend(queue)
+            if spend.unpriced:
+                raise LumaBudgetExceeded(
+                    f"max_run_cost_usd=${cap:.2f} is set but {spend.unpriced} render(s) of this run have no price, "
+                    f"so what the run spent is unknown (priced ones: ${spend.total:.2f}). Nothing was submitted. "
+                    "Supply prices for edit and reframe in the connection's 'prices' extra, or remove "
+                    "max_run_cost_usd."
+                )
+            decided = verdict(spend, cost, cap, timed_out=time.monotonic() >= deadline)
+            if decided == "accept":
+                break
+            if decided == "refuse":
+                raise LumaBudgetExceeded(refusal(cost, cap, spend))
+            queue.beat()
+            time.sleep(0.2)
+        self.record(float(cost))
+        if queue.silent and self._spend(queue).total > cap:
+            # A silent register may be a slow task deciding beside us: reserve, then read, keeps the cap.
+            self.withdraw()
+            raise LumaBudgetExceeded(refusal(cost, cap, self._spend(queue), own_recorded=True))
+        return spend
+
+    def _spend(self, queue: Queue) -> RunSpend:
+        """What the other renders of the run hold: bought, pending (accepted, create not answered yet) and silent
+        (queued, stopped answering; see :mod:`.turns`)."""
+        spent, renders, unpriced = sum_costs(v for values in run_costs(self.ti, self.dag).values() for v in values)
+        submitting = [t for t in queue.registers.read_others() if t.phase == "submitting" and t.usd is not None]
+        pending = sum((Decimal(str(t.usd)) for t in submitting), Decimal(0))
+        silent = [Decimal(str(t.usd)) for t in queue.silent.values() if t.usd is not None]
+        # A withdrawal deletes its estimate before its register says so: the pending sum may briefly exceed it.
+        bought = max(Decimal(0), spent - pending)
+        return RunSpend(
+            bought=bought,
+            bought_n=max(0, renders - len(submitting)),
+            pending=pending,
+            pending_n=len(submitting),
+            silent=sum(silent, Decimal(0)),
+            silent_n=len(silent),
+            unpriced=unpriced,
         )
 
-    def _others(self, own: float) -> tuple[Decimal, int, int]:
-        """``(USD, renders, unpriced renders)`` of every other task instance of the run that holds a render."""
-        values: list[Any] = []
-        for task_id, found in run_costs(self.ti, self.dag).items():
-            if task_id == self.ti.task_id and own in found:
-                found.remove(own)  # our own reservation, written just before (every map index shares the task id)
-            values += found
-        return sum_costs(values)
+    def _mark(self, phase: Any) -> None:
+        if self.queue is None:
+            return
+        try:
+            self.queue.leave(phase)
+        except Exception as exc:  # noqa: BLE001 - a stale phase only makes others' decisions stricter
+            self.log.warning("Could not update the run budget's register (%s)", exc)
+
+
+@dataclass(frozen=True)
+class RunSpend:
+    """What a run's other renders hold, as a budget decision reads it (USD and counts)."""
+
+    bought: Decimal = Decimal(0)
+    bought_n: int = 0
+    pending: Decimal = Decimal(0)
+    """Accepted renders whose create request has no answer yet."""
+    pending_n: int = 0
+    silent: Decimal = Decimal(0)
+    """Queued renders whose task stopped answering (counted as held: the cap is never risked)."""
+    silent_n: int = 0
+    unpriced: int = 0
+
+    @property
+    def total(self) -> Decimal:
+        """Everything held, as if every pending and silent render were bought (what the cap must allow for)."""
+        return self.bought + self.pending + self.silent
+
+    def describe(self) -> str:
+        parts = [f"{self.bought_n} bought (${self.bought:.2f})"]
+        parts.append(
+            f"{self.pending_n} pending (${self.pending:.2f}: accepted, create request not answered yet)"
+            if self.pending_n
+            else "none pending"
+        )
+        if self.silent_n:
+            parts.append(f"{self.silent_n} queued by a task that stopped answering (${self.silent:.2f})")
+        return f"this run's other renders hold ${self.total:.2f}: {', '.join(parts)}"
+
+
+def verdict(spend: RunSpend, cost: Decimal, cap: Decimal, *, timed_out: bool) -> Literal["accept", "refuse", "wait"]:
+    """The budget's decision on one render: within the cap even if every pending render is bought → accept; over it
+    even if every pending render is refused → refuse; otherwise the pending renders' answers decide → wait (until
+    ``timed_out``, then refuse: the cap is never risked)."""
+    if spend.total + cost <= cap:
+        return "accept"
+    if spend.bought + cost > cap or timed_out:
+        return "refuse"
+    return "wait"
+
+
+def refusal(cost: Decimal, cap: Decimal, spend: RunSpend, *, own_recorded: bool = False) -> str:
+    """The refusal of a render over the run's cap: every figure a reader needs to see why."""
+    total = spend.total + (0 if own_recorded else cost)
+    if spend.bought_n + spend.pending_n == 0 and not own_recorded:
+        return f"This render's estimate ${cost:.2f} alone is above max_run_cost_usd=${cap:.2f}. Nothing was submitted."
+    return (
+        f"This render's estimate ${cost:.2f} would bring the run's estimated spend to ${total:.2f}, above "
+        f"max_run_cost_usd=${cap:.2f}: {spend.describe()}. Nothing was submitted."
+    )
+
+
+class XComRegisters:
+    """The budget queue's registers as XComs (:data:`~.turns.TURN_KEY`) of the run's Luma tasks."""
+
+    def __init__(self, ti: Any, dag: Any) -> None:
+        self.ti = ti
+        self.task_ids = luma_task_ids(dag)
+
+    def write(self, turn: Turn) -> None:
+        self.ti.xcom_push(key=TURN_KEY, value=turn.to_xcom())
+
+    def read_others(self) -> list[Turn]:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        ti, me = self.ti, (self.ti.task_id, self.ti.map_index if self.ti.map_index is not None else -1)
+        turns: list[Turn] = []
+        for task_id in self.task_ids:
+            for value in XCom.get_all(key=TURN_KEY, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id) or ():
+                turn = Turn.from_xcom(value)
+                # A register names its own task: one that names another (forged, or copied) is not counted twice.
+                if turn is not None and turn.task_id == task_id and turn.who != me:
+                    turns.append(turn)
+        return turns
+
+
+def luma_task_ids(dag: Any) -> list[str]:
+    """The task ids of the DAG's Luma tasks (mapped ones included): the only ones that queue for the budget."""
+    ids = []
+    for task in dag.tasks:
+        cls = getattr(task, "operator_class", None) or type(task)
+        if isinstance(cls, type) and cls.__module__.startswith("airflow_provider_luma."):
+            ids.append(task.task_id)
+    return ids
 
 
 def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, list[Any]]:
@@ -158,10 +283,14 @@ def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, l
 
 
 def sum_costs(values: Iterable[Any]) -> tuple[Decimal, int, int]:
-    """``(USD, priced renders, unpriced renders)`` of estimates (``None``: a render without a price)."""
+    """``(USD, priced renders, unpriced renders)`` of estimates (``None``: a render without a price).
+
+    XComs are writable by the REST API's User role: anything but a finite non-negative number counts as unpriced,
+    so a forged value can make ``max_run_cost_usd`` refuse, never let more through.
+    """
     spent, renders, unpriced = Decimal(0), 0, 0
     for value in values:
-        if value is None:
+        if not is_usd(value):
             unpriced += 1
         else:
             spent += Decimal(str(value))

@@ -53,7 +53,6 @@ class RunOptions:
     :param poll_interval: seconds between status checks.
     :param deadline_seconds: the render's deadline from submit: ``timeout``, or ``execution_timeout`` if shorter
         (Airflow 3.3 does not enforce that one while deferred).
-    :param pool: the task's Airflow pool (the run budget's hint).
     :param output: the parsed ``output_path``, or None.
     :param asset_alias: the alias stored files are announced through, or None.
     :param max_cost: the cap on this render in USD, or None.
@@ -72,7 +71,6 @@ class RunOptions:
     resubmit_unknown: bool
     poll_interval: float
     deadline_seconds: float
-    pool: str
     output: OutputSpec | None
     asset_alias: str | None
     max_cost: Decimal | None

@@ -1,5 +1,6 @@
 """``max_run_cost_usd`` under a real scheduler, LocalExecutor (parallelism 8) and triggerer: exactly the renders
-that fit are bought, however many elements are ready to submit at once."""
+that fit are bought, however many elements are ready to submit at once, with no pool: the tasks take turns to
+decide (runtime/turns.py) and the renders run in parallel."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = pytest.mark.e2e
 
-DAG_ID, POOL = "e2e_luma_run_budget", "e2e_luma_budget"
-BUDGET_MESSAGE = "would bring the run's estimated spend to $1.65, above max_run_cost_usd=$1.50"
+DAG_ID = "e2e_luma_run_budget"
+BUDGET_MESSAGE = (
+    "This render's estimate $0.15 would bring the run's estimated spend to $1.65, above max_run_cost_usd=$1.50: "
+    "this run's other renders hold $1.50: 10 bought ($1.50), none pending. Nothing was submitted."
+)
 
 
 def test_twenty_mapped_renders_under_a_ten_render_budget_buy_exactly_ten(
@@ -19,7 +23,6 @@ def test_twenty_mapped_renders_under_a_ten_render_budget_buy_exactly_ten(
 ) -> None:
     cluster = airflow_cluster
     assert cluster.config["core.parallelism"] == "8"
-    cluster.api("POST", "pools", json={"name": POOL, "slots": 1, "include_deferred": False}).raise_for_status()
     cluster.wait_for_dag(DAG_ID)
     run_id = cluster.trigger_dag(DAG_ID)
     assert cluster.wait_for_run(DAG_ID, run_id, timeout=240) == "failed"

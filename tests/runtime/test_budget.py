@@ -49,10 +49,28 @@ def test_the_runs_renders_never_cost_more_than_the_cap(
             return  # Airflow 3.0's dag.test() prints no failed task's exception: the states above are what shows
         refusal = (
             f"This render's estimate $0.15 would bring the run's estimated spend to ${0.15 * (bought + 1):.2f}, "
-            f"above max_run_cost_usd=${cap}: this run's other {bought} render(s) are estimated at "
-            f"${0.15 * bought:.2f} so far. Nothing was submitted."
+            f"above max_run_cost_usd=${cap}: this run's other renders hold ${0.15 * bought:.2f}: {bought} bought "
+            f"(${0.15 * bought:.2f}), none pending. Nothing was submitted."
         )
         assert out.count(refusal) == 4 - bought, "a failure reads once in the log, not twice"
-        assert 'pool="luma_budget"' in out, "the cap without a serialising pool says how to make it exact"
+        assert "pool" not in out, "no pool is needed for an exact cap, and none is suggested"
     else:  # one render alone is over the run's cap
         assert "Estimated cost $0.15 is above max_run_cost_usd=$0.10" in out
+
+
+@pytest.mark.parametrize("forged", [-100.0, "-100", {"usd": 0}, True])
+def test_a_forged_estimate_in_xcom_never_loosens_the_cap(luma_airflow: Any, forged: Any) -> None:
+    """A REST User may write any XCom: an ``estimated_cost_usd`` that is not an amount counts as unpriced, so the
+    capped renders refuse (nothing bought) instead of buying past the cap."""
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    def forge(ti: Any) -> None:
+        ti.xcom_push(key="estimated_cost_usd", value=forged)
+
+    with DAG("run_budget_forged", schedule=None, start_date=START, default_args={"max_run_cost_usd": "0.30"}) as dag:
+        renders = LumaGenerateVideoOperator.partial(task_id="render", resolution="540p").expand(prompt=PROMPTS)
+        PythonOperator(task_id="forger", python_callable=forge) >> renders
+    run = luma_airflow.run(dag)
+
+    assert luma_airflow.simulator.create_requests() == []
+    assert [s for (task, _), s in states(run).items() if task == "render"] == ["failed"] * 4

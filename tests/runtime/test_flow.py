@@ -52,7 +52,6 @@ def options(**changes: Any) -> RunOptions:
         "resubmit_unknown": False,
         "poll_interval": 0.05,
         "deadline_seconds": 120.0,
-        "pool": "default_pool",
         "output": None,
         "asset_alias": None,
         "max_cost": None,
