@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
@@ -333,20 +334,32 @@ class LumaSimulatorServer:
             return min(1.0, config.render_seconds / 60.0)
         return min(1.0, config.time_factor)
 
-    def airflow_conn_json(self, conn_type: str = "luma", *, follow_speed: bool = False) -> str:
+    def airflow_conn_json(
+        self, conn_type: str = "luma", *, follow_speed: bool = False, extra: Mapping[str, Any] | None = None
+    ) -> str:
         """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server.
 
         For the native API it adds ``"extra": {"api": "luma_agents"}``.
 
         :param follow_speed: add the extra ``schedule_time_factor`` (:attr:`schedule_time_factor`), so the
             operators' poll schedule runs at this server's speed (what the ``luma_airflow`` fixture does).
+        :param extra: further connection extras (``prices``, ``organization_id``, …), laid over those; an
+            ``api`` other than this server's is refused (the connection would speak the wrong wire).
+        :raises ValueError: ``extra["api"]`` is not this server's API.
         """
         conn: dict[str, Any] = {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}
-        extra: dict[str, Any] = {}
+        given = dict(extra or {})
+        if given.get("api", self.api) != self.api:
+            raise ValueError(
+                f"connection extra api={given['api']!r} contradicts the simulator's api={self.api!r}: "
+                "choose the API on the server (luma_simulator(api=...) or luma_api)"
+            )
+        extra = {}
         if self.api != "gmi":
             extra["api"] = self.api
         if follow_speed:
             extra["schedule_time_factor"] = self.schedule_time_factor
+        extra.update(given)
         if extra:
             conn["extra"] = extra
         return json.dumps(conn, separators=(",", ":"))
