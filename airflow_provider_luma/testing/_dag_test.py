@@ -1,6 +1,6 @@
 """What the ``luma_airflow`` pytest fixture sets up: a migrated Airflow metadata database for ``dag.test()``.
 
-``dag.test()`` (Airflow 3.0 → 3.3) needs three things a plain pytest process does not have:
+``dag.test()`` (Airflow 3.0 → 3.3) needs four things a plain pytest process does not have:
 
 1. **A migrated metadata database.** ``airflow db migrate`` takes seconds, so it runs once per machine (the
    cluster's cached copy, keyed by the Airflow version) and each test gets a copy of that SQLite file.
@@ -12,6 +12,8 @@
    is given (:meth:`LumaAirflow.register`, :meth:`LumaAirflow.run`) and every DAG object found in the test's
    module, as the dag-processor would (3.0's ``dag.test()`` does not re-parse, but the run it creates takes the
    DAG's latest version and bundle version from those rows, so the same registration serves every version).
+4. **Airflow's in-process Execution API**, which runs the tasks: started once per process, for the one API
+   version the Task SDK speaks (:mod:`airflow_provider_luma.testing._execution_api`).
 
 Imported by the fixture only (it imports Airflow's core).
 """
