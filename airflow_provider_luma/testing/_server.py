@@ -343,25 +343,21 @@ class LumaSimulatorServer:
 
         :param follow_speed: add the extra ``schedule_time_factor`` (:attr:`schedule_time_factor`), so the
             operators' poll schedule runs at this server's speed (what the ``luma_airflow`` fixture does).
-        :param extra: further connection extras (``prices``, ``organization_id``, …), laid over those; an
-            ``api`` other than this server's is refused (the connection would speak the wrong wire).
-        :raises ValueError: ``extra["api"]`` is not this server's API.
+        :param extra: further extras (``prices``, ``organization_id``, …), laid over those.
+        :raises ValueError: ``extra["api"]`` is not this server's API (the connection would speak the wrong wire).
         """
         conn: dict[str, Any] = {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}
-        given = dict(extra or {})
-        if given.get("api", self.api) != self.api:
+        if extra and extra.get("api", self.api) != self.api:
             raise ValueError(
-                f"connection extra api={given['api']!r} contradicts the simulator's api={self.api!r}: "
+                f"connection extra api={extra['api']!r} contradicts the simulator's api={self.api!r}: "
                 "choose the API on the server (luma_simulator(api=...) or luma_api)"
             )
-        extra = {}
-        if self.api != "gmi":
-            extra["api"] = self.api
+        merged: dict[str, Any] = {"api": self.api} if self.api != "gmi" else {}
         if follow_speed:
-            extra["schedule_time_factor"] = self.schedule_time_factor
-        extra.update(given)
-        if extra:
-            conn["extra"] = extra
+            merged["schedule_time_factor"] = self.schedule_time_factor
+        merged.update(extra or {})
+        if merged:
+            conn["extra"] = merged
         return json.dumps(conn, separators=(",", ":"))
 
     def start(self) -> LumaSimulatorServer:
