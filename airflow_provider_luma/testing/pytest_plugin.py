@@ -148,7 +148,8 @@ def luma_airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # What is alive now (Airflow, SQLAlchemy, pydantic, FastAPI once warm_up has run: ~400k objects) stays alive
     # until the process exits. Frozen, it is no longer re-scanned by every full collection of the session, by
     # pytest's collections when it ends and by the interpreter's last one: ~1.5 s of a one-test run (measured,
-    # docs/performance.md). Objects made later, by the tests, are collected as usual.
+    # docs/performance.md). Objects made later, by the tests, are collected as usual; cycles already unreachable
+    # when it runs are never freed (a bounded leak, once per session).
     gc.freeze()
     template = migrated_template(tmp_path_factory.mktemp("luma-airflow-template"))
     warm_up()
