@@ -124,6 +124,9 @@ def main() -> int:
         every = ", ".join(f"{v:.2f}" for v in values)
         print(f"{phase:<26}{min(values):>8.2f}{statistics.median(values):>10.2f}   {every}")
     whole = statistics.median(run["whole command"] for run in runs)
+    if args.copies != 1:  # the target is for one test; more copies add their own test and set-up each
+        print(f"whole command, median {whole:.2f} s (the <= {TARGET_SECONDS:.0f} s target is for --copies 1)")
+        return 0
     verdict = "met" if whole <= TARGET_SECONDS else "MISSED"
     print(f"whole command, median {whole:.2f} s: target <= {TARGET_SECONDS:.0f} s {verdict}")
     return 0 if whole <= TARGET_SECONDS else 1
