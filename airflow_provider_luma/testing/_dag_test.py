@@ -1,6 +1,6 @@
 """What the ``luma_airflow`` pytest fixture sets up: a migrated Airflow metadata database for ``dag.test()``.
 
-``dag.test()`` (Airflow 3.0 → 3.3) needs three things a plain pytest process does not have:
+``dag.test()`` (Airflow 3.0 → 3.3) needs four things a plain pytest process does not have:
 
 1. **A migrated metadata database.** ``airflow db migrate`` takes seconds, so it runs once per machine (the
    cluster's cached copy, keyed by the Airflow version) and each test gets a copy of that SQLite file.
@@ -12,6 +12,8 @@
    is given (:meth:`LumaAirflow.register`, :meth:`LumaAirflow.run`) and every DAG object found in the test's
    module, as the dag-processor would (3.0's ``dag.test()`` does not re-parse, but the run it creates takes the
    DAG's latest version and bundle version from those rows, so the same registration serves every version).
+4. **Airflow's in-process Execution API**, which runs the tasks: started once per process, for the one API
+   version the Task SDK speaks (:mod:`airflow_provider_luma.testing._execution_api`).
 
 Imported by the fixture only (it imports Airflow's core).
 """
@@ -21,16 +23,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import time
 import types
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_luma.testing._airflow_db import prepare_database
+from airflow_provider_luma.testing._execution_api import JWT_SECRET_VAR, shared_execution_api
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing._server import LumaSimulatorServer
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
 
 BUNDLE = "dags-folder"  # the bundle Airflow configures by default: the dags folder
 TEMPLATE_CACHE_KEY: Mapping[str, str] = {"purpose": "luma_airflow fixture"}
-JWT_SECRET_VAR = "AIRFLOW__API_AUTH__JWT_SECRET"
-"""Airflow 3.2's in-process Execution API fails to start without ``[api_auth] jwt_secret`` (3.3 generates one)."""
 
 
 def migrated_template(folder: Path) -> Path:
@@ -55,96 +55,6 @@ def migrated_template(folder: Path) -> Path:
         )
         prepare_database(db, env, folder / "db-migrate.log", timeout=300, cache_key_items=TEMPLATE_CACHE_KEY)
     return db
-
-
-def warm_up() -> None:
-    """Start Airflow's in-process Execution API (what ``dag.test()`` runs tasks through) once per process.
-
-    Building it and answering its first request (which starts the app) take ~5-10 s on a busy 2-core machine, so
-    the session pays that once instead of the first test (3.3 caches it for the process; on older versions
-    :func:`_shared_execution_api` makes ``dag.test()`` reuse it).
-    """
-    import httpx
-
-    api = _execution_api()
-    with httpx.Client(transport=api.transport, base_url="http://in-process.invalid") as client:
-        client.get("/health")
-
-
-_STARTED_API: list[Any] = []  # the process's one started in-process Execution API (see _execution_api)
-
-
-def _execution_api() -> Any:
-    """The process's in-process Execution API, its lifespan finished (started on first use)."""
-    if not _STARTED_API:
-        from airflow.sdk.execution_time import supervisor
-
-        api = supervisor.in_process_api_server()
-        with _lifespan_secret():
-            _ = api.transport  # starts the lifespan
-            _wait_for_lifespan(api.app)
-        _STARTED_API.append(api)
-    return _STARTED_API[0]
-
-
-@contextmanager
-def _shared_execution_api() -> Iterator[None]:
-    """Make ``dag.test()`` run every task through the one started in-process Execution API, as 3.3 does.
-
-    3.0 → 3.2 build a new in-process API for each task and send it the task's first request without waiting for
-    its lifespan (3.3 caches one per process and waits). When the lifespan loses that race the request fails with
-    ``KeyError: 'svcs_registry'`` (every task on 3.2, whose lifespan is slower). On 3.3 this changes nothing.
-    """
-    if AIRFLOW_V_3_3_PLUS:
-        yield
-        return
-    from airflow.sdk.execution_time import supervisor
-
-    api = _execution_api()
-    original = supervisor.in_process_api_server
-    # 3.3's is an lru_cache wrapper; this branch runs on 3.0 → 3.2 only, whose is a plain function.
-    supervisor.in_process_api_server = lambda: api  # type: ignore[assignment,unused-ignore]
-    try:
-        yield
-    finally:
-        supervisor.in_process_api_server = original
-
-
-@contextmanager
-def _lifespan_secret() -> Iterator[None]:
-    """A throwaway ``[api_auth] jwt_secret`` while the in-process API starts, unless one is configured.
-
-    3.2's Execution API lifespan raises without it (3.3 generates one); the in-process API's requests are never
-    token-checked (it allows every request), so the secret only lets the lifespan finish.
-    """
-    from airflow.configuration import conf
-
-    if conf.get("api_auth", "jwt_secret", fallback=""):
-        yield
-        return
-    os.environ[JWT_SECRET_VAR] = secrets.token_urlsafe(32)
-    try:
-        yield
-    finally:
-        os.environ.pop(JWT_SECRET_VAR, None)
-
-
-def _wait_for_lifespan(app: Any, timeout: float = 60.0) -> None:
-    """Wait until the in-process API's lifespan has registered its services (``app.state.svcs_registry``).
-
-    3.0 → 3.2 start the lifespan on a2wsgi's loop without waiting for it, and an error there is never reported:
-    every request then fails with ``KeyError: 'svcs_registry'``. 3.3 waits itself (this returns at once).
-
-    :raises RuntimeError: the lifespan did not finish within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while not hasattr(app.state, "svcs_registry"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                "Airflow's in-process Execution API did not start (its lifespan failed or hung); "
-                "dag.test() cannot run tasks"
-            )
-        time.sleep(0.05)
 
 
 def _reconfigure_orm() -> None:
@@ -175,7 +85,7 @@ def airflow_home(home: Path, template_db: Path, conn_json: str) -> Iterator[Path
     os.environ.update(values)
     try:
         _reconfigure_orm()
-        with _shared_execution_api():
+        with shared_execution_api():
             yield home
     finally:
         for name, value in saved.items():

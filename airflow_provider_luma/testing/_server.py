@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
@@ -333,22 +334,30 @@ class LumaSimulatorServer:
             return min(1.0, config.render_seconds / 60.0)
         return min(1.0, config.time_factor)
 
-    def airflow_conn_json(self, conn_type: str = "luma", *, follow_speed: bool = False) -> str:
+    def airflow_conn_json(
+        self, conn_type: str = "luma", *, follow_speed: bool = False, extra: Mapping[str, Any] | None = None
+    ) -> str:
         """The JSON for ``AIRFLOW_CONN_LUMA_DEFAULT`` that points a Luma Connection at this server.
 
         For the native API it adds ``"extra": {"api": "luma_agents"}``.
 
         :param follow_speed: add the extra ``schedule_time_factor`` (:attr:`schedule_time_factor`), so the
             operators' poll schedule runs at this server's speed (what the ``luma_airflow`` fixture does).
+        :param extra: further extras (``prices``, ``organization_id``, …), laid over those.
+        :raises ValueError: ``extra["api"]`` is not this server's API (the connection would speak the wrong wire).
         """
         conn: dict[str, Any] = {"conn_type": conn_type, "host": self.base_url, "password": self.api_key}
-        extra: dict[str, Any] = {}
-        if self.api != "gmi":
-            extra["api"] = self.api
+        if extra and extra.get("api", self.api) != self.api:
+            raise ValueError(
+                f"connection extra api={extra['api']!r} contradicts the simulator's api={self.api!r}: "
+                "choose the API on the server (luma_simulator(api=...) or luma_api)"
+            )
+        merged: dict[str, Any] = {"api": self.api} if self.api != "gmi" else {}
         if follow_speed:
-            extra["schedule_time_factor"] = self.schedule_time_factor
-        if extra:
-            conn["extra"] = extra
+            merged["schedule_time_factor"] = self.schedule_time_factor
+        merged.update(extra or {})
+        if merged:
+            conn["extra"] = merged
         return json.dumps(conn, separators=(",", ":"))
 
     def start(self) -> LumaSimulatorServer:
