@@ -26,7 +26,9 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python -q -r $(LOCK)
+	# --compile-bytecode: as pip does; without .pyc files (uv's default, and PYTHONDONTWRITEBYTECODE=1 on our
+	# machines) every Airflow process compiles its imports again: +2.3 s per start, +5 s per user DAG test.
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
 	touch $(STAMP)
 
