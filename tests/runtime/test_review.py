@@ -1,0 +1,286 @@
+"""The review loop (``review=LumaReview(...)``): the answer's meaning (a table) and the loop's decisions, driven
+through the real client and the simulator; Airflow's HITL channel is the supervisor's (a recording stand-in)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, TaskDeferred
+from airflow.sdk.exceptions import TaskAwaitingInput
+
+from airflow_provider_luma import version_compat
+from airflow_provider_luma.operators import LumaGenerateVideoOperator, LumaReview
+from airflow_provider_luma.runtime.review import EDITABLE, Answer, read_answer
+from airflow_provider_luma.runtime.review_loop import ReviewStore
+from airflow_provider_luma.testing import LumaSimulatorServer
+from airflow_provider_luma.triggers import LumaGenerationTrigger
+from tests._helpers import MemoryStateStore, posts
+
+AT = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+ALICE = {"id": "alice", "name": "Alice"}
+
+
+def event(option: str, params: Any = None, **extra: Any) -> dict[str, Any]:
+    return {"chosen_options": [option], "params_input": params or {}, "responded_at": AT,
+            "responded_by_user": ALICE, **extra}  # fmt: skip
+
+
+CURRENT = {"prompt": "a fox", "resolution": "540p"}
+ANSWERS = [
+    ("approve", event("Approve"), Answer("approve", by="Alice (alice)", at=AT.isoformat())),
+    ("reject", event("Reject"), Answer("reject", by="Alice (alice)", at=AT.isoformat())),
+    (
+        "re-render, new prompt",
+        event("Re-render", {"prompt": " a wolf "}),
+        Answer("rerender", {"prompt": "a wolf"}, "Alice (alice)", AT.isoformat()),
+    ),
+    (
+        "re-render, form unchanged: a re-roll",
+        event("Re-render", {"prompt": "a fox"}),
+        Answer("rerender", {}, "Alice (alice)", AT.isoformat()),
+    ),
+    (
+        "re-render, empty field keeps the value",
+        event("Re-render", {"prompt": None}),
+        Answer("rerender", {}, "Alice (alice)", AT.isoformat()),
+    ),
+    (
+        "timeout default",
+        {**event("Approve"), "responded_by_user": None, "timedout": True},
+        Answer("approve", by="timeout default", at=AT.isoformat()),
+    ),
+]
+REFUSED = [
+    ("output path", event("Re-render", {"prompt": "x", "output_path": "/etc/x.mp4"}), "may not set: output_path"),
+    ("connection", event("Re-render", {"luma_conn_id": "other"}), "may not set: luma_conn_id"),
+    ("not editable here", event("Re-render", {"resolution": "1080p"}), "may not set: resolution"),
+    ("not text", event("Re-render", {"prompt": 7}), "prompt: must be text"),
+    ("too long", event("Re-render", {"prompt": "x" * 6001}), "at most 6000"),
+    ("control characters", event("Re-render", {"prompt": "a\x00b"}), "control characters"),
+    ("form not an object", event("Re-render", ["prompt"]), "not an object"),
+    ("two options", {**event("Approve"), "chosen_options": ["Approve", "Reject"]}, "exactly one"),
+    ("unknown option", event("Publish"), "exactly one"),
+    ("not an event", "Approve", "not an object"),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [a[1:] for a in ANSWERS], ids=[a[0] for a in ANSWERS])
+def test_what_an_answer_asks_for(answer: Any, expected: Answer) -> None:
+    assert read_answer(answer, ("prompt",), CURRENT) == expected
+
+
+@pytest.mark.parametrize(("answer", "problem"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
+def test_an_answer_that_sets_what_a_reviewer_may_not_is_refused(answer: Any, problem: str) -> None:
+    read = read_answer(answer, ("prompt",), CURRENT)
+    assert read.kind == "invalid" and read.edits == {}
+    assert problem in str(read.problem)
+
+
+def test_a_timeout_without_default_is_its_own_answer() -> None:
+    read = read_answer({"error": "no response", "error_type": "timeout"}, ("prompt",), CURRENT)
+    assert read.kind == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"default": "Maybe"}, "default"),
+        ({"on_reject": "ignore"}, "on_reject"),
+        ({"editable": ("prompt", "output_path")}, "output_path cannot be edited"),
+        ({"max_takes": 0}, "max_takes"),
+        ({"assigned_users": [{"name": "no id"}]}, "assigned_users"),
+    ],
+)
+def test_review_options_are_checked_when_the_dag_is_parsed(kwargs: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        LumaReview(**kwargs)
+    assert set(EDITABLE) == {"prompt", "aspect_ratio", "resolution", "duration"}
+
+
+def test_on_airflow_3_0_a_review_fails_at_dag_import_naming_3_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(version_compat, "AIRFLOW_VERSION", (3, 0, 6))
+    with pytest.raises(RuntimeError, match=r"needs Airflow 3\.1 or newer; this is Airflow 3\.0\.6"):
+        LumaReview()
+
+
+def test_a_review_needs_a_take_to_review() -> None:
+    with pytest.raises(ValueError, match="wait_for_completion=False"):
+        LumaGenerateVideoOperator(task_id="r", prompt="a fox", review=LumaReview(), wait_for_completion=False)
+
+
+# -- the loop, through the simulator -------------------------------------------------------------------------------
+
+
+class HitlChannel:
+    """Stands in for the worker's supervisor channel: the HITL requests written through it."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def send(self, msg: Any) -> Any:
+        from airflow.sdk.execution_time.comms import CreateHITLDetailPayload
+
+        assert isinstance(msg, CreateHITLDetailPayload)
+        self.requests.append(msg)
+        return None
+
+
+@pytest.fixture
+def channel(monkeypatch: pytest.MonkeyPatch) -> HitlChannel:
+    from airflow.sdk.execution_time import task_runner
+
+    fake = HitlChannel()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", fake, raising=False)
+    return fake
+
+
+@pytest.fixture
+def ti_context() -> dict[str, Any]:
+    ti = SimpleNamespace(id=uuid.uuid4(), dag_id="d", task_id="render", run_id="manual__1", map_index=-1)
+    return {"task_state_store": MemoryStateStore(), "ti": ti}
+
+
+def reviewed(**review: Any) -> LumaGenerateVideoOperator:
+    review.setdefault("assigned_users", [ALICE])
+    return LumaGenerateVideoOperator(task_id="render", prompt="a fox", resolution="540p", poll_interval=0.05,
+                                     review=LumaReview(**review))  # fmt: skip
+
+
+async def until_asked(call: Any, context: dict[str, Any], **review: Any) -> TaskAwaitingInput:
+    """Run ``call`` as Airflow would (deferring to the Luma trigger when it does) until the task asks."""
+    try:
+        call()
+    except TaskAwaitingInput as asked:
+        return asked
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+        assert isinstance(trigger, LumaGenerationTrigger)
+        payload = [e.payload async for e in trigger.run()][0]
+        method = getattr(reviewed(**review), deferred.method_name)
+        with pytest.raises(TaskAwaitingInput) as asked:
+            method(context, event=payload)
+        return asked.value
+    raise AssertionError("the task neither asked nor deferred")
+
+
+async def test_rerender_with_a_new_prompt_then_approve_buys_two_takes_and_returns_the_second(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    asked = await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    assert asked.method_name == "execute_review"
+    first = channel.requests[0]
+    assert first.options == ["Approve", "Re-render", "Reject"] and first.assigned_users[0].id == "alice"
+    assert first.params["prompt"]["value"] == "a fox"
+    await until_asked(
+        lambda: reviewed().execute_review(ti_context, event("Re-render", {"prompt": "a wolf"})), ti_context
+    )
+    result = reviewed().execute_review(ti_context, event("Approve"))
+
+    sent = posts(luma_conn_env)
+    assert len(sent) == 2
+    assert "a wolf" in str(sent[1].payload) and "a wolf" not in str(sent[0].payload)
+    takes = ReviewStore(ti_context).get().takes
+    assert [t.decision for t in takes] == ["re-render", "approved"]
+    assert result["generation_id"] == takes[1].result["generation_id"] != takes[0].result["generation_id"]
+    assert result["review"] == {"take": 2, "takes": 2, "decision": "approved", "by": "Alice (alice)",
+                                "at": AT.isoformat()}  # fmt: skip
+
+
+async def test_a_retry_while_the_person_decides_asks_again_without_rendering(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    with pytest.raises(TaskAwaitingInput):
+        reviewed().execute(ti_context)  # a new try (lost worker, retry)
+    assert len(posts(luma_conn_env)) == 1 and len(channel.requests) == 2
+
+
+async def test_a_retry_while_the_second_take_renders_reattaches_to_it(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    with pytest.raises(TaskDeferred):
+        reviewed().execute_review(ti_context, event("Re-render", {"prompt": "a wolf"}))
+    # The worker is lost while take 2 renders; the retry starts in execute().
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    assert len(posts(luma_conn_env)) == 2
+
+
+async def test_a_rerender_with_the_same_prompt_buys_a_fresh_take(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    await until_asked(lambda: reviewed().execute_review(ti_context, event("Re-render")), ti_context)
+    takes = ReviewStore(ti_context).get().takes
+    assert len(posts(luma_conn_env)) == 2 and takes[0].request_id != takes[1].request_id
+
+
+async def test_clearing_an_approved_task_returns_the_approved_take(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    approved = reviewed().execute_review(ti_context, event("Approve"))
+    again = reviewed().execute(ti_context)
+    assert again == approved and len(posts(luma_conn_env)) == 1 and len(channel.requests) == 1
+
+
+@pytest.mark.parametrize(("on_reject", "raised"), [("fail", AirflowFailException), ("skip", AirflowSkipException)])
+async def test_reject_fails_or_skips_as_the_dag_says(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any], on_reject: str,
+    raised: type[Exception],
+) -> None:  # fmt: skip
+    await until_asked(lambda: reviewed(on_reject=on_reject).execute(ti_context), ti_context, on_reject=on_reject)
+    with pytest.raises(raised, match="Take 1 rejected by Alice"):
+        reviewed(on_reject=on_reject).execute_review(ti_context, event("Reject"))
+    assert ReviewStore(ti_context).get().current.decision == "rejected"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("review", "answer", "note"),
+    [
+        ({}, event("Re-render", {"output_path": "/tmp/x.mp4"}), "may not set: output_path"),
+        ({"editable": ("prompt", "resolution")}, event("Re-render", {"resolution": "4k"}), "resolution"),
+        ({"max_takes": 1}, event("Re-render", {"prompt": "a wolf"}), "max_takes=1"),
+    ],
+    ids=["foreign parameter", "broken model rule", "too many takes"],
+)
+async def test_a_refused_rerender_buys_nothing_and_asks_again(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any], review: dict[str, Any],
+    answer: dict[str, Any], note: str,
+) -> None:  # fmt: skip
+    await until_asked(lambda: reviewed(**review).execute(ti_context), ti_context, **review)
+    with pytest.raises(TaskAwaitingInput):
+        reviewed(**review).execute_review(ti_context, answer)
+    assert len(posts(luma_conn_env)) == 1
+    assert note in str(ReviewStore(ti_context).get().current.note)  # type: ignore[union-attr]
+
+
+async def test_a_rerender_over_max_cost_usd_is_refused_before_it_is_bought(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    def op() -> LumaGenerateVideoOperator:
+        review = LumaReview(editable=("prompt", "resolution"))
+        return LumaGenerateVideoOperator(task_id="render", prompt="a fox", resolution="540p", max_cost_usd=1.0,
+                                         poll_interval=0.05, review=review)  # fmt: skip
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op().execute(ti_context)
+    payload = [e.payload async for e in deferred.value.trigger.run()][0]
+    with pytest.raises(TaskAwaitingInput):
+        op().execute_complete(ti_context, event=payload)
+    with pytest.raises(TaskAwaitingInput):
+        op().execute_review(ti_context, event("Re-render", {"resolution": "1080p", "prompt": "a fox"}))
+    assert len(posts(luma_conn_env)) == 1
+    assert "max_cost_usd" in str(ReviewStore(ti_context).get().current.note)  # type: ignore[union-attr]
+
+
+async def test_no_answer_and_no_default_fails_the_task(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    with pytest.raises(AirflowFailException, match="Nobody reviewed take 1 in time"):
+        reviewed().execute_review(ti_context, {"error": "timeout passed", "error_type": "timeout"})
