@@ -133,9 +133,13 @@ class ReviewState:
             if not isinstance(raw, Mapping):
                 return cls()
             try:
-                takes.append(Take(**raw))
+                take = Take(**raw)
             except TypeError:
                 return cls()
+            # The state is REST-writable (task_state_store): only edits a reviewer could make are ever sent.
+            edits = take.edits if isinstance(take.edits, Mapping) else {}
+            safe = {k: v for k, v in edits.items() if k in EDITABLE and isinstance(v, str) and len(v) <= MAX_TEXT}
+            takes.append(replace(take, edits=safe))
         return cls(tuple(takes))
 
 

@@ -284,3 +284,13 @@ async def test_no_answer_and_no_default_fails_the_task(
     await until_asked(lambda: reviewed().execute(ti_context), ti_context)
     with pytest.raises(AirflowFailException, match="Nobody reviewed take 1 in time"):
         reviewed().execute_review(ti_context, {"error": "timeout passed", "error_type": "timeout"})
+
+
+def test_a_forged_review_state_can_only_carry_edits_a_reviewer_could_make() -> None:
+    from airflow_provider_luma.runtime.review import ReviewState
+
+    edits = {"prompt": "a wolf", "source_video": "/etc/passwd", "luma_conn_id": "other", "resolution": 1080}
+    forged = {"version": 1, "takes": [{"number": 1, "edits": edits}]}
+    assert ReviewState.from_json(forged).takes[0].edits == {"prompt": "a wolf"}
+    assert ReviewState.from_json({"version": 2, "takes": []}) == ReviewState()
+    assert ReviewState.from_json({"version": 1, "takes": [{"number": 1, "approved_by": "me"}]}) == ReviewState()

@@ -52,7 +52,8 @@
     card.append(el("div", { class: "placeholder" }, "no video yet"));
     const title = el("div", { class: "title" });
     title.append(el("code", {}, c.key), el("span", { class: "badge" }));
-    card.append(title, el("p", { class: "prompt" }), el("p", { class: "facts" }), el("p", { class: "reason" }));
+    card.append(title, el("p", { class: "prompt" }), el("p", { class: "facts" }), el("p", { class: "reason" }),
+      el("ol", { class: "takes", hidden: "" }));
     cards.set(c.key, card);
     return card;
   }
@@ -78,6 +79,13 @@
     const reason = card.querySelector(".reason");
     reason.textContent = c.reason ? `Failed: ${c.reason}` : "";
     reason.hidden = !c.reason;
+    // A reviewed clip (review=LumaReview): every take with its decision, who made it and when.
+    const takes = card.querySelector(".takes");
+    const items = (c.takes || []).map((t) => el("li", { class: `decision-${t.decision}`, "data-decision": t.decision },
+      `take ${t.number}: ${t.decision}${t.by ? ` by ${t.by}` : ""}${t.at ? ` at ${t.at}` : ""}` +
+      `${t.generation_id ? ` · ${t.generation_id}` : ""}`));
+    takes.replaceChildren(...items);
+    takes.hidden = items.length === 0;
   }
 
   function layout(clips, edges) {
@@ -141,7 +149,9 @@
       const g = svgEl("g", { class: "node", "data-key": n.key, transform: `translate(${p.x},${p.y})` });
       g.append(svgEl("rect", { width: W, height: H }));
       g.append(svgEl("text", { x: 8, y: 18 }, n.key.length > 24 ? `${n.key.slice(0, 23)}…` : n.key));
-      g.append(svgEl("text", { x: 8, y: 35, class: "sub" }, `${n.mode || n.status} · ${money(n.estimated_cost_usd)}`));
+      const dropped = (n.takes || []).filter((t) => t.decision === "rejected" || t.decision === "re-render").length;
+      const takes = dropped ? ` · ${dropped} take(s) rejected` : "";
+      g.append(svgEl("text", { x: 8, y: 35, class: "sub" }, `${n.mode || n.status} · ${money(n.estimated_cost_usd)}${takes}`));
       link.append(g);
       svg.append(link);
     });
