@@ -96,8 +96,9 @@ def create_app() -> FastAPI:
             clip["takes"] = takes.get((clip["task_id"], clip["map_index"]), [])
         return JSONResponse(data.to_json(), headers=NO_STORE)
 
+    # The UI fills {MAP_INDEX} only on a mapped task instance's page; an unmapped one sends it literally (-1).
     @app.get("/review/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadRuns])
-    def review_page(dag_id: str, run_id: str, task_id: str, map_index: int) -> FileResponse:
+    def review_page(dag_id: str, run_id: str, task_id: str, map_index: str) -> FileResponse:
         return _page("review.html")
 
     @app.get("/api/review/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadXcoms])

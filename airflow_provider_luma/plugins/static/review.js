@@ -6,7 +6,8 @@
   const REFRESH_MS = 3000;
   const parts = location.pathname.split("/").filter(Boolean);
   const [dagId, runId, taskId] = parts.slice(-4, -1).map(decodeURIComponent);
-  const mapIndex = parts[parts.length - 1];
+  // The UI fills {MAP_INDEX} only for a mapped task instance; an unmapped one sends the placeholder itself.
+  const mapIndex = /^-?\d+$/.test(parts[parts.length - 1]) ? parts[parts.length - 1] : "-1";
   const enc = encodeURIComponent;
   const api = `../../../../api/review/${enc(dagId)}/${enc(runId)}/${enc(taskId)}/${enc(mapIndex)}`;
   let shownGeneration = null;
