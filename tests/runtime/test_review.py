@@ -294,3 +294,59 @@ def test_a_forged_review_state_can_only_carry_edits_a_reviewer_could_make() -> N
     assert ReviewState.from_json(forged).takes[0].edits == {"prompt": "a wolf"}
     assert ReviewState.from_json({"version": 2, "takes": []}) == ReviewState()
     assert ReviewState.from_json({"version": 1, "takes": [{"number": 1, "approved_by": "me"}]}) == ReviewState()
+
+
+async def test_the_run_budget_counts_every_take_of_a_reviewed_task(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    pushed: list[tuple[str, Any]] = []
+    ti_context["ti"].xcom_push = lambda key, value: pushed.append((key, value))
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    await until_asked(
+        lambda: reviewed().execute_review(ti_context, event("Re-render", {"prompt": "a wolf"})), ti_context
+    )
+    costs = [value for key, value in pushed if key == "estimated_cost_usd"]
+    # The task's reservation (what max_run_cost_usd and the cost report read) grows with each take it bought.
+    assert costs == [pytest.approx(0.15), pytest.approx(0.30)]
+
+
+async def test_before_airflow_3_3_the_task_waits_in_the_hitl_trigger(
+    luma_conn_env: LumaSimulatorServer,
+    channel: HitlChannel,
+    ti_context: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from airflow.providers.standard.triggers.hitl import HITLTrigger
+
+    from airflow_provider_luma.runtime import review_loop
+
+    monkeypatch.setattr(review_loop, "AIRFLOW_V_3_3_PLUS", False)
+    review = {"response_timeout": timedelta(minutes=5), "default": "Reject"}
+    with pytest.raises(TaskDeferred) as deferred:
+        reviewed(**review).execute(ti_context)
+    payload = [e.payload async for e in deferred.value.trigger.run()][0]
+    with pytest.raises(TaskDeferred) as asked:
+        reviewed(**review).execute_complete(ti_context, event=payload)
+    trigger = asked.value.trigger
+    assert isinstance(trigger, HITLTrigger) and asked.value.method_name == "execute_review"
+    _, kwargs = trigger.serialize()
+    assert kwargs["options"] == ["Approve", "Re-render", "Reject"] and kwargs["defaults"] == ["Reject"]
+    assert kwargs["ti_id"] == ti_context["ti"].id and kwargs["timeout_datetime"] is not None
+
+
+def test_the_readme_review_example_builds() -> None:
+    import re
+    from pathlib import Path
+
+    import pendulum
+    from airflow.sdk import DAG
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "review=LumaReview(" in b)
+    scope: dict[str, Any] = {}
+    with DAG("readme_review", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    review = scope["master"].review
+    assert (review.on_reject, review.default, review.assigned_users[0]["id"]) == ("skip", "Reject", "producer")
