@@ -41,6 +41,7 @@ ASSETS = {
     "gallery.css": "text/css",
     "runs.js": "text/javascript",
     "review.js": "text/javascript",
+    "common.js": "text/javascript",
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from tests.e2e._browser import chromium, login, require_chromium
+from tests.e2e._browser import chromium, login, require_chromium, wait_for
 from tests.harness.cluster import LocalAirflowCluster
 
 DAG_ID = "e2e_luma_review"
@@ -34,15 +34,6 @@ def prompt_of(entry: Any) -> Any:
 def creates(sim: LumaSimulatorServer) -> list[Any]:
     """This DAG's create requests (the session simulator serves every test; the prompts are this DAG's own)."""
     return [e for e in sim.simulator.request_log if e.method == "POST" and prompt_of(e) in (FIRST, SECOND)]
-
-
-def wait_for(what: str, probe: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while (value := probe()) is None or value is False:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-    return value
 
 
 def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) -> str:

@@ -2,7 +2,6 @@
 // untrusted (prompts are user text): it is only ever set through textContent / setAttribute, never parsed as HTML.
 "use strict";
 (function () {
-  const REFRESH_MS = 3000;
   const SVG = "http://www.w3.org/2000/svg";
   const parts = location.pathname.split("/").filter(Boolean);
   const dagId = decodeURIComponent(parts[parts.length - 2] || "");
@@ -10,15 +9,9 @@
   const enc = encodeURIComponent;
   const api = `../../api/runs/${enc(dagId)}/${enc(runId)}`;
   const cards = new Map();
-  let timer = null;
   let firstRender = true;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const el = LumaPage.el;
   function money(v) { return v === null || v === undefined ? "unpriced" : `$${Number(v).toFixed(2)}`; }
   function clock(seconds) {
     const s = Math.max(0, Math.round(Number(seconds) || 0));
@@ -195,23 +188,6 @@
     }
   }
 
-  async function load() {
-    const errorNode = document.getElementById("error");
-    try {
-      const response = await fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const data = await response.json();
-      errorNode.hidden = true;
-      render(data);
-      clearTimeout(timer);
-      if (data.in_flight) timer = setTimeout(load, REFRESH_MS);
-    } catch (err) {
-      errorNode.textContent = `Could not load the renders of this run (${err.message}).`;
-      errorNode.hidden = false;
-      timer = setTimeout(load, REFRESH_MS * 3);
-    }
-  }
-
   window.addEventListener("hashchange", highlight);
-  load();
+  LumaPage.poll(api, render, (data) => data.in_flight, "the renders of this run");
 })();

@@ -3,7 +3,6 @@
 // text): only ever set through textContent / setAttribute, never parsed as HTML.
 "use strict";
 (function () {
-  const REFRESH_MS = 3000;
   const parts = location.pathname.split("/").filter(Boolean);
   const [dagId, runId, taskId] = parts.slice(-4, -1).map(decodeURIComponent);
   // The UI fills {MAP_INDEX} only for a mapped task instance; an unmapped one sends the placeholder itself.
@@ -12,12 +11,7 @@
   const api = `../../../../api/review/${enc(dagId)}/${enc(runId)}/${enc(taskId)}/${enc(mapIndex)}`;
   let shownGeneration = null;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const el = LumaPage.el;
 
   function render(data) {
     document.getElementById("ti-title").textContent = `${data.dag_id} / ${data.run_id} / ${data.task_id}`;
@@ -50,22 +44,6 @@
     document.body.dataset.loaded = "1";
   }
 
-  async function load() {
-    const errorNode = document.getElementById("error");
-    try {
-      const response = await fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const data = await response.json();
-      errorNode.hidden = true;
-      render(data);
-      const settled = ["success", "failed", "skipped", "upstream_failed"].includes(data.state);
-      if (!settled) setTimeout(load, REFRESH_MS);
-    } catch (err) {
-      errorNode.textContent = `Could not load this task instance's takes (${err.message}).`;
-      errorNode.hidden = false;
-      setTimeout(load, REFRESH_MS * 3);
-    }
-  }
-
-  load();
+  const settled = (data) => ["success", "failed", "skipped", "upstream_failed"].includes(data.state);
+  LumaPage.poll(api, render, (data) => !settled(data), "this task instance's takes");
 })();
