@@ -224,6 +224,7 @@ def approved_result(state: ReviewState, take: Take) -> dict[str, Any]:
 
 def ask(task: RenderTask, context: Any, policy: ReviewPolicy, state: ReviewState) -> NoReturn:
     """Ask the reviewer about the current take: write the HITL request, notify, then wait for the answer."""
+    import copy
     from datetime import datetime, timezone
 
     from airflow.sdk.execution_time.hitl import upsert_hitl_detail
@@ -256,9 +257,11 @@ def ask(task: RenderTask, context: Any, policy: ReviewPolicy, state: ReviewState
 
     timeout_at = datetime.now(timezone.utc) + policy.response_timeout if policy.response_timeout else None
     defaults = [policy.default] if policy.default else None
+    # The trigger consumes the form's fields as it builds them (it pops their values): give it its own copy.
     trigger = HITLTrigger(
-        ti_id=ti.id, options=list(OPTIONS), params=form, multiple=False, defaults=defaults, timeout_datetime=timeout_at
-    )
+        ti_id=ti.id, options=list(OPTIONS), params=copy.deepcopy(form), multiple=False, defaults=defaults,
+        timeout_datetime=timeout_at,
+    )  # fmt: skip
     task.defer(trigger=trigger, method_name=RESUME_METHOD)
 
 
