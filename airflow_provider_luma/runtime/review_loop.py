@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
+from airflow_provider_luma.runtime import delivery_record
 from airflow_provider_luma.runtime.record import STATE_RETENTION, Phase, RecordStore
 from airflow_provider_luma.runtime.review import (
     OPTIONS,
@@ -90,6 +91,10 @@ def before_render(task: RenderTask, context: Any, policy: ReviewPolicy) -> dict[
     store = ReviewStore(context)
     state = store.get()
     current = state.current
+    if current is not None and current.result is not None and current.decision in (None, "approved"):
+        # A fresh try of this operator has an empty delivery record; the rendered fields it re-sends must still
+        # name the take (the gallery and the review tab play what it names).
+        delivery_record.record(task, current.result)
     if current is not None and current.decision == "approved" and current.result is not None:
         task.log.info(
             "Take %d was approved by %s at %s; returning it (nothing rendered)", current.number, current.by, current.at
@@ -134,6 +139,7 @@ def on_answer(
     current = state.current
     if current is None or current.result is None:
         raise AirflowFailException("A review answer arrived, but this task instance has no take awaiting review.")
+    delivery_record.record(task, current.result)  # this resumption re-sends the rendered fields: keep the take's
     if current.decision == "approved":
         return approved_result(state, current)
     editable = editable_params(policy.editable, tuple(base_params))

@@ -388,3 +388,47 @@ def test_the_readme_review_example_builds() -> None:
         exec(compile(block, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
     review = scope["master"].review
     assert (review.on_reject, review.default, review.assigned_users[0]["id"]) == ("skip", "Reject", "producer")
+
+
+@needs_hitl
+async def test_the_delivery_record_names_the_take_after_every_resumption(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    """Each resumption is a fresh operator whose rendered fields Airflow re-sends: the gallery and the review tab
+    play what its delivery record names, so it must name the take (not be empty) after an answer or a clear."""
+    await until_asked(lambda: reviewed().execute(ti_context), ti_context)
+    take = ReviewStore(ti_context).get().takes[0].result
+    assert take is not None
+    retry = reviewed()
+    asked(lambda: retry.execute(ti_context))  # a retry while the person decides
+    approving = reviewed()
+    approving.execute_review(ti_context, event("Approve"))
+    cleared = reviewed()
+    cleared.execute(ti_context)  # a clear of the approved task
+    for op in (retry, approving, cleared):
+        assert op.luma_delivery is not None
+        assert (op.luma_delivery["request_id"], op.luma_delivery["generation_id"]) == (
+            take["request_id"], take["generation_id"],
+        )  # fmt: skip
+
+
+@needs_hitl
+async def test_notifiers_are_called_each_time_a_take_awaits_review(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    from airflow.sdk.bases.notifier import BaseNotifier
+
+    class Recorder(BaseNotifier):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[Any] = []
+
+        def notify(self, context: Any) -> None:
+            self.calls.append(context)
+
+    notifier = Recorder()
+    await until_asked(lambda: reviewed(notifiers=[notifier]).execute(ti_context), ti_context, notifiers=[notifier])
+    wolf = event("Re-render", {"prompt": "a wolf"})
+    await until_asked(lambda: reviewed(notifiers=[notifier]).execute_review(ti_context, wolf), ti_context,
+                      notifiers=[notifier])  # fmt: skip
+    assert len(notifier.calls) == 2 and all(c["ti"] is ti_context["ti"] for c in notifier.calls)
