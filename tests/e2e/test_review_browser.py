@@ -105,6 +105,11 @@ def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: Luma
         page.get_by_test_id("hitl-option-Approve").click()
         assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
 
+        # The approved take still plays once the task succeeded (its delivery record names it).
+        after = httpx.get(review_api, headers=editor).json()
+        assert after["generation_id"] == second and after["video"] and after["state"] == "success"
+        assert watch_the_take(page, f"{ti_url}/plugin/luma_review", second) == second
+
         # The gallery lists both takes with their decisions, who and when.
         page.goto(f"{cluster.api_url}/luma/runs/{dag}/{run}")
         takes = page.locator('article[data-key="clip"] .takes li')
