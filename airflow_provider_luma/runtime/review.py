@@ -113,11 +113,11 @@ class ReviewState:
         return ReviewState((*self.takes[:-1], take))
 
     def with_new_take(self, edits: Mapping[str, str]) -> ReviewState:
-        """This state with one more take (after a re-render answer, or a new round after a rejection)."""
-        number = len(self.takes) + 1
-        if not edits and self.current is not None and self.current.decision == "re-render":
-            edits = self.current.edits  # a plain re-roll keeps the edits of the take it replaces
-        return ReviewState((*self.takes, Take(number, dict(edits))))
+        """This state with one more take: after a re-render answer, the take it replaces with ``edits`` on top (a
+        reviewer changes what they type, the rest stays as it was)."""
+        current = self.current
+        carried = current.edits if current is not None and current.decision == "re-render" else {}
+        return ReviewState((*self.takes, Take(len(self.takes) + 1, {**carried, **edits})))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON value stored under :data:`REVIEW_KEY`."""

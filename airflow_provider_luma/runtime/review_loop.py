@@ -185,7 +185,8 @@ def _refusal(
     base_params: Mapping[str, Any],
 ) -> str | None:
     """Why the re-render asked for cannot be bought (``None``: it can): too many takes, a broken model rule, or an
-    estimate over ``max_cost_usd``. The run budget is checked again when the take is bought."""
+    estimate over ``max_cost_usd``. The run budget is checked when the take is bought, as for any render (over it,
+    the task fails)."""
     from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaError, LumaValidationError
     from airflow_provider_luma.core.pricing import check_budget, estimate
     from airflow_provider_luma.runtime.finish import worker_hook
@@ -238,8 +239,7 @@ def ask(task: RenderTask, context: Any, policy: ReviewPolicy, state: ReviewState
     ti = context_get(context, "ti")
     take = state.current or Take(1)
     base: dict[str, Any] = getattr(task, "spec_params", dict)()
-    editable = editable_params(policy.editable, tuple(base))
-    form = form_params(editable, take_params(base, take))
+    form = form_params(editable_params(policy.editable, tuple(base)))
     # The HITL request is written once per task instance (Airflow keeps the first subject and body and only clears
     # the answer when asked again), so the text speaks of the latest take and the links always show it.
     upsert_hitl_detail(
@@ -271,18 +271,23 @@ def ask(task: RenderTask, context: Any, policy: ReviewPolicy, state: ReviewState
     task.defer(trigger=trigger, method_name=RESUME_METHOD)
 
 
-def form_params(editable: tuple[str, ...], current: Mapping[str, Any]) -> dict[str, Any]:
-    """The HITL form: one text field per editable parameter, filled with the current take's value."""
+def form_params(editable: tuple[str, ...]) -> dict[str, Any]:
+    """The HITL form: one optional text field per editable parameter, empty.
+
+    Empty, not filled with the take's value: Airflow writes a task instance's form once (when the first take is
+    asked about) and keeps it, so a filled field would offer take 1's value at every later take, and an untouched
+    field would silently revert what an earlier re-render changed. An empty field keeps the latest take's value.
+    """
     from airflow.sdk.definitions.param import Param, ParamsDict
 
     from airflow_provider_luma.runtime.review import MAX_TEXT
 
     fields = {
         name: Param(
-            str(current.get(name) or ""),
+            None,
             type=["string", "null"],
             maxLength=MAX_TEXT,
-            description=f"{name} of the next take (used only with Re-render)",
+            description=f"Re-render only: the next take's {name}; leave empty to keep the latest take's",
         )
         for name in editable
     }

@@ -205,7 +205,8 @@ async def test_rerender_with_a_new_prompt_then_approve_buys_two_takes_and_return
     assert asked.method_name == "execute_review"
     first = channel.requests[0]
     assert first.options == ["Approve", "Re-render", "Reject"] and first.assigned_users[0].id == "alice"
-    assert first.params["prompt"]["value"] == "a fox"
+    # Empty: Airflow keeps the first form for every later take, so an empty field means "keep the latest take's".
+    assert first.params["prompt"]["value"] is None and "leave empty" in first.params["prompt"]["description"]
     await until_asked(
         lambda: reviewed().execute_review(ti_context, event("Re-render", {"prompt": "a wolf"})), ti_context
     )
@@ -432,3 +433,18 @@ async def test_notifiers_are_called_each_time_a_take_awaits_review(
     await until_asked(lambda: reviewed(notifiers=[notifier]).execute_review(ti_context, wolf), ti_context,
                       notifiers=[notifier])  # fmt: skip
     assert len(notifier.calls) == 2 and all(c["ti"] is ti_context["ti"] for c in notifier.calls)
+
+
+@needs_hitl
+async def test_a_later_rerender_keeps_what_earlier_ones_changed(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any]
+) -> None:
+    review = {"editable": ("prompt", "resolution")}
+    await until_asked(lambda: reviewed(**review).execute(ti_context), ti_context, **review)
+    wolf = event("Re-render", {"prompt": "a wolf", "resolution": None})
+    await until_asked(lambda: reviewed(**review).execute_review(ti_context, wolf), ti_context, **review)
+    sharper = event("Re-render", {"prompt": "", "resolution": "720p"})  # the prompt field left empty
+    await until_asked(lambda: reviewed(**review).execute_review(ti_context, sharper), ti_context, **review)
+    sent = [e.payload["payload"] for e in posts(luma_conn_env)]
+    assert [(p["prompt"], p.get("resolution")) for p in sent] == [("a fox", "540p"), ("a wolf", "540p"),
+                                                                  ("a wolf", "720p")]  # fmt: skip
