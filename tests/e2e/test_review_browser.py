@@ -8,7 +8,10 @@ answer, neither through ``PATCH …/hitlDetails`` nor in the UI; the gallery lis
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +25,7 @@ from tests.harness.cluster import LocalAirflowCluster
 DAG_ID = "e2e_luma_review"
 FIRST = "review e2e: a red fox in fresh snow"
 SECOND = "review e2e: a red fox at dusk, slow pan"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "review.png"
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +91,13 @@ def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: Luma
         assert [t["decision"] for t in data["takes"]] == ["re-render", "awaiting review"]
         assert data["takes"][0]["by"] == "editor" and data["takes"][1]["edits"] == {"prompt": SECOND}
         second = watch_the_take(page, f"{ti_url}/plugin/luma_review", data["generation_id"])
+        page.frame_locator("iframe").first.locator('#takes tr[data-take="2"]').wait_for()
+        # The tracked picture changes only on request (LUMA_UPDATE_SCREENSHOT=1): tests never write tracked files.
+        shot = cluster.log_dir / "review.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("LUMA_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(shot, SCREENSHOT)
 
         # Not assigned: the UI does not let admin answer either.
         other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
