@@ -97,7 +97,7 @@ def _variable_takes(dag_id: str, run_id: str, task: tuple[str, int]) -> dict[tup
 
     from airflow_provider_luma.version_compat import variable_key
 
-    key = variable_key(dag_id, task[0], run_id, task[1]).replace("luma_render.", "luma_review.", 1)
+    key = variable_key(dag_id, task[0], run_id, task[1], prefix="luma_review.")  # review_loop.REVIEW_VARIABLE_PREFIX
     raw = Variable.get(key, default_var=None)
     try:
         stored = json.loads(raw) if isinstance(raw, str) else None

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from airflow_provider_luma.runtime.task import RenderTask
 
 RESUME_METHOD = "execute_review"
+REVIEW_VARIABLE_PREFIX = "luma_review."
+"""Before Airflow 3.3 the review state is a Variable of its own per task instance (``luma_review.<digest>``)."""
 
 
 class ReviewStore:
@@ -55,10 +57,8 @@ class ReviewStore:
         if self._store is None and not AIRFLOW_V_3_3_PLUS:
             ti = context_get(context, "ti")
             if getattr(ti, "dag_id", None):
-                store = VariableStateStore(ti)
                 # Its own Variable: a VariableStateStore holds one key, and the render record already has it.
-                store._key = store.key.replace("luma_render.", "luma_review.", 1)
-                self._store = store
+                self._store = VariableStateStore(ti, prefix=REVIEW_VARIABLE_PREFIX)
         self._memory: dict[str, Any] = {}
 
     def get(self) -> ReviewState:

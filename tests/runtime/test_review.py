@@ -448,3 +448,15 @@ async def test_a_later_rerender_keeps_what_earlier_ones_changed(
     sent = [e.payload["payload"] for e in posts(luma_conn_env)]
     assert [(p["prompt"], p.get("resolution")) for p in sent] == [("a fox", "540p"), ("a wolf", "540p"),
                                                                   ("a wolf", "720p")]  # fmt: skip
+
+
+def test_before_airflow_3_3_the_review_state_has_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_luma.runtime import review_loop
+    from airflow_provider_luma.version_compat import VariableStateStore, variable_key
+
+    monkeypatch.setattr(review_loop, "AIRFLOW_V_3_3_PLUS", False)
+    ti = SimpleNamespace(dag_id="d", task_id="render", run_id="manual__1", map_index=2)
+    store = ReviewStore({"ti": ti})._store
+    assert isinstance(store, VariableStateStore)
+    assert store.key == variable_key("d", "render", "manual__1", 2, prefix="luma_review.")
+    assert store.key.startswith("luma_review.") and store.key != VariableStateStore(ti).key  # not the render's
