@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
@@ -184,9 +185,9 @@ def _refusal(
     edits: Mapping[str, str],
     base_params: Mapping[str, Any],
 ) -> str | None:
-    """Why the re-render asked for cannot be bought (``None``: it can): too many takes, a broken model rule, or an
-    estimate over ``max_cost_usd``. The run budget is checked when the take is bought, as for any render (over it,
-    the task fails)."""
+    """Why the re-render asked for cannot be bought (``None``: it can): too many takes, a broken model rule, an
+    estimate over ``max_cost_usd``, or one that would bring the run over ``max_run_cost_usd`` as things stand (the
+    purchase reserves and checks again, as for any render: a task that bought meanwhile can still fail it)."""
     from airflow_provider_luma.core.errors import LumaBudgetExceeded, LumaError, LumaValidationError
     from airflow_provider_luma.core.pricing import check_budget, estimate
     from airflow_provider_luma.runtime.finish import worker_hook
@@ -205,11 +206,43 @@ def _refusal(
         table = worker_hook(options.conn_id).price_table()
         est = estimate(plan.spec, table, plan.source)
         check_budget(plan.spec, est, options.max_cost)
+        check_budget(plan.spec, est, options.max_run_cost, "max_run_cost_usd")
+        if options.max_run_cost is not None and est.cost_usd is not None:
+            over = _over_run_budget(context, options.max_run_cost, est.cost_usd, state)
+            if over is not None:
+                return over
     except (LumaValidationError, LumaBudgetExceeded) as exc:
         return str(exc)
     except LumaError as exc:
         return f"the price could not be looked up ({exc})"
     return None
+
+
+def _over_run_budget(context: Any, cap: Decimal, cost: float, state: ReviewState) -> str | None:
+    """Whether a take estimated at ``cost`` would bring the run over ``cap``, reading (not writing) what every task
+    of the run holds; this task holds every take it bought so far (:attr:`RenderRun.held_cost`)."""
+    from airflow_provider_luma.runtime.money import run_costs, sum_costs
+
+    ti, dag = context_get(context, "ti"), context_get(context, "dag")
+    current = state.current
+    earlier = cost_of_earlier_takes(state)
+    held = (current.result or {}).get("estimated_cost_usd") if current is not None else None
+    if ti is None or dag is None or earlier is None or held is None:
+        return None  # nothing to read, or unpriced takes: the purchase decides
+    own = float(held) + earlier  # the value this task pushed when it bought the current take
+    others: list[Any] = []
+    for task_id, found in run_costs(ti, dag).items():
+        if task_id == ti.task_id and own in found:
+            found.remove(own)
+        others += found
+    spent, renders, unpriced = sum_costs(others)
+    total = spent + Decimal(str(own)) + Decimal(str(cost))
+    if not unpriced and total <= cap:
+        return None
+    return (
+        f"max_run_cost_usd=${cap:.2f}: this take's estimate ${cost:.2f} on top of this task's takes so far "
+        f"(${own:.2f}) and the run's other renders (${spent:.2f}, {unpriced} unpriced) would make ${total:.2f}"
+    )
 
 
 def set_aside_earlier_take(context: Any, state: ReviewState, log: Any) -> None:
@@ -313,8 +346,8 @@ def review_body(context: Any, take: Take) -> str:
         "**Watch the latest take** in this task's *Luma review* tab (it plays there), or in the "
         f"[Luma renders gallery]({link}).\n\n"
         "* **Approve**: the task succeeds with the latest take; downstream gets its `generation_id` and files.\n"
-        "* **Re-render**: edit the fields below; a new take is estimated, checked against the budgets and bought, "
-        "then you are asked again.\n"
+        "* **Re-render**: type what changes in the fields below (an empty field keeps the latest take's value); a "
+        "new take is estimated, checked against the budgets and bought, then you are asked again.\n"
         "* **Reject**: the task fails or skips downstream, as the DAG says.\n\n"
         f"This request was first written for take {take.number}."
     )

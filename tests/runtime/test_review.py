@@ -3,6 +3,7 @@ through the real client and the simulator; Airflow's HITL channel is the supervi
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -126,6 +127,7 @@ class HitlChannel:
 
     def __init__(self) -> None:
         self.requests: list[Any] = []
+        self.xcoms: dict[tuple[str, str], list[Any]] = {}
 
     def send(self, msg: Any) -> Any:
         from airflow.sdk.execution_time.comms import CreateHITLDetailPayload, GetConnection
@@ -134,6 +136,10 @@ class HitlChannel:
 
         if isinstance(msg, GetConnection):
             return connection_result(msg.conn_id)
+        if type(msg).__name__ == "GetXComSequenceSlice":  # the run budget reads every task's reservation
+            from airflow.sdk.execution_time.comms import XComSequenceSliceResult
+
+            return XComSequenceSliceResult(root=[json.dumps(v) for v in self.xcoms.get((msg.task_id, msg.key), [])])
         if type(msg).__name__ == "MaskSecret":
             return None
         assert isinstance(msg, CreateHITLDetailPayload)
@@ -460,3 +466,42 @@ def test_before_airflow_3_3_the_review_state_has_its_own_variable(monkeypatch: p
     assert isinstance(store, VariableStateStore)
     assert store.key == variable_key("d", "render", "manual__1", 2, prefix="luma_review.")
     assert store.key.startswith("luma_review.") and store.key != VariableStateStore(ti).key  # not the render's
+
+
+@needs_hitl
+@pytest.mark.parametrize(("cap", "bought"), [("0.50", 1), ("0.60", 2)])
+async def test_a_rerender_over_the_run_budget_is_refused_before_it_is_bought(
+    luma_conn_env: LumaSimulatorServer, channel: HitlChannel, ti_context: dict[str, Any], cap: str, bought: int
+) -> None:
+    """Another task of the run holds $0.30; take 1 ($0.15) fits a $0.50 cap, a second take would make $0.60."""
+    import pendulum
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    with DAG("budget", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+        EmptyOperator(task_id="other")
+    channel.xcoms[("other", "estimated_cost_usd")] = [0.30]
+
+    def push(key: str, value: Any) -> None:
+        channel.xcoms[("render", key)] = [value]
+
+    ti_context.update(dag=dag)
+    ti_context["ti"].xcom_push = push
+
+    def op() -> LumaGenerateVideoOperator:
+        return LumaGenerateVideoOperator(task_id="render", prompt="a fox", resolution="540p", poll_interval=0.05,
+                                         max_run_cost_usd=cap, review=LumaReview())  # fmt: skip
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op().execute(ti_context)
+    payload = [e.payload async for e in deferred.value.trigger.run()][0]
+    asked(lambda: op().execute_complete(ti_context, event=payload))
+    raised = outcome(lambda: op().execute_review(ti_context, event("Re-render", {"prompt": "a wolf"})))
+    assert len(posts(luma_conn_env)) == bought
+    note = ReviewStore(ti_context).get().current.note  # type: ignore[union-attr]
+    if bought == 1:
+        is_asking(raised)
+        assert "max_run_cost_usd=$0.50" in str(note) and "would make $0.60" in str(note)
+    else:
+        assert isinstance(raised, TaskDeferred) and note is None  # bought: waiting for take 2
+        assert channel.xcoms[("render", "estimated_cost_usd")] == [pytest.approx(0.30)]
