@@ -59,14 +59,15 @@ def require(feature: str, minimum: tuple[int, int]) -> None:
         raise RuntimeError(f"{feature} needs Airflow {minimum[0]}.{minimum[1]} or newer; this is Airflow {installed}.")
 
 
-def variable_key(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
-    """The Variable that holds one task instance's record on Airflow < 3.3.
+def variable_key(dag_id: str, task_id: str, run_id: str, map_index: int, prefix: str = VARIABLE_PREFIX) -> str:
+    """The Variable that holds one task instance's record on Airflow < 3.3 (``prefix``: which record; the review
+    state of a reviewed render has its own, ``luma_review.``).
 
     A digest, not the ids themselves: Variable keys are at most 250 characters and the three ids may each be
     that long. The Variable's description names the task instance for a person reading the Variables page.
     """
     identity = json.dumps([dag_id, task_id, run_id, map_index])
-    return VARIABLE_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:40]
+    return prefix + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
 class VariableStateStore:
@@ -79,9 +80,9 @@ class VariableStateStore:
     absent, as 3.3 prunes it); deleting stale Variables is left to the deployment (``airflow variables delete``).
     """
 
-    def __init__(self, ti: Any) -> None:
+    def __init__(self, ti: Any, prefix: str = VARIABLE_PREFIX) -> None:
         map_index = getattr(ti, "map_index", -1)  # one reading for the key and the description
-        self._key = variable_key(ti.dag_id, ti.task_id, ti.run_id, map_index)
+        self._key = variable_key(ti.dag_id, ti.task_id, ti.run_id, map_index, prefix)
         self._describes = f"Luma render record of {ti.dag_id}.{ti.task_id} run {ti.run_id} [{map_index}]"
 
     @property

@@ -26,10 +26,13 @@ from airflow_provider_luma.operators import (
     LumaExtendVideoOperator,
     LumaGenerateVideoOperator,
     LumaReframeVideoOperator,
+    LumaReview,
 )
 
 # `make demo` and the test suite point the connection at the local simulator and poll it faster.
 POLL_INTERVAL = float(os.getenv("LUMA_EXAMPLE_POLL_INTERVAL", "10"))
+# A person approves the master take (Airflow 3.1+) when this names them; unset (the demo, the tests): no review.
+REVIEWER = os.getenv("LUMA_EXAMPLE_REVIEWER")
 OUTPUT_ROOT = os.getenv("LUMA_EXAMPLE_OUTPUT", "/tmp/luma-videos")
 
 with DAG(
@@ -45,13 +48,23 @@ with DAG(
     },
     tags=["luma", "example"],
 ) as dag:
+    # [START howto_operator_luma_review]
     master = LumaGenerateVideoOperator(
         task_id="master",
         prompt="A cyclist crosses a rain-soaked city bridge at blue hour, wide establishing shot",
         aspect_ratio="16:9",
         resolution="720p",
         max_cost_usd=1.00,
+        review=LumaReview(
+            assigned_users=[{"id": REVIEWER, "name": REVIEWER}],
+            response_timeout=timedelta(hours=24),
+            default="Reject",
+            on_reject="skip",
+        )
+        if REVIEWER
+        else None,
     )
+    # [END howto_operator_luma_review]
     longer = LumaExtendVideoOperator(
         task_id="extend",
         generation_id=master.output["generation_id"],

@@ -18,6 +18,7 @@ from airflow_provider_luma.operators.generate import (
     LumaGenerateVideoOperator,
     LumaInterpolateVideoOperator,
 )
+from airflow_provider_luma.operators.review import LumaReview
 from airflow_provider_luma.operators.sourced import LumaEditVideoOperator, LumaReframeVideoOperator
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "LumaInterpolateVideoOperator",
     "LumaReframeVideoOperator",
     "LumaRenderOperator",
+    "LumaReview",
     "LumaVideoLink",
 ]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_luma.core.pricing import PriceTable
     from airflow_provider_luma.core.specs.base import RenderSpec, SourceFacts
+    from airflow_provider_luma.operators.review import LumaReview
     from airflow_provider_luma.runtime.plan import RenderPlan, RunOptions
 
 DEFAULT_ASSET_ALIAS = "luma_videos"
@@ -110,6 +111,9 @@ class LumaRenderOperator(BaseOperator):
         estimated cost of all renders bought in this DAG run above this many US dollars (``default_args``
         makes it the DAG's budget). Never exceeded, and exact: capped tasks take turns to decide, so a render that
         would fit is never refused (see :mod:`airflow_provider_luma.runtime.money`).
+    :param review: a :class:`~airflow_provider_luma.operators.review.LumaReview`: a person approves each take
+        in Airflow's UI, asks for a re-render with edited parameters, or rejects it (Airflow 3.1+; on 3.0 the DAG
+        fails to import, naming 3.1). The result is the approved take's. Not with ``wait_for_completion=False``.
     """
 
     MODEL_ID: ClassVar[str]
@@ -135,9 +139,12 @@ class LumaRenderOperator(BaseOperator):
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         max_cost_usd: float | str | None = None,
         max_run_cost_usd: float | str | None = None,
+        review: LumaReview | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
+        if review is not None and not wait_for_completion:
+            raise ValueError("review: not with wait_for_completion=False (there is no take to review yet)")
         if not wait_for_completion and output_path is not None:
             raise ValueError(
                 "output_path: not with wait_for_completion=False (the render is not done when the "
@@ -160,6 +167,7 @@ class LumaRenderOperator(BaseOperator):
         self.asset_alias = asset_alias
         self.max_cost_usd = max_cost_usd
         self.max_run_cost_usd = max_run_cost_usd
+        self.review = review
         self.luma_video_link: str | None = None  # set by the worker when the render is done (LumaVideoLink)
         # Set by the worker once a request is ours, again once its files are stored; never a parameter.
         self.luma_delivery: dict[str, str | None] | None = None
@@ -231,7 +239,8 @@ class LumaRenderOperator(BaseOperator):
             max_cost=parse_max_cost(self.max_cost_usd),
             max_run_cost=parse_max_cost(self.max_run_cost_usd, "max_run_cost_usd"),
             may_end_in_trigger=task_may_end_here(
-                has_output=output is not None,
+                # A reviewed task resumes in a worker to ask, so it never ends in the triggerer.
+                has_output=output is not None or self.review is not None,
                 reuse_existing=bool(self.reuse_existing),
                 do_xcom_push=bool(self.do_xcom_push),
                 has_outlets=bool(self.outlets),
@@ -256,10 +265,19 @@ class LumaRenderOperator(BaseOperator):
         from airflow_provider_luma.runtime.plan import RenderPlan, upstream_source_facts
 
         options = self.run_options(context)
-        params = self.spec_params()
+        params = self.render_params(context)
         upstream = upstream_source_facts(context, params.get("source_generation_id"))
         spec = self.build_spec(params, upstream)
         return RenderPlan(options, spec, spec.known_source(upstream))
+
+    def render_params(self, context: Context) -> dict[str, Any]:
+        """The parameters of the render this try buys: :meth:`spec_params`, with a reviewer's edits (``review``)."""
+        params = self.spec_params()
+        if self.review is None:
+            return params
+        from airflow_provider_luma.runtime.review_loop import current_params
+
+        return current_params(context, params)
 
     def preflight_problems(
         self, context: Context, spec: RenderSpec, source: SourceFacts, table: PriceTable
@@ -278,7 +296,38 @@ class LumaRenderOperator(BaseOperator):
         """Validate, then re-attach to this task's earlier render or submit one, then defer (or poll)."""
         from airflow_provider_luma.runtime import flow
 
-        return flow.execute(self, context, lambda: self.render_plan(context))
+        if self.review is None:
+            return flow.execute(self, context, lambda: self.render_plan(context))
+        from airflow_provider_luma.runtime import review_loop
+
+        approved = review_loop.before_render(self, context, self.review)
+        if approved is not None:
+            return approved
+        return self._reviewed(context, flow.execute(self, context, lambda: self.render_plan(context)))
+
+    def _reviewed(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        """With ``review``: the take is rendered, so ask about it (this raises); without: the result."""
+        if self.review is None:
+            return result
+        from airflow_provider_luma.runtime import review_loop
+
+        review_loop.after_render(self, context, self.review, result)
+
+    @records_outcome
+    def execute_review(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Resume on the reviewer's answer (``review``): return the approved take, fail or skip on a rejection,
+        or buy the re-render asked for and ask again."""
+        from airflow_provider_luma.runtime import flow, review_loop
+        from airflow_provider_luma.runtime.plan import validated
+
+        if self.review is None:
+            raise ValueError("execute_review: this task has no review")
+        options = validated(lambda: self.run_options(context))
+
+        def render() -> dict[str, Any]:
+            return self._reviewed(context, flow.execute(self, context, lambda: self.render_plan(context)))
+
+        return review_loop.on_answer(self, context, self.review, event, self.spec_params(), options, render)
 
     @records_outcome
     def execute_after_rate_limit(
@@ -289,7 +338,7 @@ class LumaRenderOperator(BaseOperator):
         from airflow_provider_luma.runtime.plan import validated
 
         options = validated(lambda: self.run_options(context))
-        params = validated(self.spec_params)
+        params = validated(lambda: self.render_params(context))
         plan = lambda: self.render_plan(context)  # noqa: E731 - only when the record cannot give the plan
         return resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
 
@@ -300,7 +349,8 @@ class LumaRenderOperator(BaseOperator):
         from airflow_provider_luma.runtime.plan import validated
 
         options = validated(lambda: self.run_options(context))
-        return resume.execute_complete(self, context, options, event, lambda: self.render_plan(context))
+        result = resume.execute_complete(self, context, options, event, lambda: self.render_plan(context))
+        return self._reviewed(context, result)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: frame URLs, source generations and source videos in; this render's generation and its

@@ -2,6 +2,8 @@
 
 * a FastAPI app on the api-server under ``/luma`` (pages, JSON, video; see :mod:`._app`),
 * a **"Luma renders" tab on every DAG run** (an external view, ``destination="dag_run"``, shown in an iframe),
+* a **"Luma review" tab on every task instance**: the latest take's player and every take with its decision,
+  who made it and when (``review=LumaReview(...)``),
 * a **"Luma renders" entry in Browse** listing recent runs that rendered.
 
 Plugins are imported by every Airflow process that loads them, so nothing here imports a web framework: the
@@ -16,6 +18,7 @@ from urllib.parse import quote
 URL_PREFIX = "/luma"
 TAB_ROUTE = "luma_renders"
 NAV_ROUTE = "luma_runs"
+REVIEW_ROUTE = "luma_review"
 
 
 def clip_key(task_id: str, map_index: int) -> str:

@@ -10,6 +10,9 @@ route                                           what                            
 ``GET /luma/video/{dag}/{run}/{task}/{index}``  the stored MP4 (Range) or a 307 to a fresh   read the DAG's XComs
                                                 presigned URL, from the task instance's
                                                 delivery record only (never an XCom)
+``GET /luma/review/{dag}/{run}/{task}/{index}`` page: a task instance's takes ("Luma review"  read the DAG's runs
+                                                tab): the latest one plays, every decision
+``GET /luma/api/review/{dag}/{run}/{task}/{i}`` JSON of that page                             read the DAG's XComs
 ``GET /luma/static/{name}``                     the page's JS/CSS (no CDN)                   logged in
 ==============================================  ===========================================  ==================
 
@@ -29,11 +32,17 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 
-from airflow_provider_luma.plugins import _db, _media
-from airflow_provider_luma.plugins._model import assemble
+from airflow_provider_luma.plugins import _db, _media, _review
+from airflow_provider_luma.plugins._model import DELIVERY_FIELD, assemble, video_route
 
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"gallery.js": "text/javascript", "gallery.css": "text/css", "runs.js": "text/javascript"}
+ASSETS = {
+    "gallery.js": "text/javascript",
+    "gallery.css": "text/css",
+    "runs.js": "text/javascript",
+    "review.js": "text/javascript",
+    "common.js": "text/javascript",
+}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "media-src 'self' https: http://127.0.0.1:* http://localhost:*; "
@@ -83,7 +92,39 @@ def create_app() -> FastAPI:
         _db.add_failure_reasons(session, dag_id, run_id, rows)
         now = datetime.now(timezone.utc)
         data = assemble(dag_id, run_id, state, rows, _db.xcom_values(session, dag_id, run_id), now)
+        takes = _review.review_takes(session, dag_id, run_id)
+        for clip in data.clips:
+            clip["takes"] = takes.get((clip["task_id"], clip["map_index"]), [])
         return JSONResponse(data.to_json(), headers=NO_STORE)
+
+    # The UI fills {MAP_INDEX} only on a mapped task instance's page; an unmapped one sends it literally (-1).
+    @app.get("/review/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadRuns])
+    def review_page(dag_id: str, run_id: str, task_id: str, map_index: str) -> FileResponse:
+        return _page("review.html")
+
+    @app.get("/api/review/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadXcoms])
+    def review_json(dag_id: str, run_id: str, task_id: str, map_index: int, session: SessionDep) -> JSONResponse:
+        found, state, fields = _db.delivery_fields(session, dag_id, run_id, task_id, map_index)
+        if not found:
+            raise HTTPException(404, "No such task instance")
+        record = fields.get(DELIVERY_FIELD)
+        record = record if isinstance(record, dict) else {}
+        has_video = bool(record.get("video_path")) or (
+            bool(record.get("request_id")) and (state == "success" or _review.awaiting_review(state, record))
+        )
+        takes = _review.review_takes(session, dag_id, run_id, (task_id, map_index)).get((task_id, map_index), [])
+        body = {
+            "dag_id": dag_id,
+            "run_id": run_id,
+            "task_id": task_id,
+            "map_index": map_index,
+            "state": state,
+            "awaiting_review": _review.awaiting_review(state, record),
+            "generation_id": record.get("generation_id"),
+            "video": video_route(dag_id, run_id, task_id, map_index) if has_video else None,
+            "takes": takes,
+        }
+        return JSONResponse(body, headers=NO_STORE)
 
     @app.get("/video/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadXcoms])
     def video(

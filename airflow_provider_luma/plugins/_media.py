@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Final
 from urllib.parse import urlsplit
 
 from airflow_provider_luma.plugins._model import DELIVERY_FIELD
+from airflow_provider_luma.plugins._review import awaiting_review
 
 CHUNK = 256 * 1024
 PRESIGNED_CACHE_SECONDS = 300.0
@@ -65,8 +66,9 @@ def _text(value: Any) -> str | None:
 def plan_video(fields: Mapping[str, Any], state: str | None) -> VideoPlan:
     """Decide what to serve from the rendered template fields of a task instance and its state.
 
-    A fresh URL is minted only for a successful task instance (a failed or running one has no finished render
-    of its own to show) and only with the connection it rendered with (its rendered ``luma_conn_id``).
+    A fresh URL is minted only for a successful task instance, or one holding a finished take for review (a
+    failed or running one has no finished render of its own to show), and only with the connection it rendered
+    with (its rendered ``luma_conn_id``).
 
     :raises VideoRefused: nothing can be served (404), with the reason.
     """
@@ -82,7 +84,9 @@ def plan_video(fields: Mapping[str, Any], state: str | None) -> VideoPlan:
         raise VideoRefused(404, "This task instance has not recorded a Luma render (none was bought, or not yet)")
     path, request_id = _text(record.get("video_path")), _text(record.get("request_id"))
     conn_id = _text(fields.get("luma_conn_id"))
-    mint = request_id if request_id is not None and state == "success" and conn_id is not None else None
+    # A take awaiting review (review=LumaReview) is a finished render too: the worker recorded its generation.
+    finished = state == "success" or awaiting_review(state, record)
+    mint = request_id if request_id is not None and finished and conn_id is not None else None
     if path is None and mint is None:
         if request_id is None:
             raise VideoRefused(404, "This task instance's render has no stored copy and no request id")

@@ -73,6 +73,7 @@ _STATUS: Final = {
     "up_for_reschedule": "queued",
     "running": "rendering",
     "deferred": "rendering",
+    "awaiting_input": "in review",
     "restarting": "rendering",
     "up_for_retry": "retrying",
     "success": "done",
@@ -177,7 +178,8 @@ def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any],
     record = (row.rendered_fields or {}).get(DELIVERY_FIELD)
     delivery: Mapping[str, Any] = record if isinstance(record, Mapping) else {}
     stored = bool(delivery.get("video_path"))
-    has_video = stored or (status == "done" and bool(delivery.get("request_id")))
+    reviewing = row.state in ("awaiting_input", "deferred") and bool(delivery.get("generation_id"))
+    has_video = stored or ((status == "done" or reviewing) and bool(delivery.get("request_id")))
     clip.update(
         key=clip_key(row.task_id, row.map_index),
         task_id=row.task_id,

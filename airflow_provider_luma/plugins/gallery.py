@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_luma.plugins import NAV_ROUTE, TAB_ROUTE, URL_PREFIX
+from airflow_provider_luma.plugins import NAV_ROUTE, REVIEW_ROUTE, TAB_ROUTE, URL_PREFIX
 
 
 class LazyApp:
@@ -32,7 +32,7 @@ class LazyApp:
 
 
 class LumaGalleryPlugin(AirflowPlugin):
-    """Registers the gallery app, the DAG-run tab and the nav entry."""
+    """Registers the gallery app, the DAG-run tab, the task-instance review tab and the nav entry."""
 
     name = "luma_gallery"
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Luma renders gallery"}]
@@ -42,6 +42,12 @@ class LumaGalleryPlugin(AirflowPlugin):
             "href": "luma/runs/{DAG_ID}/{RUN_ID}",
             "destination": "dag_run",
             "url_route": TAB_ROUTE,
+        },
+        {
+            "name": "Luma review",
+            "href": "luma/review/{DAG_ID}/{RUN_ID}/{TASK_ID}/{MAP_INDEX}",
+            "destination": "task_instance",
+            "url_route": REVIEW_ROUTE,
         },
         {
             "name": "Luma renders",

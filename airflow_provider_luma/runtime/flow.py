@@ -117,6 +117,18 @@ class RenderRun:
         """What the finish needs and a resubmission sends: written into the durable record."""
         return RenderFacts.of(self.spec, self.plan.source, self.estimate)
 
+    @cached_property
+    def held_cost(self) -> float | None:
+        """What this task instance counts against the run budget: this render's estimate, plus the earlier takes of a
+        reviewed task (each re-render was bought too; see :mod:`.review_loop`)."""
+        own = self.estimate.cost_usd
+        if getattr(self.task, "review", None) is None:
+            return own
+        from airflow_provider_luma.runtime.review_loop import earlier_takes_cost
+
+        earlier = earlier_takes_cost(self.context)
+        return None if own is None or earlier is None else own + earlier
+
     def _record_of(
         self, phase: Phase, at: float, request_id: str | None, generation_id: str | None = None
     ) -> RenderRecord:
@@ -254,7 +266,7 @@ class RenderRun:
         """Publish the estimate as soon as a render is ours, so a cost report (and the run budget) counts it even
         if the task fails; a render re-attached to or reused is recorded under the same key: once."""
         if not self.budget.recorded:
-            self.budget.record(self.facts.estimated_cost_usd)
+            self.budget.record(self.held_cost)
 
     def _ambiguous(self, record: RenderRecord) -> Job | None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.attempted_at))
@@ -284,7 +296,7 @@ class RenderRun:
         except LumaError as exc:
             raise fail_or_retry(exc, f"{failure_prefix(exc)}: {exc}") from None
         while True:
-            self.budget.hold(self.estimate.cost_usd, self.options.max_run_cost)
+            self.budget.hold(self.held_cost, self.options.max_run_cost)
             self._write(Phase.SUBMITTING, None)
             try:
                 job: Job = client.submit(self.spec)

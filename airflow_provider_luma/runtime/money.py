@@ -57,6 +57,7 @@ class RunBudget:
         self.ti, self.dag, self.log = context_get(context, "ti"), context_get(context, "dag"), log
         self.recorded = False
         self.queue: Queue | None = None
+        self.own_before: Any = None
 
     def record(self, cost: float | None) -> None:
         """Write this task's estimate (its reservation; also what the cost report sums)."""
@@ -113,6 +114,8 @@ class RunBudget:
         me = Turn(self.ti.task_id, int(self.ti.map_index if self.ti.map_index is not None else -1), usd=float(cost))
         queue = self.queue = Queue(XComRegisters(self.ti, self.dag), me, self.log)
         queue.enter()
+        # What this task instance holds already (a reviewed task's earlier takes): ``cost`` replaces it.
+        self.own_before = self._own_value()
         try:
             spend = self._decide(queue, cost, cap)
         except BaseException:
@@ -143,6 +146,7 @@ class RunBudget:
             queue.beat()
             time.sleep(0.2)
         self.record(float(cost))
+        self.own_before = None  # replaced by ``cost``, which the check below must count
         if queue.silent and self._spend(queue).total > cap:
             # A silent register may be a slow task deciding beside us: reserve, then read, keeps the cap.
             self.withdraw()
@@ -152,7 +156,11 @@ class RunBudget:
     def _spend(self, queue: Queue) -> RunSpend:
         """What the other renders of the run hold: bought, pending (accepted, create not answered yet) and silent
         (queued, stopped answering; see :mod:`.turns`)."""
-        spent, renders, unpriced = sum_costs(v for values in run_costs(self.ti, self.dag).values() for v in values)
+        costs = run_costs(self.ti, self.dag)
+        mine = costs.get(self.ti.task_id, [])
+        if self.own_before is not None and self.own_before in mine:
+            mine.remove(self.own_before)  # every map index shares the task id: remove our own value once
+        spent, renders, unpriced = sum_costs(v for values in costs.values() for v in values)
         submitting = [t for t in queue.registers.read_others() if t.phase == "submitting" and t.usd is not None]
         pending = sum((Decimal(str(t.usd)) for t in submitting), Decimal(0))
         silent = [Decimal(str(t.usd)) for t in queue.silent.values() if t.usd is not None]
@@ -167,6 +175,13 @@ class RunBudget:
             silent_n=len(silent),
             unpriced=unpriced,
         )
+
+    def _own_value(self) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        ti = self.ti
+        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+        return XCom.get_one(key=COST_KEY, **where)
 
     def _mark(self, phase: Any) -> None:
         if self.queue is None:

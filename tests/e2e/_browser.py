@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +49,16 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
+    """``probe()`` once it is neither ``None`` nor ``False``, polled every 0.5 s; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (value := probe()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    return value
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from airflow_provider_luma.testing import LumaSimulatorServer
-from tests.e2e._browser import chromium, login, require_chromium
+from tests.e2e._browser import chromium, login, require_chromium, wait_for
 from tests.harness.cluster import LocalAirflowCluster
 
 DAG_ID = "luma_gallery_chain"  # denied to the session cluster's viewer (conftest.py)
@@ -38,15 +37,6 @@ def gallery(
     """The session cluster (its ``viewer`` is denied this DAG), its simulator, and a way to change its settings."""
     require_chromium()  # fail before triggering anything: no browser, no point
     return airflow_cluster, luma_sim, sim_settings
-
-
-def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while (value := probe()) is None or value is False:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-    return value
 
 
 def keys_in_page(frame: Any) -> list[str]:
@@ -124,7 +114,7 @@ def test_gallery_in_chromium(gallery: tuple[LocalAirflowCluster, LumaSimulatorSe
         # Prompts are user text: shown literally, never run.
         prompt = frame.locator('article[data-key="variants[0]"] .prompt').inner_text()
         assert prompt.startswith("<script>window.pwned=1</script>")
-        assert frame.locator("script").count() == 1 and not dialogs
+        assert frame.locator("script").count() == 2 and not dialogs  # common.js and gallery.js
         assert page.evaluate("() => window.frames[0].pwned") is None
         # The tracked picture changes only on request (LUMA_UPDATE_SCREENSHOT=1): tests never write tracked files.
         shot = cluster.log_dir / "gallery.png"

@@ -128,10 +128,10 @@ def test_static_page_sets_text_only() -> None:
     import airflow_provider_luma.plugins as plugins
 
     static = Path(plugins.__file__).parent / "static"
-    for name in ("gallery.js", "runs.js"):
+    for name in ("gallery.js", "runs.js", "review.js", "common.js"):
         code = (static / name).read_text()
         assert "innerHTML" not in code and "insertAdjacentHTML" not in code and "eval(" not in code
-    html = (static / "gallery.html").read_text() + (static / "runs.html").read_text()
+    html = "".join((static / name).read_text() for name in ("gallery.html", "runs.html", "review.html"))
     assert "http://" not in html and "https://" not in html, "no CDN: everything is served by the plugin"
 
 

@@ -2,7 +2,6 @@
 // untrusted (prompts are user text): it is only ever set through textContent / setAttribute, never parsed as HTML.
 "use strict";
 (function () {
-  const REFRESH_MS = 3000;
   const SVG = "http://www.w3.org/2000/svg";
   const parts = location.pathname.split("/").filter(Boolean);
   const dagId = decodeURIComponent(parts[parts.length - 2] || "");
@@ -10,15 +9,9 @@
   const enc = encodeURIComponent;
   const api = `../../api/runs/${enc(dagId)}/${enc(runId)}`;
   const cards = new Map();
-  let timer = null;
   let firstRender = true;
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  const el = LumaPage.el;
   function money(v) { return v === null || v === undefined ? "unpriced" : `$${Number(v).toFixed(2)}`; }
   function clock(seconds) {
     const s = Math.max(0, Math.round(Number(seconds) || 0));
@@ -52,7 +45,8 @@
     card.append(el("div", { class: "placeholder" }, "no video yet"));
     const title = el("div", { class: "title" });
     title.append(el("code", {}, c.key), el("span", { class: "badge" }));
-    card.append(title, el("p", { class: "prompt" }), el("p", { class: "facts" }), el("p", { class: "reason" }));
+    card.append(title, el("p", { class: "prompt" }), el("p", { class: "facts" }), el("p", { class: "reason" }),
+      el("ol", { class: "takes", hidden: "" }));
     cards.set(c.key, card);
     return card;
   }
@@ -78,6 +72,13 @@
     const reason = card.querySelector(".reason");
     reason.textContent = c.reason ? `Failed: ${c.reason}` : "";
     reason.hidden = !c.reason;
+    // A reviewed clip (review=LumaReview): every take with its decision, who made it and when.
+    const takes = card.querySelector(".takes");
+    const items = (c.takes || []).map((t) => el("li", { class: `decision-${t.decision}`, "data-decision": t.decision },
+      `take ${t.number}: ${t.decision}${t.by ? ` by ${t.by}` : ""}${t.at ? ` at ${t.at}` : ""}` +
+      `${t.generation_id ? ` · ${t.generation_id}` : ""}`));
+    takes.replaceChildren(...items);
+    takes.hidden = items.length === 0;
   }
 
   function layout(clips, edges) {
@@ -141,7 +142,9 @@
       const g = svgEl("g", { class: "node", "data-key": n.key, transform: `translate(${p.x},${p.y})` });
       g.append(svgEl("rect", { width: W, height: H }));
       g.append(svgEl("text", { x: 8, y: 18 }, n.key.length > 24 ? `${n.key.slice(0, 23)}…` : n.key));
-      g.append(svgEl("text", { x: 8, y: 35, class: "sub" }, `${n.mode || n.status} · ${money(n.estimated_cost_usd)}`));
+      const dropped = (n.takes || []).filter((t) => t.decision === "rejected" || t.decision === "re-render").length;
+      const takes = dropped ? ` · ${dropped} take(s) rejected` : "";
+      g.append(svgEl("text", { x: 8, y: 35, class: "sub" }, `${n.mode || n.status} · ${money(n.estimated_cost_usd)}${takes}`));
       link.append(g);
       svg.append(link);
     });
@@ -185,23 +188,6 @@
     }
   }
 
-  async function load() {
-    const errorNode = document.getElementById("error");
-    try {
-      const response = await fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const data = await response.json();
-      errorNode.hidden = true;
-      render(data);
-      clearTimeout(timer);
-      if (data.in_flight) timer = setTimeout(load, REFRESH_MS);
-    } catch (err) {
-      errorNode.textContent = `Could not load the renders of this run (${err.message}).`;
-      errorNode.hidden = false;
-      timer = setTimeout(load, REFRESH_MS * 3);
-    }
-  }
-
   window.addEventListener("hashchange", highlight);
-  load();
+  LumaPage.poll(api, render, (data) => data.in_flight, "the renders of this run");
 })();

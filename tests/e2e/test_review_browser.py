@@ -1,0 +1,136 @@
+"""The review step in a real browser against the session cluster (Airflow's own HITL UI and the "Luma review" tab).
+
+Headless Chromium logs in as ``editor`` (the assigned reviewer), opens the pending action, watches the take play in
+the task instance's "Luma review" tab, asks for a re-render with a new prompt, then approves the second take:
+exactly two create requests, and downstream gets the second take's generation id. ``admin`` (not assigned) cannot
+answer, neither through ``PATCH …/hitlDetails`` nor in the UI; the gallery lists both takes with who and when.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from airflow_provider_luma.testing import LumaSimulatorServer
+from tests.e2e._browser import chromium, login, require_chromium, wait_for
+from tests.harness.cluster import LocalAirflowCluster
+
+DAG_ID = "e2e_luma_review"
+FIRST = "review e2e: a red fox in fresh snow"
+SECOND = "review e2e: a red fox at dusk, slow pan"
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "review.png"
+
+pytestmark = pytest.mark.e2e
+
+
+def prompt_of(entry: Any) -> Any:
+    body = entry.payload if isinstance(entry.payload, dict) else {}
+    return (body.get("payload") or {}).get("prompt")
+
+
+def creates(sim: LumaSimulatorServer) -> list[Any]:
+    """This DAG's create requests (the session simulator serves every test; the prompts are this DAG's own)."""
+    return [e for e in sim.simulator.request_log if e.method == "POST" and prompt_of(e) in (FIRST, SECOND)]
+
+
+def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) -> str:
+    """Open the "Luma review" tab; the take's player has data and plays. Returns the take's generation id."""
+    page.goto(tab_url)
+    frame = page.frame_locator("iframe").first
+    selector = f'video[data-generation-id="{generation_id}"]' if generation_id else "video"
+    video = frame.locator(selector)
+    video.wait_for(timeout=60_000)
+    wait_for("the take to have data", lambda: video.evaluate("v => v.readyState >= 2 || null"), timeout=60)
+    video.evaluate("v => v.play()")
+    wait_for("the take to play", lambda: video.evaluate("v => v.currentTime > 0 || null"), timeout=30)
+    return str(video.get_attribute("data-generation-id"))
+
+
+def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer) -> None:
+    require_chromium()
+    cluster, sim = airflow_cluster, luma_sim
+    before = len(creates(sim))
+    run_id = cluster.trigger_dag(DAG_ID)
+    cluster.wait_for_task_state(DAG_ID, run_id, "clip", "awaiting_input", timeout=180)
+    dag, run = quote(DAG_ID, safe=""), quote(run_id, safe="")
+    ti_url = f"{cluster.api_url}/dags/{dag}/runs/{run}/tasks/clip"
+    hitl = f"{cluster.api_url}/api/v2/dags/{dag}/dagRuns/{run}/taskInstances/clip/-1/hitlDetails"
+    review_api = f"{cluster.api_url}/luma/api/review/{dag}/{run}/clip/-1"
+    admin = {"Authorization": f"Bearer {cluster.user_token('admin')}"}
+    editor = {"Authorization": f"Bearer {cluster.user_token('editor')}"}
+
+    # Not assigned: even an Admin cannot answer through the REST API.
+    denied = httpx.patch(hitl, headers=admin, json={"chosen_options": ["Approve"], "params_input": {}})
+    assert denied.status_code == 403, denied.text
+
+    with chromium() as browser:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        login(page, cluster.api_url, "editor", cluster.users["editor"][1])
+        first = watch_the_take(page, f"{ti_url}/plugin/luma_review")
+
+        # The pending action: the Markdown body links to the gallery; re-render with a new prompt.
+        page.goto(f"{ti_url}/required_actions")
+        page.get_by_test_id("hitl-option-Re-render").wait_for(timeout=60_000)
+        assert page.get_by_role("link", name="Luma renders gallery").count() == 1
+        page.locator("#element_prompt").fill(SECOND)
+        page.get_by_test_id("hitl-option-Re-render").click()
+
+        def second_take_asked() -> dict[str, Any] | None:
+            data: dict[str, Any] = httpx.get(review_api, headers=editor).json()
+            ready = data["awaiting_review"] and len(data["takes"]) == 2 and data["generation_id"] != first
+            return data if ready else None
+
+        data = wait_for("the second take to await review", second_take_asked, timeout=180)
+        assert [t["decision"] for t in data["takes"]] == ["re-render", "awaiting review"]
+        assert data["takes"][0]["by"] == "editor" and data["takes"][1]["edits"] == {"prompt": SECOND}
+        second = watch_the_take(page, f"{ti_url}/plugin/luma_review", data["generation_id"])
+        page.frame_locator("iframe").first.locator('#takes tr[data-take="2"]').wait_for()
+        # The tracked picture changes only on request (LUMA_UPDATE_SCREENSHOT=1): tests never write tracked files.
+        shot = cluster.log_dir / "review.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("LUMA_UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(shot, SCREENSHOT)
+
+        # Not assigned: the UI does not let admin answer either.
+        other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        login(other, cluster.api_url, "admin", cluster.users["admin"][1])
+        other.goto(f"{ti_url}/required_actions")
+        other.get_by_text("Review the Luma render of clip").first.wait_for(timeout=60_000)
+        approve = other.get_by_test_id("hitl-option-Approve")
+        if approve.count() and approve.first.is_enabled():
+            approve.first.click()
+            time.sleep(3)  # the UI's PATCH is answered 403; give it time to land if it were accepted
+        assert httpx.get(hitl, headers=editor).json()["response_received"] is False
+        assert cluster.task_instance(DAG_ID, run_id, "clip")["state"] == "awaiting_input"
+
+        # The assigned reviewer approves the second take.
+        page.goto(f"{ti_url}/required_actions")
+        page.get_by_test_id("hitl-option-Approve").click()
+        assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
+
+        # The approved take still plays once the task succeeded (its delivery record names it).
+        after = httpx.get(review_api, headers=editor).json()
+        assert after["generation_id"] == second and after["video"] and after["state"] == "success"
+        assert watch_the_take(page, f"{ti_url}/plugin/luma_review", second) == second
+
+        # The gallery lists both takes with their decisions, who and when.
+        page.goto(f"{cluster.api_url}/luma/runs/{dag}/{run}")
+        takes = page.locator('article[data-key="clip"] .takes li')
+        takes.nth(1).wait_for(timeout=30_000)
+        shown = takes.evaluate_all("items => items.map(i => [i.dataset.decision, i.textContent])")
+
+    made = creates(sim)[before:]
+    assert [prompt_of(e) for e in made] == [FIRST, SECOND], "exactly two create requests"
+    assert cluster.xcom(DAG_ID, run_id, "publish") == second
+    result = cluster.xcom(DAG_ID, run_id, "clip", key="generation_id")
+    assert result == second != first
+    assert [d for d, _ in shown] == ["re-render", "approved"]
+    assert all("by editor at 20" in text for _, text in shown)
