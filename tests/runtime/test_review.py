@@ -3,7 +3,6 @@ through the real client and the simulator; Airflow's HITL channel is the supervi
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -139,7 +138,12 @@ class HitlChannel:
         if type(msg).__name__ == "GetXComSequenceSlice":  # the run budget reads every task's reservation
             from airflow.sdk.execution_time.comms import XComSequenceSliceResult
 
-            return XComSequenceSliceResult(root=[json.dumps(v) for v in self.xcoms.get((msg.task_id, msg.key), [])])
+            return XComSequenceSliceResult(root=list(self.xcoms.get((msg.task_id, msg.key), [])))
+        if type(msg).__name__ == "GetXCom":  # the run budget reads this task's own estimate before it decides
+            from airflow.sdk.execution_time.comms import XComResult
+
+            values = self.xcoms.get((msg.task_id, msg.key), [])
+            return XComResult(key=msg.key, value=values[0] if values else None)
         if type(msg).__name__ == "MaskSecret":
             return None
         assert isinstance(msg, CreateHITLDetailPayload)
