@@ -140,7 +140,7 @@ def test_importing_operators_stays_light(module: str) -> None:
             ("airflow_provider_luma.core.http", "airflow_provider_luma.hooks", "airflow_provider_luma.testing")
         )
         or m.startswith(("airflow_provider_luma.runtime.lineage", "airflow.providers.openlineage"))
-        or m.split(".")[0] in {"fastapi", "uvicorn", "httpx", "openlineage"}
+        or m.split(".")[0] in {"fastapi", "uvicorn", "httpx", "openlineage", "av"}
     ]
     assert forbidden == []
     assert module in added

@@ -30,3 +30,10 @@ def gallery_url(base_url: str, dag_id: str, run_id: str, task_id: str | None = N
     """The gallery page of a run (``#clip=<key>`` scrolls to one clip); ``base_url`` is ``[api] base_url``."""
     url = f"{base_url.rstrip('/')}{URL_PREFIX}/runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
     return f"{url}#clip={quote(clip_key(task_id, map_index), safe='')}" if task_id else url
+
+
+def still_url(base_url: str, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """A JPEG of the first frame of a task instance's latest stored take (read at view time, so one URL follows
+    every take); ``base_url`` is ``[api] base_url``."""
+    parts = "/".join(quote(p, safe="") for p in (dag_id, run_id, task_id))
+    return f"{base_url.rstrip('/')}{URL_PREFIX}/still/{parts}/{map_index}"

@@ -10,6 +10,9 @@ route                                           what                            
 ``GET /luma/video/{dag}/{run}/{task}/{index}``  the stored MP4 (Range) or a 307 to a fresh   read the DAG's XComs
                                                 presigned URL, from the task instance's
                                                 delivery record only (never an XCom)
+``GET /luma/still/{dag}/{run}/{task}/{index}``  a JPEG of the stored copy's first frame,     read the DAG's XComs
+                                                from the delivery record only (the review
+                                                body's image; 404 without PyAV)
 ``GET /luma/review/{dag}/{run}/{task}/{index}`` page: a task instance's takes ("Luma review"  read the DAG's runs
                                                 tab): the latest one plays, every decision
 ``GET /luma/api/review/{dag}/{run}/{task}/{i}`` JSON of that page                             read the DAG's XComs
@@ -32,7 +35,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 
-from airflow_provider_luma.plugins import _db, _media, _review
+from airflow_provider_luma.plugins import _db, _media, _review, _still
 from airflow_provider_luma.plugins._model import DELIVERY_FIELD, assemble, video_route
 
 STATIC = Path(__file__).parent / "static"
@@ -137,6 +140,10 @@ def create_app() -> FastAPI:
     ) -> Response:
         return _video_response(session, dag_id, run_id, task_id, map_index, range_header)
 
+    @app.get("/still/{dag_id}/{run_id}/{task_id}/{map_index}", dependencies=[ReadXcoms])
+    def still(dag_id: str, run_id: str, task_id: str, map_index: int, session: SessionDep) -> Response:
+        return _still_response(session, dag_id, run_id, task_id, map_index)
+
     @app.get("/static/{name}")
     def static(name: str, user: GetUserDep) -> FileResponse:
         if name not in ASSETS:  # a fixed list: nothing from the client reaches the filesystem
@@ -173,6 +180,27 @@ def _video_response(
         return _fresh_url(plan.conn_id, plan.request_id, plan.model, plan.backend)
     except _media.VideoRefused as refused:
         raise HTTPException(refused.status, refused.message) from None
+
+
+def _still_response(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> Response:
+    """A JPEG of the first frame of the stored copy the task instance's delivery record names now (its latest
+    take). Only a stored copy: the api-server never downloads a presigned URL to make a still."""
+    found, _, fields = _db.delivery_fields(session, dag_id, run_id, task_id, map_index)
+    if not found:
+        raise HTTPException(404, "No such task instance")
+    record = fields.get(DELIVERY_FIELD)
+    path = record.get("video_path") if isinstance(record, dict) else None
+    if not isinstance(path, str) or not path.strip():
+        raise HTTPException(404, "No still: this task instance records no stored copy (it has no output_path)")
+    try:
+        handle, _size = _media.open_stored(path)
+        jpeg = _still.make_still(handle)
+    except FileNotFoundError:
+        raise HTTPException(404, "No still: the stored copy of this clip is gone") from None
+    except _media.VideoRefused as refused:
+        raise HTTPException(refused.status, refused.message) from None
+    # Not cached by the browser: the same URL shows the next take once one is stored.
+    return Response(jpeg, media_type="image/jpeg", headers=NO_STORE)
 
 
 def _fresh_url(conn_id: str, request_id: str, model: str | None, backend: str | None) -> Response:

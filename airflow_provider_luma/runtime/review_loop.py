@@ -331,8 +331,9 @@ def form_params(editable: tuple[str, ...]) -> dict[str, Any]:
 
 
 def review_body(context: Any, take: Take) -> str:
-    """The Markdown the reviewer reads: where to watch the latest take (a tab with the player, the gallery)."""
-    from airflow_provider_luma.plugins import gallery_url
+    """The Markdown the reviewer reads: a still of the latest take (when takes are stored: the still is made from
+    the stored copy) and where to watch it (a tab with the player, the gallery)."""
+    from airflow_provider_luma.plugins import gallery_url, still_url
 
     ti = context_get(context, "ti")
     try:
@@ -341,9 +342,15 @@ def review_body(context: Any, take: Take) -> str:
         base_url = str(conf.get("api", "base_url", fallback="") or "")
     except Exception:  # noqa: BLE001 - no configuration (a unit test): a path relative to the UI
         base_url = ""
-    link = gallery_url(base_url, ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+    map_index = getattr(ti, "map_index", -1)
+    link = gallery_url(base_url, ti.dag_id, ti.run_id, ti.task_id, map_index)
+    # The body is written once (take 1): the still's URL names the task instance, and the route reads the latest
+    # take's stored copy when the page is viewed. Takes are stored only with an output_path, the same for all.
+    stored = bool((take.result or {}).get("video_path"))
+    still = f"![the latest take]({still_url(base_url, ti.dag_id, ti.run_id, ti.task_id, map_index)})\n\n"
     return (
-        "**Watch the latest take** in this task's *Luma review* tab (it plays there), or in the "
+        (still if stored else "")
+        + "**Watch the latest take** in this task's *Luma review* tab (it plays there), or in the "
         f"[Luma renders gallery]({link}).\n\n"
         "* **Approve**: the task succeeds with the latest take; downstream gets its `generation_id` and files.\n"
         "* **Re-render**: type what changes in the fields below (an empty field keeps the latest take's value); a "
