@@ -1,9 +1,10 @@
 """The review step in a real browser against the session cluster (Airflow's own HITL UI and the "Luma review" tab).
 
-Headless Chromium logs in as ``editor`` (the assigned reviewer), opens the pending action, watches the take play in
-the task instance's "Luma review" tab, asks for a re-render with a new prompt, then approves the second take:
-exactly two create requests, and downstream gets the second take's generation id. ``admin`` (not assigned) cannot
-answer, neither through ``PATCH …/hitlDetails`` nor in the UI; the gallery lists both takes with who and when.
+Headless Chromium logs in as ``editor`` (the assigned reviewer), opens the pending action (its Markdown body shows a
+still of the latest take, made by the plugin from the stored copy), watches the take play in the task instance's
+"Luma review" tab, asks for a re-render with a new prompt, then approves the second take: exactly two create
+requests, and downstream gets the second take's generation id. ``admin`` (not assigned) cannot answer, neither
+through ``PATCH …/hitlDetails`` nor in the UI; the gallery lists both takes with who and when.
 """
 
 from __future__ import annotations
@@ -53,7 +54,18 @@ def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) ->
     return str(video.get_attribute("data-generation-id"))
 
 
-def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer) -> None:
+def still_loaded(page: Any) -> int:
+    """The Markdown body's still (the latest take's first frame) has loaded on the Required Actions page: its
+    decoded width (``naturalWidth`` is 0 for an image that failed to load)."""
+    image = page.locator('img[alt="the latest take"]').first
+    image.wait_for(timeout=60_000)
+    width = wait_for("the still to load", lambda: image.evaluate("i => i.complete && i.naturalWidth") or None, 60)
+    return int(width)
+
+
+def test_review_in_chromium(
+    airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer, e2e_output: Path
+) -> None:
     require_chromium()
     cluster, sim = airflow_cluster, luma_sim
     before = len(creates(sim))
@@ -79,6 +91,7 @@ def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: Luma
         page.goto(f"{ti_url}/required_actions")
         page.get_by_test_id("hitl-option-Re-render").wait_for(timeout=60_000)
         assert page.get_by_role("link", name="Luma renders gallery").count() == 1
+        assert still_loaded(page) == 320, "the simulator's clip is 320 px wide (the still is never enlarged)"
         page.locator("#element_prompt").fill(SECOND)
         page.get_by_test_id("hitl-option-Re-render").click()
 
@@ -111,8 +124,16 @@ def test_review_in_chromium(airflow_cluster: LocalAirflowCluster, luma_sim: Luma
         assert httpx.get(hitl, headers=editor).json()["response_received"] is False
         assert cluster.task_instance(DAG_ID, run_id, "clip")["state"] == "awaiting_input"
 
-        # The assigned reviewer approves the second take.
+        # The assigned reviewer approves the second take; the body, written at take 1, shows the second take's still.
         page.goto(f"{ti_url}/required_actions")
+        page.get_by_test_id("hitl-option-Approve").wait_for(timeout=60_000)
+        # Each take is its own file; with take 1's gone the still still loads: it is made from take 2's.
+        (take_1,), (take_2,) = (list(e2e_output.rglob(f"clip-*{g}*.mp4")) for g in (first, second))
+        take_1.unlink()
+        assert still_loaded(page) == 320
+        still = httpx.get(f"{cluster.api_url}/luma/still/{dag}/{run}/clip/-1", headers=editor)
+        assert still.status_code == 200 and still.content[:3] == b"\xff\xd8\xff" and take_2.is_file()
+        assert httpx.get(f"{cluster.api_url}/luma/still/{dag}/{run}/clip/-1").status_code == 401, "login required"
         page.get_by_test_id("hitl-option-Approve").click()
         assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
 

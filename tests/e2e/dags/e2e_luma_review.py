@@ -37,6 +37,8 @@ with DAG(
         task_id="clip",
         prompt=PROMPT,
         resolution="540p",
+        # Stored takes (one file per take): the review body's still is made from the latest take's stored copy.
+        output_path=os.getenv("LUMA_EXAMPLE_OUTPUT", "/tmp/luma-videos") + "/{run_id}/{task_id}-{generation_id}.mp4",
         poll_interval=float(os.getenv("LUMA_EXAMPLE_POLL_INTERVAL", "10")),
         review=REVIEW,
     )
