@@ -21,37 +21,27 @@ import airflow_provider_luma.testing as testing
 from airflow_provider_luma.plugins import still_url
 from airflow_provider_luma.runtime.review import Take
 from airflow_provider_luma.runtime.review_loop import review_body
+from tests.plugins.test_gallery import record, video_client  # noqa: F401 - video_client: the app, seamed
 
 SAMPLE = Path(testing.__file__).parent / "sample.mp4"
 URL = "/still/d/r/t/-1"
 
 
-def record(**values: Any) -> dict[str, Any]:
-    base = dict.fromkeys(("request_id", "generation_id", "model", "backend", "video_path", "exr_path"))
-    return {"luma_conn_id": "luma_default", "luma_delivery": {**base, "request_id": "req-1", **values}}
-
-
 @pytest.fixture
-def still_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, dict[str, Any]]]:
-    """The real gallery app with DAG access granted; the test sets the task instance the route reads. XComs and
-    task-state rows (REST-writable) must never be read."""
-    from airflow.api_fastapi.common.db.common import _get_session
-
-    from airflow_provider_luma.plugins import _app, _db, _review
-
-    ti: dict[str, Any] = {"found": True, "state": "awaiting_input", "fields": {}}
+def still_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, Any]]:
+    """The gallery's real app with the task instance's rendered fields as the seam (``video_client``: reading an
+    XCom fails the test), for a take awaiting review. Task-state rows (REST-writable) must never be read either,
+    and nothing is ever minted: a still is made from a stored copy only."""
+    from airflow_provider_luma.plugins import _review
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the still route read an XCom or a task-state row")
+        raise AssertionError("the still route read a task-state row")
 
-    monkeypatch.setattr(_db, "delivery_fields", lambda *a: (ti["found"], ti["state"], ti["fields"]))
-    monkeypatch.setattr(_db, "xcom_values", forbidden)
     monkeypatch.setattr(_review, "review_takes", forbidden)
-    app = _app.create_app()
-    app.dependency_overrides[_app.ReadXcoms.dependency] = lambda: None
-    app.dependency_overrides[_get_session] = lambda: None
-    with TestClient(app) as client:
-        yield client, ti
+    client, ti = request.getfixturevalue("video_client")
+    ti["state"] = "awaiting_input"
+    yield client, ti
+    assert ti["minted"] == [], "a still never asks Luma for a presigned URL"
 
 
 def decode(jpeg: bytes) -> Any:
