@@ -3,8 +3,9 @@
 Headless Chromium logs in as ``editor`` (the assigned reviewer), opens the pending action (its Markdown body shows a
 still of the latest take, made by the plugin from the stored copy), watches the take play in the task instance's
 "Luma review" tab, asks for a re-render with a new prompt, then approves the second take: exactly two create
-requests, and downstream gets the second take's generation id. ``admin`` (not assigned) cannot answer, neither
-through ``PATCH …/hitlDetails`` nor in the UI; the gallery lists both takes with who and when.
+requests for the reviewed clip, and downstream (a Python task and a Luma extend) gets the second take's generation
+id. ``admin`` (not assigned) cannot answer, neither through ``PATCH …/hitlDetails`` nor in the UI; the gallery lists
+both takes with who and when, and its chain graph counts the rejected take.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.harness.cluster import LocalAirflowCluster
 DAG_ID = "e2e_luma_review"
 FIRST = "review e2e: a red fox in fresh snow"
 SECOND = "review e2e: a red fox at dusk, slow pan"
+EXTEND = "review e2e: the fox runs off"
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "review.png"
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +40,7 @@ def prompt_of(entry: Any) -> Any:
 
 def creates(sim: LumaSimulatorServer) -> list[Any]:
     """This DAG's create requests (the session simulator serves every test; the prompts are this DAG's own)."""
-    return [e for e in sim.simulator.request_log if e.method == "POST" and prompt_of(e) in (FIRST, SECOND)]
+    return [e for e in sim.simulator.request_log if e.method == "POST" and prompt_of(e) in (FIRST, SECOND, EXTEND)]
 
 
 def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) -> str:
@@ -147,9 +149,16 @@ def test_review_in_chromium(
         takes = page.locator('article[data-key="clip"] .takes li')
         takes.nth(1).wait_for(timeout=30_000)
         shown = takes.evaluate_all("items => items.map(i => [i.dataset.decision, i.textContent])")
+        # The chain graph: the reviewed clip's node counts its rejected take; the extend hangs off it.
+        node = page.locator('#chain g.node[data-key="clip"] text.sub')
+        node.wait_for(timeout=30_000)
+        chain_label = node.text_content()
+        assert page.locator('#chain g.edge[data-from="clip"][data-to="longer"]').count() == 1
 
     made = creates(sim)[before:]
-    assert [prompt_of(e) for e in made] == [FIRST, SECOND], "exactly two create requests"
+    assert [prompt_of(e) for e in made] == [FIRST, SECOND, EXTEND], "two takes bought, then the extend"
+    assert (made[2].payload.get("payload") or {}).get("start_frame_generation_id") == second, "extends take 2"
+    assert chain_label is not None and "1 take(s) rejected" in chain_label, chain_label
     assert cluster.xcom(DAG_ID, run_id, "publish") == second
     result = cluster.xcom(DAG_ID, run_id, "clip", key="generation_id")
     assert result == second != first

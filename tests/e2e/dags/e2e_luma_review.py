@@ -1,4 +1,5 @@
-"""A reviewed render: ``editor`` approves, re-renders or rejects each take; ``publish`` gets the approved take."""
+"""A reviewed render: ``editor`` approves, re-renders or rejects each take; ``publish`` and the Luma extend ``longer``
+get the approved take."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task
 
-from airflow_provider_luma.operators import LumaGenerateVideoOperator, LumaReview
+from airflow_provider_luma.operators import LumaExtendVideoOperator, LumaGenerateVideoOperator, LumaReview
 from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS
 
 PROMPT = "review e2e: a red fox in fresh snow"
+EXTEND_PROMPT = "review e2e: the fox runs off"
 
 # Human review needs Airflow 3.1 (on 3.0 LumaReview fails at DAG import, by design). The session cluster of an older
 # release's e2e run parses this file too and waits until every file has a DAG or an import error, so there the DAG
@@ -48,3 +50,11 @@ with DAG(
         return generation_id
 
     publish(clip.output["generation_id"])
+    # A chain in the gallery: its graph shows the reviewed clip's rejected takes.
+    LumaExtendVideoOperator(
+        task_id="longer",
+        generation_id=clip.output["generation_id"],
+        prompt=EXTEND_PROMPT,
+        resolution="540p",
+        poll_interval=float(os.getenv("LUMA_EXAMPLE_POLL_INTERVAL", "10")),
+    )
