@@ -340,7 +340,8 @@ class LumaRenderOperator(BaseOperator):
         options = validated(lambda: self.run_options(context))
         params = validated(lambda: self.render_params(context))
         plan = lambda: self.render_plan(context)  # noqa: E731 - only when the record cannot give the plan
-        return resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
+        result = resume.execute_after_rate_limit(self, context, options, params, rate_limit_waits, plan)
+        return self._reviewed(context, result)  # a take found finished here is still reviewed
 
     @records_outcome
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:

@@ -30,8 +30,8 @@ MAX_PACKETS: Final = 120
 MAX_PIXELS: Final = 4096 * 4096
 """Frames larger than this are not decoded (Luma renders at most 4K, 3840 x 2160)."""
 MAX_CONCURRENT: Final = 2
-"""Stills decoded at once by one api-server (the rest wait, up to :data:`WAIT_SECONDS`, then get a 503)."""
-WAIT_SECONDS: Final = 10.0
+"""Stills decoded at once by one api-server process (the rest get a 503 at once: a waiting request would hold a
+thread of the pool Airflow's own sync endpoints share)."""
 MISSING_DECODER: Final = (
     'No still: the api-server has no video decoder (pip install "airflow-provider-luma[stills]" installs PyAV)'
 )
@@ -80,7 +80,7 @@ def make_still(handle: BinaryIO) -> bytes:
     """
     try:
         av = decoder()
-        if not _SLOTS.acquire(timeout=WAIT_SECONDS):
+        if not _SLOTS.acquire(blocking=False):
             raise VideoRefused(503, "No still: the api-server is busy decoding others; try again")
         try:
             return _first_frame_jpeg(av, _CappedReader(handle, MAX_READ_BYTES))

@@ -6,7 +6,8 @@ run, for the budget below and for the cost report (:func:`airflow_provider_luma.
 :func:`sum_costs` sums it (the report's table: :func:`airflow_provider_luma.cost.summarize_costs`).
 
 ``max_run_cost_usd`` caps the estimated cost of every render bought in one DAG run, and is exact: a render that
-would fit is never refused. Airflow gives a task no atomic counter, so:
+would fit is bought, unless a task of the run stops answering in its turn (below). Airflow gives a task no atomic
+counter, so:
 
 * **One decision at a time (:mod:`.turns`).** A capped task queues for its turn (Lamport's bakery over XCom
   registers), then alone reads the run's :data:`COST_KEY` values, decides, and on yes writes its own estimate
@@ -37,7 +38,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_luma.core.errors import LumaBudgetExceeded
 from airflow_provider_luma.runtime.task import context_get
-from airflow_provider_luma.runtime.turns import TURN_KEY, Queue, Turn, is_usd
+from airflow_provider_luma.runtime.turns import TURN_KEY, Queue, Turn, TurnTimeout, is_usd
 
 COST_KEY: Final = "estimated_cost_usd"
 """The XCom key of a render's estimate in USD (``None``: unpriced); also a key of the render's result."""
@@ -58,6 +59,8 @@ class RunBudget:
         self.recorded = False
         self.queue: Queue | None = None
         self.own_before: Any = None
+        self.held_before: Any = None
+        """What this task instance held before this render (a reviewed task's earlier takes)."""
 
     def record(self, cost: float | None) -> None:
         """Write this task's estimate (its reservation; also what the cost report sums)."""
@@ -70,14 +73,19 @@ class RunBudget:
             self.log.warning("Could not push %s to XCom (%s)", COST_KEY, exc)
 
     def withdraw(self) -> None:
-        """Remove the reservation of a render that was provably not accepted."""
+        """Remove the reservation of a render that was provably not accepted (a reviewed task's earlier takes,
+        which were bought, keep counting)."""
         if self.ti is None or not self.recorded:
             return
         from airflow.sdk.execution_time.xcom import XCom
 
         ti = self.ti
         try:
-            XCom.delete(key=COST_KEY, task_id=ti.task_id, dag_id=ti.dag_id, run_id=ti.run_id, map_index=ti.map_index)
+            if is_usd(self.held_before):
+                self.ti.xcom_push(key=COST_KEY, value=self.held_before)
+            else:
+                where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id, "map_index": ti.map_index}
+                XCom.delete(key=COST_KEY, **where)
             self.recorded = False
         except Exception as exc:  # noqa: BLE001 - a leftover reservation only makes the cap stricter
             self.log.warning("Could not withdraw %s from XCom (%s)", COST_KEY, exc)
@@ -113,13 +121,16 @@ class RunBudget:
             return
         me = Turn(self.ti.task_id, int(self.ti.map_index if self.ti.map_index is not None else -1), usd=float(cost))
         queue = self.queue = Queue(XComRegisters(self.ti, self.dag), me, self.log)
-        queue.enter()
-        # What this task instance holds already (a reviewed task's earlier takes): ``cost`` replaces it.
-        self.own_before = self._own_value()
         try:
+            queue.enter()
+            # What this task instance holds already (a reviewed task's earlier takes): ``cost`` replaces it.
+            self.own_before = self.held_before = self._own_value()
             spend = self._decide(queue, cost, cap)
-        except BaseException:
+        except TurnTimeout as exc:
             queue.leave("left")
+            raise LumaBudgetExceeded(f"max_run_cost_usd=${cap:.2f}: {exc}. Nothing was submitted.") from None
+        except BaseException:
+            queue.leave("left")  # a task that leaves on an error must not hold the queue
             raise
         queue.leave("submitting")
         self.log.info(
@@ -145,7 +156,9 @@ class RunBudget:
                 raise LumaBudgetExceeded(refusal(cost, cap, spend))
             queue.beat()
             time.sleep(0.2)
-        self.record(float(cost))
+        # Not record(): a reservation that could not be written must stop the purchase, not be skipped.
+        self.ti.xcom_push(key=COST_KEY, value=float(cost))
+        self.recorded = True
         self.own_before = None  # replaced by ``cost``, which the check below must count
         if queue.silent and self._spend(queue).total > cap:
             # A silent register may be a slow task deciding beside us: reserve, then read, keeps the cap.
@@ -270,11 +283,13 @@ class XComRegisters:
 
 
 def luma_task_ids(dag: Any) -> list[str]:
-    """The task ids of the DAG's Luma tasks (mapped ones included): the only ones that queue for the budget."""
+    """The task ids of the DAG's render tasks (mapped ones and users' subclasses included): the only ones that queue
+    for the budget. A render operator is recognised by its ``render_plan`` method (the runtime imports no
+    operator)."""
     ids = []
     for task in dag.tasks:
         cls = getattr(task, "operator_class", None) or type(task)
-        if isinstance(cls, type) and cls.__module__.startswith("airflow_provider_luma."):
+        if callable(getattr(cls, "render_plan", None)):
             ids.append(task.task_id)
     return ids
 

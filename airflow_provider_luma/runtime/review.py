@@ -249,10 +249,20 @@ def decided(take: Take, answer: Answer) -> Take:
 
 def cost_of_earlier_takes(state: ReviewState) -> float | None:
     """The summed estimate of every take before the current one (``None`` when one of them had no price)."""
+    return takes_cost(state.takes[:-1])
+
+
+def takes_cost(takes: tuple[Take, ...]) -> float | None:
+    """The summed estimate of ``takes`` (``None`` when one had no price). The state is writable by the REST API's
+    User role: an estimate that is not a finite non-negative number counts as unknown, never as a discount."""
+    from airflow_provider_luma.runtime.turns import is_usd
+
     total = 0.0
-    for take in state.takes[:-1]:
-        cost = (take.result or {}).get("estimated_cost_usd")
-        if cost is None and take.result is not None:
+    for take in takes:
+        if take.result is None:
+            continue  # not rendered: nothing was bought
+        cost: Any = take.result.get("estimated_cost_usd")
+        if not is_usd(cost):
             return None
-        total += float(cost or 0.0)
+        total += float(cost)
     return total

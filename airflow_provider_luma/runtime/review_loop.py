@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from airflow_provider_luma.runtime import delivery_record
+from airflow_provider_luma.runtime.money import RunBudget
 from airflow_provider_luma.runtime.record import STATE_RETENTION, Phase, RecordStore
 from airflow_provider_luma.runtime.review import (
     OPTIONS,
@@ -37,6 +38,7 @@ from airflow_provider_luma.runtime.review import (
     editable_params,
     read_answer,
     take_params,
+    takes_cost,
 )
 from airflow_provider_luma.runtime.task import context_get
 from airflow_provider_luma.version_compat import AIRFLOW_V_3_3_PLUS, AIRFLOW_VERSION, VariableStateStore
@@ -86,6 +88,27 @@ def current_params(context: Any, base: Mapping[str, Any]) -> dict[str, Any]:
     return take_params(base, ReviewStore(context).get().current)
 
 
+def record_take(task: RenderTask, context: Any, result: Mapping[str, Any]) -> None:
+    """Re-send the delivery record naming a take (a fresh process's operator has none). The review state is
+    writable by the REST API's User role, so its ids carry the render record's trust (``docs/security.md``) and
+    its paths are kept only where the task's own ``output_path`` gives exactly them for those ids: a forged state
+    can never make the api-server open another file."""
+    from airflow_provider_luma.runtime.delivery import placeholder_values
+    from airflow_provider_luma.runtime.storage import parse_output_path
+
+    values = {key: result.get(key) for key in ("request_id", "generation_id", "model", "backend")}
+    try:
+        spec = parse_output_path(getattr(task, "output_path", None))
+    except Exception:  # noqa: BLE001 - the plan checked it; without a spec no path is trusted
+        spec = None
+    if spec is not None:
+        expected = placeholder_values(context, str(getattr(task, "task_id", "")), dict(result))
+        for ext, key in (("mp4", "video_path"), ("exr", "exr_path")):
+            if result.get(key) and str(result.get(key)) == str(spec.resolve(ext, expected)):
+                values[key] = result.get(key)
+    delivery_record.record(task, values)
+
+
 def before_render(task: RenderTask, context: Any, policy: ReviewPolicy) -> dict[str, Any] | None:
     """At ``execute``: the approved take's result (a cleared approved task), or ask again (a take rendered and
     undecided: a retry while the person decides), or ``None`` after preparing the take to render."""
@@ -95,7 +118,7 @@ def before_render(task: RenderTask, context: Any, policy: ReviewPolicy) -> dict[
     if current is not None and current.result is not None and current.decision in (None, "approved"):
         # A fresh try of this operator has an empty delivery record; the rendered fields it re-sends must still
         # name the take (the gallery and the review tab play what it names).
-        delivery_record.record(task, current.result)
+        record_take(task, context, current.result)
     if current is not None and current.decision == "approved" and current.result is not None:
         task.log.info(
             "Take %d was approved by %s at %s; returning it (nothing rendered)", current.number, current.by, current.at
@@ -103,6 +126,8 @@ def before_render(task: RenderTask, context: Any, policy: ReviewPolicy) -> dict[
         return approved_result(state, current)
     if current is not None and current.decision is None and current.result is not None:
         task.log.info("Take %d is rendered and awaits review; asking again (nothing is rendered)", current.number)
+        # A new try starts with its XComs cleared: every take bought keeps counting for the run budget.
+        RunBudget(context, task.log).record(takes_cost(state.takes))
         ask(task, context, policy, state)
     if current is None or current.decision == "rejected":
         if current is not None:
@@ -140,7 +165,7 @@ def on_answer(
     current = state.current
     if current is None or current.result is None:
         raise AirflowFailException("A review answer arrived, but this task instance has no take awaiting review.")
-    delivery_record.record(task, current.result)  # this resumption re-sends the rendered fields: keep the take's
+    record_take(task, context, current.result)  # this resumption re-sends the rendered fields: keep the take's
     if current.decision == "approved":
         return approved_result(state, current)
     editable = editable_params(policy.editable, tuple(base_params))
@@ -224,12 +249,11 @@ def _over_run_budget(context: Any, cap: Decimal, cost: float, state: ReviewState
     from airflow_provider_luma.runtime.money import run_costs, sum_costs
 
     ti, dag = context_get(context, "ti"), context_get(context, "dag")
-    current = state.current
     earlier = cost_of_earlier_takes(state)
-    held = (current.result or {}).get("estimated_cost_usd") if current is not None else None
+    held = takes_cost(state.takes)  # every take bought so far, the current one included
     if ti is None or dag is None or earlier is None or held is None:
         return None  # nothing to read, or unpriced takes: the purchase decides
-    own = float(held) + earlier  # the value this task pushed when it bought the current take
+    own = held  # the value this task pushed when it bought the current take
     others: list[Any] = []
     for task_id, found in run_costs(ti, dag).items():
         if task_id == ti.task_id and own in found:
@@ -258,8 +282,14 @@ def set_aside_earlier_take(context: Any, state: ReviewState, log: Any) -> None:
 
 def approved_result(state: ReviewState, take: Take) -> dict[str, Any]:
     """The task's result: the approved take's, with the review's decision."""
-    review = {"take": take.number, "takes": len(state.takes), "decision": take.decision, "by": take.by, "at": take.at}
-    return {**(take.result or {}), "review": review}
+    own = (take.result or {}).get("estimated_cost_usd")
+    review = {
+        "take": take.number, "takes": len(state.takes), "decision": take.decision, "by": take.by, "at": take.at,
+        "take_estimated_cost_usd": own,
+    }  # fmt: skip
+    # The result's estimate is pushed as the task's reservation (what the run budget and the cost report read):
+    # it is what every take of the task cost, not only the approved one's.
+    return {**(take.result or {}), "estimated_cost_usd": takes_cost(state.takes), "review": review}
 
 
 def ask(task: RenderTask, context: Any, policy: ReviewPolicy, state: ReviewState) -> NoReturn:

@@ -32,6 +32,9 @@ TURN_KEY: Final = "luma_budget_turn"
 """The XCom key of a capped task's register (see :class:`Turn`)."""
 BEAT_SECONDS: Final = 10.0
 STALE_AFTER_SECONDS: Final = 60.0
+MAX_WAIT_SECONDS: Final = 300.0
+"""The longest a task waits for its turn in all: registers that keep changing (a forged one rewritten by a REST
+user) must not hold a worker slot forever."""
 FIRST_PAUSE, MAX_PAUSE = 0.02, 0.2
 
 TurnPhase = Literal["queued", "left", "submitting", "bought", "withdrawn"]
@@ -88,6 +91,10 @@ class Turn:
         return turn if valid else None
 
 
+class TurnTimeout(Exception):
+    """No turn within :data:`MAX_WAIT_SECONDS`; the message names who was ahead."""
+
+
 class Registers(Protocol):
     """Where the registers live: this task instance writes its own and reads the others' of the run."""
 
@@ -115,26 +122,37 @@ class Queue:
         log: Any,
         *,
         stale_after: float = STALE_AFTER_SECONDS,
+        max_wait: float = MAX_WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registers, self.me, self.log = registers, me, log
-        self.stale_after, self.clock, self.sleep = stale_after, clock, sleep
+        self.stale_after, self.max_wait, self.clock, self.sleep = stale_after, max_wait, clock, sleep
         self.silent: dict[tuple[str, int], Turn] = {}
         """Registers this task stopped waiting for (see the module docstring)."""
 
     def enter(self) -> None:
-        """Take a ticket and wait until it is this task's turn."""
+        """Take a ticket and wait until it is this task's turn.
+
+        :raises TurnTimeout: no turn within ``max_wait`` seconds.
+        """
         self._write(replace(self.me, choosing=True, ticket=0, phase="queued"))
         ticket = 1 + max((t.ticket for t in self.registers.read_others()), default=0)
         self._write(replace(self.me, choosing=False, ticket=ticket, phase="queued"))
         seen: dict[tuple[str, int], tuple[Turn, float]] = {}
         pause, last_beat, waited = FIRST_PAUSE, self.clock(), False
+        give_up = last_beat + self.max_wait
         while True:
             now = self.clock()
             blockers = [t for t in self.registers.read_others() if self._blocks(t, seen, now)]
             if not blockers:
                 break
+            if now >= give_up:
+                ahead = ", ".join(f"{t.task_id}[{t.map_index}]" for t in sorted(blockers, key=lambda t: t.order)[:5])
+                raise TurnTimeout(
+                    f"no turn to decide on the run budget within {self.max_wait:.0f} s: {len(blockers)} other "
+                    f"render(s) of this run stayed ahead ({ahead})"
+                )
             if not waited:
                 first = min(blockers, key=lambda t: t.order)
                 self.log.info(

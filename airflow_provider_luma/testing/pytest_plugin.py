@@ -149,7 +149,8 @@ def luma_airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # until the process exits. Frozen, it is no longer re-scanned by every full collection of the session, by
     # pytest's collections when it ends and by the interpreter's last one: ~1.5 s of a one-test run (measured,
     # docs/performance.md). Objects made later, by the tests, are collected as usual; cycles already unreachable
-    # when it runs are never freed (a bounded leak, once per session).
+    # when it runs are never freed (a bounded leak, once per session), hence a collection first.
+    gc.collect()
     gc.freeze()
     template = migrated_template(tmp_path_factory.mktemp("luma-airflow-template"))
     warm_up()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -173,6 +174,24 @@ def test_the_decoder_works_within_caps(
     monkeypatch.setattr(_still, cap, value)
     response = client.get(URL)
     assert response.status_code == 422 and says in response.json()["detail"], response.text
+
+
+def test_a_busy_api_server_answers_503_at_once_instead_of_holding_a_thread(
+    still_client: tuple[TestClient, dict[str, Any]],
+) -> None:
+    from airflow_provider_luma.plugins import _still
+
+    client, ti = still_client
+    ti["fields"] = record(video_path=str(SAMPLE))
+    held = [_still._SLOTS.acquire(blocking=False) for _ in range(_still.MAX_CONCURRENT)]  # others decoding now
+    try:
+        started = time.monotonic()
+        response = client.get(URL)
+        assert response.status_code == 503 and time.monotonic() - started < 2, response.text
+    finally:
+        for _ in held:
+            _still._SLOTS.release()
+    assert client.get(URL).status_code == 200
 
 
 def test_without_pyav_there_is_no_still(

@@ -229,7 +229,9 @@ async def test_rerender_with_a_new_prompt_then_approve_buys_two_takes_and_return
     assert [t.decision for t in takes] == ["re-render", "approved"]
     assert result["generation_id"] == takes[1].result["generation_id"] != takes[0].result["generation_id"]
     assert result["review"] == {"take": 2, "takes": 2, "decision": "approved", "by": "Alice (alice)",
-                                "at": AT.isoformat()}  # fmt: skip
+                                "at": AT.isoformat(), "take_estimated_cost_usd": 0.15}  # fmt: skip
+    # The task's estimate (what the cost report and the run budget read) is what both takes cost.
+    assert result["estimated_cost_usd"] == pytest.approx(0.30)
 
 
 @needs_hitl
@@ -355,6 +357,49 @@ async def test_the_run_budget_counts_every_take_of_a_reviewed_task(
     costs = [value for key, value in pushed if key == "estimated_cost_usd"]
     # The task's reservation (what max_run_cost_usd and the cost report read) grows with each take it bought.
     assert costs == [pytest.approx(0.15), pytest.approx(0.30)]
+    # A new try while the person decides (Airflow cleared its XComs) writes both takes back before it asks.
+    asked(lambda: reviewed().execute(ti_context))
+    assert pushed[-1] == ("estimated_cost_usd", pytest.approx(0.30))
+    # Approved: the result the task pushes still counts both takes; the approved take's own is under "review".
+    result = reviewed().execute_review(ti_context, event("Approve"))
+    assert result["estimated_cost_usd"] == pytest.approx(0.30)
+    assert result["review"]["take_estimated_cost_usd"] == pytest.approx(0.15)
+
+
+@pytest.mark.parametrize("forged", [-100.0, float("-inf"), "0.15", None])
+def test_a_forged_take_estimate_counts_as_unknown_never_as_a_discount(forged: Any) -> None:
+    from airflow_provider_luma.runtime.review import ReviewState, Take, cost_of_earlier_takes
+
+    takes = (Take(1, result={"estimated_cost_usd": forged}), Take(2))
+    assert cost_of_earlier_takes(ReviewState(takes)) is None, "unknown: a capped re-render is refused, not cheaper"
+
+
+@pytest.mark.parametrize(
+    ("video_path", "kept"),
+    [
+        ("file://{folder}/render-gen-1.mp4", True),  # what the task's own output_path gives for the take's ids
+        ("/etc/hostname", False),
+        ("file://{folder}/../render-gen-1.mp4", False),
+        ("file://{folder}/render-gen-2.mp4", False),  # another take's file name
+    ],
+)
+def test_a_review_state_never_makes_the_delivery_record_name_another_file(
+    tmp_path: Any, video_path: str, kept: bool
+) -> None:
+    """The review state is REST-writable: a take's ``video_path`` reaches the delivery record (what the api-server
+    opens) only when the task's own ``output_path`` gives exactly it for the take's ids."""
+    from types import SimpleNamespace
+
+    from airflow_provider_luma.runtime.review_loop import record_take
+
+    op = LumaGenerateVideoOperator(
+        task_id="render", prompt="a fox", output_path=f"{tmp_path}/" + "{task_id}-{generation_id}.mp4"
+    )
+    context = {"ti": SimpleNamespace(dag_id="d", task_id="render", run_id="r", map_index=-1), "run_id": "r"}
+    path = video_path.format(folder=tmp_path)
+    record_take(op, context, {"request_id": "req-1", "generation_id": "gen-1", "video_path": path, "mode": "t2v"})
+    assert op.luma_delivery is not None and op.luma_delivery["request_id"] == "req-1"
+    assert op.luma_delivery["video_path"] == (path if kept else None)
 
 
 @needs_hitl

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_luma.runtime.money import RunSpend, refusal, verdict
-from airflow_provider_luma.runtime.turns import Queue, Turn
+from airflow_provider_luma.runtime.turns import Queue, Turn, TurnTimeout
 
 LOG = logging.getLogger("test_turns")
 
@@ -195,3 +195,41 @@ def test_a_refusal_tells_bought_spend_and_pending_holds_apart() -> None:
         "this run's other renders hold $1.50: 8 bought ($1.20), 2 pending ($0.30: accepted, create request not "
         "answered yet). Nothing was submitted."
     )
+
+
+def test_a_register_that_keeps_changing_holds_the_queue_at_most_max_wait_then_the_task_gives_up() -> None:
+    """A forged register rewritten more often than ``stale_after`` never looks silent: the wait still ends."""
+    board: dict[tuple[str, int], Turn] = {}
+    clock = FakeClock()
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        board[("render", 0)] = Turn("render", 0, choosing=True, beat=int(clock.now))  # changes every second
+
+    board[("render", 0)] = Turn("render", 0, choosing=True)
+    me = Turn("render", 1, usd=0.15)
+    queue = Queue(MemoryRegisters(board, threading.Lock(), me.who, 0), me, LOG, stale_after=60, max_wait=300,
+                  clock=clock, sleep=sleep)  # fmt: skip
+    with pytest.raises(
+        TurnTimeout, match=r"within 300 s: 1 other render\(s\) of this run stayed ahead \(render\[0\]\)"
+    ):
+        queue.enter()
+    assert 300 <= clock.now < 301
+
+
+def test_every_render_task_queues_for_the_budget_users_subclasses_and_mapped_ones_included() -> None:
+    import pendulum
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from airflow_provider_luma.operators import LumaGenerateVideoOperator
+    from airflow_provider_luma.runtime.money import luma_task_ids
+
+    class HouseStyle(LumaGenerateVideoOperator):  # a user's subclass, defined in a DAG file
+        pass
+
+    with DAG("queue", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+        HouseStyle(task_id="styled", prompt="a fox")
+        LumaGenerateVideoOperator.partial(task_id="mapped").expand(prompt=["a", "b"])
+        EmptyOperator(task_id="other")
+    assert sorted(luma_task_ids(dag)) == ["mapped", "styled"]
