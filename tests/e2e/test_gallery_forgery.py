@@ -102,10 +102,14 @@ def test_forged_xcoms_open_no_file_and_no_other_request(forgery: Forgery) -> Non
     # The durable render record (task_state_store) is REST-writable too: a forged one names the victim's request.
     state = {"version": 2, "backend": "gmi", "model": "luma-ray-3-2-generate", "phase": "succeeded",
              "request_id": victim_id, "video_path": str(secrets[0])}  # fmt: skip
+    # So is the review state: a forged approved take naming a secret file and the victim's request.
+    review = {"version": 1, "takes": [{"number": 1, "decision": "approved", "by": "editor", "result": {
+        "request_id": victim_id, "generation_id": "g", "video_path": str(secrets[0])}}]}  # fmt: skip
     for task in ("refused", "stored"):
-        put = httpx.put(f"{f.cluster.api_url}/api/v2/{ti_path(DAG_ID, f.run_id, task)}/state-store/luma_render",
-                        headers=editor, json={"value": state})  # fmt: skip
-        assert put.status_code == 204, put.text
+        for key, value in (("luma_render", state), ("luma_review", review)):
+            put = httpx.put(f"{f.cluster.api_url}/api/v2/{ti_path(DAG_ID, f.run_id, task)}/state-store/{key}",
+                            headers=editor, json={"value": value})  # fmt: skip
+            assert put.status_code == 204, put.text
 
     for i, forged in enumerate(forged_values):
         # The forgery itself is possible: the failed task has no result, so the first write creates it.
@@ -120,6 +124,11 @@ def test_forged_xcoms_open_no_file_and_no_other_request(forgery: Forgery) -> Non
         assert all(p.read_bytes() not in refused.content for p in secrets if p.read_bytes())
         own = httpx.get(stored_video, headers=viewer)
         assert own.status_code == 200 and own.content == stored_file.read_bytes(), forged
+        # The review body's still: decoded only from the file the task stored, never from a forged path.
+        no_still = httpx.get(failed_video.replace("/luma/video/", "/luma/still/"), headers=viewer)
+        assert no_still.status_code in (403, 404), (forged, no_still.status_code, no_still.text)
+        still = httpx.get(stored_video.replace("/luma/video/", "/luma/still/"), headers=viewer)
+        assert still.status_code == 200 and still.content[:3] == b"\xff\xd8\xff", forged
 
     assert write_xcom(f, editor, DAG_ID, f.run_id, "refused", "video_path", str(secrets[0])) == 201
     part = httpx.get(stored_video, headers={**viewer, "Range": "bytes=100-199"})
