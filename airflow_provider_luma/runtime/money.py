@@ -169,11 +169,7 @@ class RunBudget:
     def _spend(self, queue: Queue) -> RunSpend:
         """What the other renders of the run hold: bought, pending (accepted, create not answered yet) and silent
         (queued, stopped answering; see :mod:`.turns`)."""
-        costs = run_costs(self.ti, self.dag)
-        mine = costs.get(self.ti.task_id, [])
-        if self.own_before is not None and self.own_before in mine:
-            mine.remove(self.own_before)  # every map index shares the task id: remove our own value once
-        spent, renders, unpriced = sum_costs(v for values in costs.values() for v in values)
+        spent, renders, unpriced = others_costs(self.ti, self.dag, self.own_before)
         submitting = [t for t in queue.registers.read_others() if t.phase == "submitting" and t.usd is not None]
         pending = sum((Decimal(str(t.usd)) for t in submitting), Decimal(0))
         silent = [Decimal(str(t.usd)) for t in queue.silent.values() if t.usd is not None]
@@ -310,6 +306,15 @@ def run_costs(ti: Any, dag: Any, *, skip_task: str | None = None) -> dict[str, l
         if values is not None and len(values):
             costs[task_id] = list(values)
     return costs
+
+
+def others_costs(ti: Any, dag: Any, own: Any) -> tuple[Decimal, int, int]:
+    """:func:`sum_costs` of the run's estimates but ``own``, this task instance's value (``None``: it has none)."""
+    costs = run_costs(ti, dag)
+    mine = costs.get(ti.task_id, [])
+    if own is not None and own in mine:
+        mine.remove(own)  # every map index shares the task id: remove our own value once
+    return sum_costs(v for values in costs.values() for v in values)
 
 
 def sum_costs(values: Iterable[Any]) -> tuple[Decimal, int, int]:

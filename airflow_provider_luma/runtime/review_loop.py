@@ -246,20 +246,13 @@ def _refusal(
 def _over_run_budget(context: Any, cap: Decimal, cost: float, state: ReviewState) -> str | None:
     """Whether a take estimated at ``cost`` would bring the run over ``cap``, reading (not writing) what every task
     of the run holds; this task holds every take it bought so far (:attr:`RenderRun.held_cost`)."""
-    from airflow_provider_luma.runtime.money import run_costs, sum_costs
+    from airflow_provider_luma.runtime.money import others_costs
 
     ti, dag = context_get(context, "ti"), context_get(context, "dag")
-    earlier = cost_of_earlier_takes(state)
-    held = takes_cost(state.takes)  # every take bought so far, the current one included
-    if ti is None or dag is None or earlier is None or held is None:
+    own = takes_cost(state.takes)  # what this task pushed when it bought the current take: every take so far
+    if ti is None or dag is None or own is None:
         return None  # nothing to read, or unpriced takes: the purchase decides
-    own = held  # the value this task pushed when it bought the current take
-    others: list[Any] = []
-    for task_id, found in run_costs(ti, dag).items():
-        if task_id == ti.task_id and own in found:
-            found.remove(own)
-        others += found
-    spent, renders, unpriced = sum_costs(others)
+    spent, _, unpriced = others_costs(ti, dag, own)
     total = spent + Decimal(str(own)) + Decimal(str(cost))
     if not unpriced and total <= cap:
         return None
