@@ -82,7 +82,15 @@ _STATUS: Final = {
     "skipped": "skipped",
     "removed": "skipped",
 }
-IN_FLIGHT: Final = frozenset({"queued", "rendering", "retrying"})
+IN_FLIGHT: Final = frozenset({"queued", "rendering", "retrying", "finishing"})
+
+FINISHING_SECONDS: Final = 60.0
+"""How long after its end a successful task without its delivery record yet is shown as ``finishing``.
+
+Airflow's task runner reports success first and re-sends the rendered fields (the record) a moment later, and a
+task resumed from its deferral starts with the record unset: in between, the clip is not done for the page
+(which stops refreshing once nothing is in flight). A record that never lands (its send failed, which the task
+logs) stops counting as in flight after this long."""
 
 
 @dataclass
@@ -160,11 +168,22 @@ def _elapsed(row: TaskRow, now: datetime) -> float | None:
     return round(max(0.0, (end - row.start_date).total_seconds()), 1)
 
 
+def _record_on_its_way(row: TaskRow, now: datetime) -> bool:
+    """Whether a successful task's delivery record is still to land (see :data:`FINISHING_SECONDS`): the task has
+    the field (a release before it has none), it is unset, and the task ended moments ago."""
+    fields = row.rendered_fields or {}
+    if DELIVERY_FIELD not in fields or isinstance(fields[DELIVERY_FIELD], Mapping):
+        return False
+    return row.end_date is None or (now - row.end_date).total_seconds() < FINISHING_SECONDS
+
+
 def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """One clip of the page from its task instance and its XComs (``{key: value}``)."""
     value = xcoms.get("return_value")
     result: Mapping[str, Any] = value if isinstance(value, dict) else {}
     status = _STATUS.get(row.state, "queued")
+    if status == "done" and _record_on_its_way(row, now):
+        status = "finishing"
     clip: dict[str, Any] = {name: result.get(name) for name in RESULT_FIELDS}
     if clip["model"] is None:
         clip["model"] = xcoms.get("model")

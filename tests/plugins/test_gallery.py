@@ -249,6 +249,26 @@ def test_the_player_comes_from_the_record_not_the_xcom() -> None:
     assert clips["presigned"]["video"] and not clips["presigned"]["stored"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "ended_ago", "status", "in_flight"),
+    [
+        # Success is reported before the task runner re-sends the record: the page keeps refreshing until it lands.
+        ({"luma_conn_id": "c", "luma_delivery": None}, 2.0, "finishing", True),
+        ({"luma_conn_id": "c", "luma_delivery": None}, None, "finishing", True),
+        ({"luma_conn_id": "c", "luma_delivery": None}, 61.0, "done", False),  # a record that never lands
+        (record(request_id="r", video_path="file:///c/a.mp4"), 2.0, "done", False),
+        (None, 2.0, "done", False),  # a release before the record has no field to wait for
+    ],
+)
+def test_a_success_whose_record_is_on_its_way_is_finishing(
+    fields: dict[str, Any] | None, ended_ago: float | None, status: str, in_flight: bool
+) -> None:
+    end = None if ended_ago is None else NOW - timedelta(seconds=ended_ago)
+    rows = [row("r", "success", rendered_fields=fields, start_date=NOW - timedelta(seconds=90), end_date=end)]
+    data = assemble("dag", "run", "running", rows, {("r", -1): result("g", "text_to_video", [])}, NOW).to_json()
+    assert data["clips"][0]["status"] == status and data["in_flight"] is in_flight
+
+
 def test_cards_follow_the_chain_then_start_time() -> None:
     t = [NOW - timedelta(minutes=10 - i) for i in range(6)]
     rows = [
