@@ -20,7 +20,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs lint typecheck docs release-check unit e2e e2e-chain e2e-distributed test matrix demo bench \
+.PHONY: install prereqs lint typecheck docs release-check unit e2e e2e-chain e2e-review e2e-distributed test matrix demo bench \
 	lock simulator clean
 
 $(STAMP): $(LOCK) pyproject.toml
@@ -68,6 +68,12 @@ e2e: install
 E2E_CHAIN := tests/e2e/test_cluster_smoke.py tests/e2e/test_luma_pipeline.py tests/e2e/test_luma_durability.py
 e2e-chain: install
 	$(BIN)/pytest $(E2E_XDIST) -m e2e $(E2E_CHAIN) -k "not one_worker_slot"
+
+# The review step through Airflow's REST API (its HITL machinery): what the version matrix runs on 3.1 and 3.2, where
+# the task defers to Airflow's HITLTrigger (3.3 parks it in awaiting_input; `make test` runs the file there too).
+E2E_REVIEW := tests/e2e/test_review_rest.py
+e2e-review: install
+	$(BIN)/pytest -m e2e $(E2E_REVIEW)
 
 # Only the end-to-end tests on the distributed deployment (PostgreSQL, Redis, CeleryExecutor, 2 triggerers, S3);
 # needs postgresql and redis-server (apt-get install postgresql redis-server; .ci/run does it).

@@ -2,6 +2,7 @@
 # The version matrix beyond `make test` (which runs everything on Airflow 3.3 and the machine's python3):
 #   the unit suite on Airflow 3.0, 3.1 and 3.2             (one venv per minor release, from its lock)
 #   the real-Airflow chain and durability scenarios on 3.0 (`make e2e-chain`)
+#   the review step through Airflow's HITL on 3.1 and 3.2 (`make e2e-review`)
 #   the unit suite on the oldest and the newest Python     (3.10 on Airflow 3.3, 3.13 on Airflow 3.3)
 # Each leg's wall time is printed at the end. A Python that is not on this machine fails the run, naming it
 # (LUMA_PYTHON_OLDEST / LUMA_PYTHON_NEWEST point elsewhere).
@@ -33,6 +34,9 @@ for minor in 3.0 3.1 3.2; do
     leg "unit, Airflow $minor, Python 3.11" make --no-print-directory AIRFLOW_VERSION="$minor" unit
 done
 leg "e2e chain + durability, Airflow 3.0" make --no-print-directory AIRFLOW_VERSION=3.0 e2e-chain
+for minor in 3.1 3.2; do
+    leg "e2e review (HITL), Airflow $minor" make --no-print-directory AIRFLOW_VERSION="$minor" e2e-review
+done
 leg "unit, Airflow 3.3, Python 3.10" make --no-print-directory PYTHON="$PY_OLDEST" VENV=.venv-py3.10 \
     LOCK=requirements/py3.10.lock unit
 leg "unit, Airflow 3.3, Python 3.13" make --no-print-directory PYTHON="$PY_NEWEST" VENV=.venv-py3.13 \
