@@ -59,7 +59,8 @@
       video.muted = true;
       card.replaceChild(video, media);
     } else if (!c.video && media.tagName !== "VIDEO") {
-      media.textContent = ["rendering", "finishing"].includes(c.status) ? `${c.status}…` : c.status === "failed" ? "failed" : "no video yet";
+      const busy = c.status === "rendering" || c.status === "finishing";
+      media.textContent = busy ? `${c.status}…` : c.status === "failed" ? "failed" : "no video yet";
     }
     // Each player keeps its clip's shape (a 9:16 reframe stands upright); object-fit in the CSS letterboxes.
     card.firstElementChild.style.aspectRatio = ratio(c) || "";

@@ -44,6 +44,9 @@
     document.body.dataset.loaded = "1";
   }
 
-  const settled = (data) => ["success", "failed", "skipped", "upstream_failed"].includes(data.state);
+  // Airflow reports a task's success a moment before its worker re-sends the delivery record the player needs: a
+  // reviewed task that succeeded without a player yet is not settled (its approved take is on its way).
+  const finishing = (data) => data.state === "success" && !data.video && data.takes.length > 0;
+  const settled = (data) => ["success", "failed", "skipped", "upstream_failed"].includes(data.state) && !finishing(data);
   LumaPage.poll(api, render, (data) => !settled(data), "this task instance's takes");
 })();
