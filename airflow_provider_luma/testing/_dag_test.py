@@ -33,6 +33,7 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_luma.testing._airflow_db import prepare_database
 from airflow_provider_luma.testing._execution_api import JWT_SECRET_VAR, shared_execution_api
+from airflow_provider_luma.testing._reviewer import Reviewer
 
 if TYPE_CHECKING:
     from airflow_provider_luma.testing._server import LumaSimulatorServer
@@ -106,6 +107,8 @@ class LumaAirflow:
     def __init__(self, server: LumaSimulatorServer, home: Path) -> None:
         self.server = server
         self.home = home
+        self.reviewer = Reviewer()
+        """Answers the review steps of ``dag.test()`` (Airflow 3.3): scripted answers in order, then "Approve"."""
 
     @property
     def simulator(self) -> LumaSimulator:

@@ -170,13 +170,17 @@ def luma_airflow(
     ``luma_connection_extra`` extras).
 
     The DAGs at the test module's top level are written to the database, so ``dag.test()`` works on them as
-    is; a DAG built inside the test runs with ``luma_airflow.run(dag)`` (or ``register(dag)`` first).
+    is; a DAG built inside the test runs with ``luma_airflow.run(dag)`` (or ``register(dag)`` first). On Airflow
+    3.3 ``luma_airflow.reviewer`` answers review steps (``review=LumaReview(...)``): the answers the test scripts,
+    in order, then "Approve".
     """
     from airflow_provider_luma.testing._dag_test import LumaAirflow, airflow_home, module_dags
+    from airflow_provider_luma.testing._reviewer import reviewing
 
     conn = _conn_json(luma_simulator, luma_connection_extra, follow_speed=True)
     with airflow_home(tmp_path / "airflow-home", luma_airflow_template, conn) as home:
         env = LumaAirflow(luma_simulator, home)
         if dags := module_dags(getattr(request, "module", None)):
             env.register(*dags)
-        yield env
+        with reviewing(env.reviewer):
+            yield env
