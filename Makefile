@@ -97,8 +97,8 @@ test: prereqs lint typecheck docs release-check
 	$(BIN)/pytest $(E2E_XDIST) -m e2e
 
 # The version matrix beyond `make test` (Airflow 3.3 on the machine's python3): the unit suite on Airflow 3.0, 3.1
-# and 3.2 and on the oldest and newest Python, the real-Airflow chain and durability scenarios on Airflow 3.0
-# (scripts/version_matrix.sh; it prints each leg's wall time).
+# and 3.2 and on the oldest and newest Python, the real-Airflow chain and durability scenarios on Airflow 3.0, the
+# review step through Airflow's HITL on 3.1 and 3.2 (scripts/version_matrix.sh; it prints each leg's wall time).
 matrix:
 	scripts/version_matrix.sh
 

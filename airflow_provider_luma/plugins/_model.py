@@ -174,7 +174,8 @@ def _record_on_its_way(row: TaskRow, now: datetime) -> bool:
     fields = row.rendered_fields or {}
     if DELIVERY_FIELD not in fields or isinstance(fields[DELIVERY_FIELD], Mapping):
         return False
-    return row.end_date is None or (now - row.end_date).total_seconds() < FINISHING_SECONDS
+    ended = row.end_date or row.start_date  # a success always has an end date; else its start bounds the wait
+    return ended is not None and (now - ended).total_seconds() < FINISHING_SECONDS
 
 
 def build_clip(dag_id: str, run_id: str, row: TaskRow, xcoms: Mapping[str, Any], now: datetime) -> dict[str, Any]:

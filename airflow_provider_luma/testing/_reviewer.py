@@ -42,6 +42,8 @@ REVIEWER: Final = {"id": "luma_airflow", "name": "luma_airflow"}
 POLL_SECONDS: Final = 0.2
 SETTLE_SECONDS: Final = 0.5
 """How long a task must have been parked before the reviewer answers (see :meth:`Reviewer.answer_open_questions`)."""
+FAILURE_LOG_EVERY: Final = 25
+"""A failing pass is logged at debug level; every this many in a row (5 s), at error level."""
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,16 @@ class Reviewer:
         """Script "Reject"."""
         return self.answer(REJECT)
 
-    def _next(self) -> tuple[str, dict[str, str]]:
+    def _peek(self) -> tuple[str, dict[str, str]]:
+        """The next answer, left in the script until it is committed (a busy database must not lose it)."""
         with self._lock:
-            return self._script.popleft() if self._script else (APPROVE, {})
+            return self._script[0] if self._script else (APPROVE, {})
+
+    def _given(self, answer: ReviewAnswer) -> None:
+        with self._lock:
+            if self._script:
+                self._script.popleft()
+            self.answers.append(answer)
 
     def answer_open_questions(self) -> int:
         """One pass over the questions in the database; how many it answered.
@@ -127,27 +136,32 @@ class Reviewer:
         answered = 0
         try:
             for detail in list(session.scalars(select(HITLDetail).order_by(HITLDetail.created_at))):
+                if set(detail.options or ()) != set(OPTIONS):
+                    continue  # not a Luma review step (the user's own HITL operator): not ours to answer
                 ti = session.get(TaskInstance, detail.ti_id)
                 if ti is None or ti.state != TaskInstanceState.AWAITING_INPUT:
                     self._parked.pop(detail.ti_id, None)
                     continue
                 if now - self._parked.setdefault(detail.ti_id, now) < SETTLE_SECONDS:
                     continue
+                given: ReviewAnswer | None = None
                 if detail.responded_at is None:
-                    option, params = self._next()
+                    option, params = self._peek()
                     detail.responded_by = dict(REVIEWER)
                     detail.responded_at = datetime.now(timezone.utc)
                     detail.chosen_options = [option]
                     detail.params_input = params
                     session.add(detail)
-                    self.answers.append(ReviewAnswer(ti.task_id, ti.map_index, str(detail.subject), option, params))
-                    answered += 1
+                    given = ReviewAnswer(ti.task_id, ti.map_index, str(detail.subject), option, params)
                 elif detail.responded_by != REVIEWER:
                     continue  # answered by someone else: not ours to resume
                 event = TriggerEvent(detail.as_resume_event_payload())  # type: ignore[no-untyped-call,unused-ignore]
                 handle_event_submit(event, task_instance=ti, session=session)  # as PATCH …/hitlDetails resumes it
                 session.commit()
                 self._parked.pop(detail.ti_id, None)
+                if given is not None:
+                    self._given(given)
+                    answered += 1
         finally:
             session.close()
         return answered
@@ -155,18 +169,32 @@ class Reviewer:
 
 @contextmanager
 def reviewing(reviewer: Reviewer) -> Iterator[Reviewer]:
-    """Run ``reviewer`` in a thread for the block (Airflow 3.3; a no-op before it)."""
+    """Run ``reviewer`` in a thread for the block (Airflow 3.3; a no-op before it).
+
+    A pass that fails (a busy database) is tried again; ``dag.test()`` waits for the answer without a limit, so a
+    failure that lasts is logged as an error every :data:`FAILURE_LOG_EVERY` passes, and raised when the block
+    ends if the last pass failed."""
     if not AIRFLOW_V_3_3_PLUS:
         yield reviewer
         return
     stop = threading.Event()
+    failure: list[BaseException] = []
 
     def loop() -> None:
+        failures = 0
         while not stop.wait(POLL_SECONDS):
             try:
                 reviewer.answer_open_questions()
-            except Exception:  # a busy database: the next pass answers (the run waits for it)
-                log.warning("luma_airflow reviewer: answering failed; trying again", exc_info=True)
+            except Exception as exc:
+                failures += 1
+                failure[:] = [exc]
+                level = logging.ERROR if failures % FAILURE_LOG_EVERY == 0 else logging.DEBUG
+                log.log(
+                    level, "luma_airflow reviewer: %d pass(es) in a row failed; trying again", failures, exc_info=True
+                )
+            else:
+                failures = 0
+                failure.clear()
 
     thread = threading.Thread(target=loop, name="luma_airflow reviewer", daemon=True)
     thread.start()
@@ -175,3 +203,7 @@ def reviewing(reviewer: Reviewer) -> Iterator[Reviewer]:
     finally:
         stop.set()
         thread.join(timeout=10)
+        if thread.is_alive():  # it would answer the next test's questions from this test's script
+            raise RuntimeError("the luma_airflow reviewer did not stop within 10 s")
+        if failure:
+            raise RuntimeError("the luma_airflow reviewer's last pass failed") from failure[0]

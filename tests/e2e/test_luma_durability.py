@@ -100,7 +100,8 @@ def assert_no_retry_of_a_started_try(
             continue
         assert ti["try_number"] == 2, ti
         run = f"dag_id={dag_id}/run_id={run_id}/task_id={ti['task_id']}/map_index={ti['map_index']}"
-        first = cluster.log_dir / run / "attempt=1.log"
+        first, second = (cluster.log_dir / run / f"attempt={n}.log" for n in (1, 2))
+        assert second.stat().st_size > 0, f"{second} (the retry's log, where the first try's would be)"
         assert not first.exists() or first.stat().st_size == 0, f"{ti['map_index']} was retried after it ran"
 
 

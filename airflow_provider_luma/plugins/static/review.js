@@ -45,8 +45,10 @@
   }
 
   // Airflow reports a task's success a moment before its worker re-sends the delivery record the player needs: a
-  // reviewed task that succeeded without a player yet is not settled (its approved take is on its way).
-  const finishing = (data) => data.state === "success" && !data.video && data.takes.length > 0;
+  // reviewed task that succeeded without a player yet is not settled (its approved take is on its way), for a minute
+  // at most (the gallery's FINISHING_SECONDS), should the record never land.
+  let finishingPolls = 0;
+  const finishing = (data) => data.state === "success" && !data.video && data.takes.length > 0 && ++finishingPolls <= 20;
   const settled = (data) => ["success", "failed", "skipped", "upstream_failed"].includes(data.state) && !finishing(data);
   LumaPage.poll(api, render, (data) => !settled(data), "this task instance's takes");
 })();
