@@ -43,6 +43,18 @@ def creates(sim: LumaSimulatorServer) -> list[Any]:
     return [e for e in sim.simulator.request_log if e.method == "POST" and prompt_of(e) in (FIRST, SECOND, EXTEND)]
 
 
+HUMAN_PAUSE = 5.0
+"""Seconds a test waits after a take is asked about before it answers, as a person watching it always does."""
+
+
+def human_pause() -> None:
+    """Airflow (3.3.2 seen) fails a task answered within a few hundred milliseconds of parking: the answer resumes
+    it to ``queued`` before the scheduler has read the executor's event for the worker run that parked it, and the
+    scheduler takes that event for a task changed behind its back ("finished with state success, but the task
+    instance's state attribute is queued") and fails it. A person answers seconds later; so do the tests."""
+    time.sleep(HUMAN_PAUSE)
+
+
 def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) -> str:
     """Open the "Luma review" tab; the take's player has data and plays. Returns the take's generation id."""
     page.goto(tab_url)
@@ -88,6 +100,7 @@ def test_review_in_chromium(
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         login(page, cluster.api_url, "editor", cluster.users["editor"][1])
         first = watch_the_take(page, f"{ti_url}/plugin/luma_review")
+        human_pause()
 
         # The pending action: the Markdown body links to the gallery; re-render with a new prompt.
         page.goto(f"{ti_url}/required_actions")
@@ -106,6 +119,7 @@ def test_review_in_chromium(
         assert [t["decision"] for t in data["takes"]] == ["re-render", "awaiting review"]
         assert data["takes"][0]["by"] == "editor" and data["takes"][1]["edits"] == {"prompt": SECOND}
         second = watch_the_take(page, f"{ti_url}/plugin/luma_review", data["generation_id"])
+        human_pause()
         page.frame_locator("iframe").first.locator('#takes tr[data-take="2"]').wait_for()
         # The tracked picture changes only on request (LUMA_UPDATE_SCREENSHOT=1): tests never write tracked files.
         shot = cluster.log_dir / "review.png"

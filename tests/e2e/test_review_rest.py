@@ -18,7 +18,15 @@ import pytest
 from airflow_provider_luma.testing import LumaSimulatorServer
 from airflow_provider_luma.version_compat import AIRFLOW_V_3_1_PLUS
 from tests.e2e._browser import wait_for
-from tests.e2e.test_review_browser import DAG_ID, EXTEND, FIRST, SECOND, creates, prompt_of
+from tests.e2e.test_review_browser import (
+    DAG_ID,
+    EXTEND,
+    FIRST,
+    SECOND,
+    creates,
+    human_pause,
+    prompt_of,
+)
 from tests.harness.cluster import LocalAirflowCluster
 
 pytestmark = [
@@ -31,6 +39,7 @@ pytestmark = [
 
 def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_sim: LumaSimulatorServer) -> None:
     cluster, sim = airflow_cluster, luma_sim
+    http = httpx.Client(timeout=30.0)  # the api-server of a loaded CI machine can take longer than httpx's 5 s
     before = len(creates(sim))
     run_id = cluster.trigger_dag(DAG_ID)
     dag, run = quote(DAG_ID, safe=""), quote(run_id, safe="")
@@ -43,8 +52,8 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
 
     def take_asked(number: int) -> dict[str, Any] | None:
         """The review tab's data once take ``number`` awaits its review (and Airflow holds an open question)."""
-        data: dict[str, Any] = httpx.get(review_api, headers=editor).json()
-        asked = httpx.get(hitl, headers=editor)
+        data: dict[str, Any] = http.get(review_api, headers=editor).json()
+        asked = http.get(hitl, headers=editor)
         seen[:] = [data, asked.status_code, asked.text[:500]]  # what a failure message shows
         if not (data["awaiting_review"] and len(data["takes"]) == number and data["video"]):
             return None
@@ -58,12 +67,13 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
 
     first = wait_for_take(1)
     assert first["state"] in ("awaiting_input", "deferred"), first["state"]
+    human_pause()
 
     # Not assigned: even an Admin cannot answer.
-    denied = httpx.patch(hitl, headers=admin, json={"chosen_options": ["Approve"], "params_input": {}})
+    denied = http.patch(hitl, headers=admin, json={"chosen_options": ["Approve"], "params_input": {}})
     assert denied.status_code == 403, denied.text
 
-    rerender = httpx.patch(
+    rerender = http.patch(
         hitl, headers=editor, json={"chosen_options": ["Re-render"], "params_input": {"prompt": SECOND}}
     )
     assert rerender.status_code == 200, rerender.text
@@ -71,8 +81,9 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
     assert second["generation_id"] != first["generation_id"]
     assert [t["decision"] for t in second["takes"]] == ["re-render", "awaiting review"]
     assert second["takes"][0]["by"] == "editor" and second["takes"][1]["edits"] == {"prompt": SECOND}
+    human_pause()
 
-    approve = httpx.patch(hitl, headers=editor, json={"chosen_options": ["Approve"], "params_input": {}})
+    approve = http.patch(hitl, headers=editor, json={"chosen_options": ["Approve"], "params_input": {}})
     assert approve.status_code == 200, approve.text
     assert cluster.wait_for_run(DAG_ID, run_id, timeout=180) == "success"
 
@@ -81,6 +92,6 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
     assert (made[2].payload.get("payload") or {}).get("start_frame_generation_id") == second["generation_id"]
     assert cluster.xcom(DAG_ID, run_id, "publish") == second["generation_id"]
     assert cluster.xcom(DAG_ID, run_id, "clip", key="generation_id") == second["generation_id"]
-    after = httpx.get(review_api, headers=editor).json()
+    after = http.get(review_api, headers=editor).json()
     assert after["state"] == "success" and after["generation_id"] == second["generation_id"] and after["video"]
     assert [t["decision"] for t in after["takes"]] == ["re-render", "approved"]
