@@ -44,15 +44,39 @@ def creates(sim: LumaSimulatorServer) -> list[Any]:
 
 
 HUMAN_PAUSE = 5.0
-"""Seconds a test waits after a take is asked about before it answers, as a person watching it always does."""
+"""Seconds a test waits before it answers where the scheduler's log cannot say more (see :func:`human_pause`)."""
 
 
-def human_pause() -> None:
-    """Airflow (3.3.2 seen) fails a task answered within a few hundred milliseconds of parking: the answer resumes
-    it to ``queued`` before the scheduler has read the executor's event for the worker run that parked it, and the
-    scheduler takes that event for a task changed behind its back ("finished with state success, but the task
-    instance's state attribute is queued") and fails it. A person answers seconds later; so do the tests."""
-    time.sleep(HUMAN_PAUSE)
+def human_pause(cluster: LocalAirflowCluster, run_id: str) -> None:
+    """Wait before answering the question a take asks until the scheduler has taken in the end of the worker run
+    that parked the task, as a person answering seconds later always finds it.
+
+    Airflow (3.3.2 seen in CI) fails a task answered before that: the answer resumes it to ``queued``, then the
+    scheduler reads the executor's event for the run that parked it, takes it for a task changed behind its back
+    ("finished with state success, but the task instance's state attribute is queued") and fails it. The parking
+    run can take seconds to end on a loaded machine, so a fixed pause is not enough: the scheduler's log says when
+    the run ended ("Workload finished" on 3.3, "Task finished" before) and when its event was read. Where the log
+    does not show the park (a release that does not forward task logs there), the test waits :data:`HUMAN_PAUSE`."""
+    ti_id = str(cluster.task_instance(DAG_ID, run_id, "clip")["id"])
+    log = cluster.log_dir / "scheduler.log"
+    event = f"for task instance TaskInstanceKey(dag_id='{DAG_ID}', task_id='clip', run_id='{run_id}'"
+
+    def taken_in() -> bool | None:
+        lines = log.read_text().splitlines()
+        parked = [i for i, line in enumerate(lines) if "Pausing task as" in line and ti_id in line]
+        if not parked:
+            return None
+        ended = [i for i, line in enumerate(lines) if i > parked[-1] and "finished" in line and ti_id in line]
+        ended = [i for i in ended if "Workload finished" in lines[i] or "Task finished" in lines[i]]
+        return bool(ended) and any("Received executor event" in line and event in line for line in lines[ended[0] :])
+
+    try:
+        wait_for("the scheduler to take in the parked run", taken_in, timeout=20)
+    except AssertionError:
+        if not any("Pausing task as" in line and ti_id in line for line in log.read_text().splitlines()):
+            time.sleep(HUMAN_PAUSE)  # the log does not show the park on this release
+        else:
+            wait_for("the scheduler to take in the parked run", taken_in, timeout=60)
 
 
 def watch_the_take(page: Any, tab_url: str, generation_id: str | None = None) -> str:
@@ -100,7 +124,7 @@ def test_review_in_chromium(
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         login(page, cluster.api_url, "editor", cluster.users["editor"][1])
         first = watch_the_take(page, f"{ti_url}/plugin/luma_review")
-        human_pause()
+        human_pause(cluster, run_id)
 
         # The pending action: the Markdown body links to the gallery; re-render with a new prompt.
         page.goto(f"{ti_url}/required_actions")
@@ -119,7 +143,7 @@ def test_review_in_chromium(
         assert [t["decision"] for t in data["takes"]] == ["re-render", "awaiting review"]
         assert data["takes"][0]["by"] == "editor" and data["takes"][1]["edits"] == {"prompt": SECOND}
         second = watch_the_take(page, f"{ti_url}/plugin/luma_review", data["generation_id"])
-        human_pause()
+        human_pause(cluster, run_id)
         page.frame_locator("iframe").first.locator('#takes tr[data-take="2"]').wait_for()
         # The tracked picture changes only on request (LUMA_UPDATE_SCREENSHOT=1): tests never write tracked files.
         shot = cluster.log_dir / "review.png"

@@ -67,7 +67,7 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
 
     first = wait_for_take(1)
     assert first["state"] in ("awaiting_input", "deferred"), first["state"]
-    human_pause()
+    human_pause(cluster, run_id)
 
     # Not assigned: even an Admin cannot answer.
     denied = http.patch(hitl, headers=admin, json={"chosen_options": ["Approve"], "params_input": {}})
@@ -81,7 +81,7 @@ def test_review_through_the_rest_api(airflow_cluster: LocalAirflowCluster, luma_
     assert second["generation_id"] != first["generation_id"]
     assert [t["decision"] for t in second["takes"]] == ["re-render", "awaiting review"]
     assert second["takes"][0]["by"] == "editor" and second["takes"][1]["edits"] == {"prompt": SECOND}
-    human_pause()
+    human_pause(cluster, run_id)
 
     approve = http.patch(hitl, headers=editor, json={"chosen_options": ["Approve"], "params_input": {}})
     assert approve.status_code == 200, approve.text
